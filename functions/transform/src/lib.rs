@@ -1,0 +1,62 @@
+//! The transform stop: applies declarative operations from `TRANSFORM_OPS` to each passenger.
+//! A passenger that fails an operation is rejected with the reason; a passenger a filter
+//! does not match is dropped off.
+
+mod ops;
+
+use async_trait::async_trait;
+use busline_core::config::{Vars, required};
+use busline_core::envelope::Passenger;
+use busline_core::{ConfigError, Outbox, Stop, StopContext, StopError};
+pub use ops::{CastTo, Comparison, Condition, Op, Verdict};
+
+/// The transform stop's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformConfig {
+    /// `TRANSFORM_OPS`: a JSON array of operations, applied in order.
+    pub ops: Vec<Op>,
+}
+
+impl TransformConfig {
+    /// Reads and checks `TRANSFORM_OPS`.
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let text = required(vars, "TRANSFORM_OPS")?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            var: "TRANSFORM_OPS".into(),
+            value: text.clone(),
+            reason,
+        };
+        let ops: Vec<Op> = serde_json::from_str(&text)
+            .map_err(|err| invalid(format!("{err} (expected e.g. [{{\"drop\": [\"HEX\"]}}, {{\"cast\": {{\"age\": \"number\"}}}}])")))?;
+        for (index, op) in ops.iter().enumerate() {
+            op.check().map_err(|reason| invalid(format!("operation {}: {reason}", index + 1)))?;
+        }
+        Ok(TransformConfig { ops })
+    }
+}
+
+/// The transform stop.
+pub struct Transform {
+    config: TransformConfig,
+}
+
+impl Transform {
+    /// A transform with its operations.
+    pub fn new(config: TransformConfig) -> Self {
+        Transform { config }
+    }
+}
+
+#[async_trait]
+impl Stop for Transform {
+    async fn handle(&self, _ctx: &StopContext<'_>, passengers: Vec<Passenger>, outbox: &mut Outbox) -> Result<(), StopError> {
+        for mut passenger in passengers {
+            match ops::apply_all(&self.config.ops, &mut passenger.data) {
+                Verdict::Keep => outbox.board(&passenger).await?,
+                Verdict::Filtered => outbox.drop_off(1),
+                Verdict::Reject(reason) => outbox.reject(&passenger.reject(reason)).await?,
+            }
+        }
+        Ok(())
+    }
+}

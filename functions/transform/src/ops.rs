@@ -1,0 +1,313 @@
+//! The declarative operations: select, drop, rename, cast, filter, require.
+
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+use std::collections::BTreeMap;
+
+/// One operation, written in `TRANSFORM_OPS` as a one-key object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Op {
+    /// `{"select": ["a", "b"]}`: keep only these fields, in this order.
+    Select(Vec<String>),
+    /// `{"drop": ["HEX"]}`: remove these fields.
+    Drop(Vec<String>),
+    /// `{"rename": {"old": "new"}}`: rename fields in place (all at once).
+    Rename(BTreeMap<String, String>),
+    /// `{"cast": {"age": "number"}}`: convert fields; an empty string becomes null.
+    Cast(BTreeMap<String, CastTo>),
+    /// `{"filter": {"field": "age", "op": "gte", "value": 18}}`: keep matching passengers;
+    /// the others are dropped off.
+    Filter(Condition),
+    /// `{"require": ["Name"]}`: reject passengers missing any of these fields (or null).
+    Require(Vec<String>),
+}
+
+/// Target type of a cast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CastTo {
+    /// Integer when it is one, else floating point.
+    Number,
+    /// true/false, yes/no, 1/0 (any case).
+    Bool,
+    /// Text; objects and arrays become their JSON.
+    String,
+}
+
+/// A filter condition on one field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The field compared.
+    pub field: String,
+    /// The comparison.
+    pub op: Comparison,
+    /// The value compared with (not used by `exists` / `missing`).
+    #[serde(default)]
+    pub value: Value,
+}
+
+/// Comparisons a filter can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Comparison {
+    /// Equal (numbers by value: 1 equals 1.0).
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// The field is present and not null.
+    Exists,
+    /// The field is absent or null.
+    Missing,
+}
+
+/// What the operations decided for one passenger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Ride on.
+    Keep,
+    /// A filter did not match: drop off.
+    Filtered,
+    /// Refused, with the reason naming the field.
+    Reject(String),
+}
+
+impl Op {
+    /// Checks an operation makes sense before any passenger meets it.
+    pub fn check(&self) -> Result<(), String> {
+        let empty = match self {
+            Op::Select(fields) | Op::Drop(fields) | Op::Require(fields) => fields.is_empty(),
+            Op::Rename(map) => map.is_empty(),
+            Op::Cast(map) => map.is_empty(),
+            Op::Filter(condition) => {
+                let ordered = matches!(condition.op, Comparison::Gt | Comparison::Gte | Comparison::Lt | Comparison::Lte);
+                if ordered && !(condition.value.is_number() || condition.value.is_string()) {
+                    return Err(format!(
+                        "filter on `{}`: {:?} needs a number or string value",
+                        condition.field, condition.op
+                    ));
+                }
+                false
+            }
+        };
+        if empty { Err("names no fields".into()) } else { Ok(()) }
+    }
+}
+
+/// Applies `ops` in order to `data`.
+pub fn apply_all(ops: &[Op], data: &mut Map<String, Value>) -> Verdict {
+    for op in ops {
+        match apply(op, data) {
+            Verdict::Keep => {}
+            other => return other,
+        }
+    }
+    Verdict::Keep
+}
+
+fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
+    match op {
+        Op::Select(fields) => {
+            let mut kept = Map::with_capacity(fields.len());
+            for field in fields {
+                if let Some(value) = data.remove(field) {
+                    kept.insert(field.clone(), value);
+                }
+            }
+            *data = kept;
+        }
+        Op::Drop(fields) => {
+            for field in fields {
+                data.shift_remove(field);
+            }
+        }
+        Op::Rename(names) => {
+            if names.keys().any(|old| data.contains_key(old)) {
+                *data = std::mem::take(data)
+                    .into_iter()
+                    .map(|(key, value)| (names.get(&key).cloned().unwrap_or(key), value))
+                    .collect();
+            }
+        }
+        Op::Cast(casts) => {
+            for (field, to) in casts {
+                if let Some(value) = data.get_mut(field) {
+                    match cast(value, *to) {
+                        Ok(cast) => *value = cast,
+                        Err(reason) => return Verdict::Reject(format!("field `{field}`: {reason}")),
+                    }
+                }
+            }
+        }
+        Op::Filter(condition) => return filter(condition, data),
+        Op::Require(fields) => {
+            for field in fields {
+                if data.get(field).is_none_or(Value::is_null) {
+                    return Verdict::Reject(format!("field `{field}` is required but missing"));
+                }
+            }
+        }
+    }
+    Verdict::Keep
+}
+
+fn cast(value: &Value, to: CastTo) -> Result<Value, String> {
+    let fail = || format!("cannot cast {value} to {}", name(to));
+    match (to, value) {
+        (_, Value::Null) => Ok(Value::Null),
+        (CastTo::Number, Value::Number(_)) | (CastTo::Bool, Value::Bool(_)) | (CastTo::String, Value::String(_)) => Ok(value.clone()),
+        (CastTo::Number | CastTo::Bool, Value::String(text)) if text.trim().is_empty() => Ok(Value::Null),
+        (CastTo::Number, Value::String(text)) => parse_number(text.trim()).ok_or_else(fail),
+        (CastTo::Number, Value::Bool(flag)) => Ok(Value::from(u8::from(*flag))),
+        (CastTo::Bool, Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "0" => Ok(Value::Bool(false)),
+            _ => Err(fail()),
+        },
+        (CastTo::Bool, Value::Number(n)) if n.as_f64() == Some(1.0) => Ok(Value::Bool(true)),
+        (CastTo::Bool, Value::Number(n)) if n.as_f64() == Some(0.0) => Ok(Value::Bool(false)),
+        (CastTo::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
+        (CastTo::String, Value::Bool(flag)) => Ok(Value::String(flag.to_string())),
+        (CastTo::String, other) => Ok(Value::String(other.to_string())),
+        _ => Err(fail()),
+    }
+}
+
+fn parse_number(text: &str) -> Option<Value> {
+    if let Ok(int) = text.parse::<i64>() {
+        return Some(Value::from(int));
+    }
+    let float: f64 = text.parse().ok()?;
+    Number::from_f64(float).map(Value::Number)
+}
+
+fn name(to: CastTo) -> &'static str {
+    match to {
+        CastTo::Number => "number",
+        CastTo::Bool => "bool",
+        CastTo::String => "string",
+    }
+}
+
+fn filter(condition: &Condition, data: &Map<String, Value>) -> Verdict {
+    let present = data.get(&condition.field).filter(|v| !v.is_null());
+    let matched = match (condition.op, present) {
+        (Comparison::Exists, found) => found.is_some(),
+        (Comparison::Missing, found) => found.is_none(),
+        (_, None) => false,
+        (Comparison::Eq, Some(value)) => same(value, &condition.value),
+        (Comparison::Ne, Some(value)) => !same(value, &condition.value),
+        (op, Some(value)) => match order(value, &condition.value) {
+            Some(ordering) => match op {
+                Comparison::Gt => ordering.is_gt(),
+                Comparison::Gte => ordering.is_ge(),
+                Comparison::Lt => ordering.is_lt(),
+                _ => ordering.is_le(),
+            },
+            None => {
+                return Verdict::Reject(format!(
+                    "field `{}`: cannot compare {value} with {} (cast it first)",
+                    condition.field, condition.value
+                ));
+            }
+        },
+    };
+    if matched { Verdict::Keep } else { Verdict::Filtered }
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn ops(text: &str) -> Vec<Op> {
+        serde_json::from_str(text).expect("valid ops")
+    }
+
+    #[test]
+    fn drop_rename_cast_keep_field_order() {
+        let mut data = record(json!({"Name": "Red", "HEX": "#FF0000", "RGB": "(255,0,0)", "n": "7"}));
+        let verdict = apply_all(&ops(r#"[{"drop":["HEX"]},{"rename":{"Name":"name"}},{"cast":{"n":"number"}}]"#), &mut data);
+        assert_eq!(verdict, Verdict::Keep);
+        assert_eq!(Value::Object(data).to_string(), r#"{"name":"Red","RGB":"(255,0,0)","n":7}"#);
+    }
+
+    #[test]
+    fn select_keeps_listed_order() {
+        let mut data = record(json!({"a": 1, "b": 2, "c": 3}));
+        apply_all(&ops(r#"[{"select":["c","a","zz"]}]"#), &mut data);
+        assert_eq!(Value::Object(data).to_string(), r#"{"c":3,"a":1}"#);
+    }
+
+    #[test]
+    fn bad_cast_names_field_and_value() {
+        let mut data = record(json!({"age": "old"}));
+        assert_eq!(
+            apply_all(&ops(r#"[{"cast":{"age":"number"}}]"#), &mut data),
+            Verdict::Reject("field `age`: cannot cast \"old\" to number".into())
+        );
+    }
+
+    #[test]
+    fn casts_cover_each_type() {
+        assert_eq!(cast(&json!("2.5"), CastTo::Number), Ok(json!(2.5)));
+        assert_eq!(cast(&json!(""), CastTo::Number), Ok(Value::Null));
+        assert_eq!(cast(&json!("Yes"), CastTo::Bool), Ok(json!(true)));
+        assert_eq!(cast(&json!(0), CastTo::Bool), Ok(json!(false)));
+        assert_eq!(cast(&json!(12), CastTo::String), Ok(json!("12")));
+        assert_eq!(cast(&json!([1]), CastTo::String), Ok(json!("[1]")));
+        assert!(cast(&json!("maybe"), CastTo::Bool).is_err());
+    }
+
+    #[test]
+    fn filter_drops_non_matching_and_rejects_type_mismatch() {
+        let gte = ops(r#"[{"filter":{"field":"age","op":"gte","value":18}}]"#);
+        assert_eq!(apply_all(&gte, &mut record(json!({"age": 20}))), Verdict::Keep);
+        assert_eq!(apply_all(&gte, &mut record(json!({"age": 3}))), Verdict::Filtered);
+        assert_eq!(apply_all(&gte, &mut record(json!({}))), Verdict::Filtered);
+        assert_eq!(
+            apply_all(&gte, &mut record(json!({"age": "x"}))),
+            Verdict::Reject("field `age`: cannot compare \"x\" with 18 (cast it first)".into())
+        );
+        let eq = ops(r#"[{"filter":{"field":"n","op":"eq","value":1}}]"#);
+        assert_eq!(apply_all(&eq, &mut record(json!({"n": 1.0}))), Verdict::Keep);
+    }
+
+    #[test]
+    fn require_rejects_missing_or_null() {
+        let require = ops(r#"[{"require":["Name"]}]"#);
+        assert_eq!(apply_all(&require, &mut record(json!({"Name": "x"}))), Verdict::Keep);
+        assert_eq!(
+            apply_all(&require, &mut record(json!({"Name": null}))),
+            Verdict::Reject("field `Name` is required but missing".into())
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Typed stop configuration, read once from environment variables (or the template's
+//! `Environment.Variables` in embedded mode), with errors that name the variable.
+
+use crate::error::ConfigError;
+use crate::ports::SQS_MAX_BYTES;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Where configuration variables come from.
+pub trait Vars {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment (inside Lambda).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl Vars for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Vars for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A required, non-empty variable.
+pub fn required(vars: &dyn Vars, name: &str) -> Result<String, ConfigError> {
+    match vars.var(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing {
+            var: name.to_owned(),
+            hint: String::new(),
+        }),
+    }
+}
+
+/// An optional variable; empty counts as unset.
+pub fn optional(vars: &dyn Vars, name: &str) -> Option<String> {
+    vars.var(name).filter(|value| !value.trim().is_empty())
+}
+
+/// An optional variable parsed as `T`, or `default` when unset.
+pub fn parsed<T>(vars: &dyn Vars, name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match optional(vars, name) {
+        None => Ok(default),
+        Some(value) => value.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
+            var: name.to_owned(),
+            value,
+            reason: err.to_string(),
+        }),
+    }
+}
+
+/// Default byte budget of one bus (256 KiB).
+pub const DEFAULT_BUS_BYTE_BUDGET: usize = 256 * 1024;
+/// Room kept under SQS's 1 MiB limit for message attributes (a dead-lettered bus gains a reason).
+pub const ATTRIBUTE_RESERVE: usize = 8 * 1024;
+/// The largest budget allowed: SQS's 1 MiB limit less the attribute reserve.
+pub const MAX_BUS_BYTE_BUDGET: usize = SQS_MAX_BYTES - ATTRIBUTE_RESERVE;
+/// The smallest budget allowed.
+pub const MIN_BUS_BYTE_BUDGET: usize = 1024;
+
+/// Settings every stop shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopConfig {
+    /// `STOP_NAME`: the stop's name in logs, envelopes and metrics.
+    pub stop: String,
+    /// `ROUTE_NAME`: the route's name.
+    pub route: String,
+    /// `NEXT_QUEUE_URL`: where forwarded buses go (unset for a last stop).
+    pub next_queue_url: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: where buses that failed for good go with their reason.
+    /// When unset, such buses are reported failed and SQS's redrive policy moves them.
+    pub dead_letter_queue_url: Option<String>,
+    /// `QUARANTINE_QUEUE_URL`: where rejected passengers go with their reason.
+    pub quarantine_queue_url: String,
+    /// `MAX_RECEIVE_COUNT`: the queue's redrive maxReceiveCount. On that receive a failing bus
+    /// is dead-lettered by the stop itself, so its reason travels with it.
+    pub max_receive_count: u32,
+    /// `BUS_BYTE_BUDGET`: the largest bus body the forwarder builds.
+    pub bus_byte_budget: usize,
+    /// `BATCH_CONCURRENCY`: messages of one batch handled at once.
+    pub batch_concurrency: usize,
+    /// `CLAIM_CHECK_PREFIX`: key prefix where buses over the budget are parked.
+    pub claim_check_prefix: String,
+    /// `MAX_HOPS`: a bus that has travelled this many stops is dead-lettered (loop guard).
+    pub max_hops: u32,
+}
+
+impl StopConfig {
+    /// Reads the shared settings; the error names the variable at fault.
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let bus_byte_budget = parsed(vars, "BUS_BYTE_BUDGET", DEFAULT_BUS_BYTE_BUDGET)?;
+        if !(MIN_BUS_BYTE_BUDGET..=MAX_BUS_BYTE_BUDGET).contains(&bus_byte_budget) {
+            return Err(ConfigError::Invalid {
+                var: "BUS_BYTE_BUDGET".into(),
+                value: bus_byte_budget.to_string(),
+                reason: format!(
+                    "must be between {MIN_BUS_BYTE_BUDGET} and {MAX_BUS_BYTE_BUDGET} bytes \
+                     (SQS's 1 MiB limit less {ATTRIBUTE_RESERVE} bytes for attributes)"
+                ),
+            });
+        }
+        let max_receive_count = parsed(vars, "MAX_RECEIVE_COUNT", 5u32)?;
+        let batch_concurrency = parsed(vars, "BATCH_CONCURRENCY", 4usize)?;
+        for (var, value) in [
+            ("MAX_RECEIVE_COUNT", max_receive_count as usize),
+            ("BATCH_CONCURRENCY", batch_concurrency),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    var: var.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(StopConfig {
+            stop: required(vars, "STOP_NAME")?,
+            route: required(vars, "ROUTE_NAME")?,
+            next_queue_url: optional(vars, "NEXT_QUEUE_URL"),
+            dead_letter_queue_url: optional(vars, "DEAD_LETTER_QUEUE_URL"),
+            quarantine_queue_url: required(vars, "QUARANTINE_QUEUE_URL")?,
+            max_receive_count,
+            bus_byte_budget,
+            batch_concurrency,
+            claim_check_prefix: optional(vars, "CLAIM_CHECK_PREFIX")
+                .unwrap_or_else(|| "claim-check/".into()),
+            max_hops: parsed(vars, "MAX_HOPS", 32u32)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("STOP_NAME", "transform"),
+        ("ROUTE_NAME", "colors"),
+        ("QUARANTINE_QUEUE_URL", "q"),
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let config = StopConfig::from_vars(&vars(&BASE)).expect("valid");
+        assert_eq!(config.bus_byte_budget, 256 * 1024);
+        assert_eq!(config.max_receive_count, 5);
+        assert_eq!(config.next_queue_url, None);
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let err = StopConfig::from_vars(&vars(&BASE[1..])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable STOP_NAME is required but not set"
+        );
+    }
+
+    #[test]
+    fn bad_number_is_named_with_value() {
+        let mut v = vars(&BASE);
+        v.insert("BUS_BYTE_BUDGET".into(), "lots".into());
+        let err = StopConfig::from_vars(&v).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable BUS_BYTE_BUDGET=\"lots\" is invalid: invalid digit found in string"
+        );
+        v.insert("BUS_BYTE_BUDGET".into(), "2000000".into());
+        let err = StopConfig::from_vars(&v).unwrap_err();
+        assert!(err.to_string().contains("must be between 1024 and 1040384"), "{err}");
+    }
+}

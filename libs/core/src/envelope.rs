@@ -1,0 +1,232 @@
+//! The bus: a versioned JSON envelope carrying many passengers, and the claim-check pointer
+//! (the AWS SQS extended client's format) used when a bus is parked in the object store.
+
+use crate::error::DecodeError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The envelope format this build writes and reads.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// One record riding the bus: a JSON object with a stable id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passenger {
+    /// Deterministic id, derived from the trip and the source position.
+    pub id: String,
+    /// Where it was picked up, as `file:line`, so later stops can name it in a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The record.
+    pub data: Map<String, Value>,
+}
+
+impl Passenger {
+    /// A rejection of this passenger, its reason prefixed with where it was picked up.
+    pub fn reject(self, reason: impl std::fmt::Display) -> Rejection {
+        let reason = match &self.source {
+            Some(source) => format!("{source}: {reason}"),
+            None => format!("passenger {}: {reason}", self.id),
+        };
+        Rejection {
+            id: self.id,
+            reason,
+            data: Value::Object(self.data),
+        }
+    }
+}
+
+/// A passenger (or raw input) that a stop refused, with the reason. Rides to quarantine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The passenger's id, or an id derived from the source position for unparsed input.
+    pub id: String,
+    /// Why it was refused, naming the file, line and field where known.
+    pub reason: String,
+    /// The passenger's data, or what is known of the raw input.
+    pub data: Value,
+}
+
+/// One bus: the envelope carried by one SQS message.
+///
+/// `T` is [`Passenger`] on the route and [`Rejection`] on the quarantine queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Format version ([`ENVELOPE_VERSION`]).
+    pub v: u32,
+    /// Deterministic bus id (trip, sending stop, the bus it came from, sequence).
+    pub bus: String,
+    /// The trip this bus belongs to.
+    pub trip: String,
+    /// The route's name.
+    pub route: String,
+    /// The stop that sent this bus.
+    pub from: String,
+    /// Stops travelled so far; guards against loops.
+    pub hop: u32,
+    /// When the bus was packed (RFC 3339, UTC).
+    pub created: String,
+    /// The riders.
+    pub passengers: Vec<T>,
+}
+
+/// Everything in an envelope except the passengers, as a bus is packed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusHeader {
+    /// Trip id.
+    pub trip: String,
+    /// Route name.
+    pub route: String,
+    /// Sending stop.
+    pub from: String,
+    /// Hop count of the buses being packed.
+    pub hop: u32,
+    /// Creation time (RFC 3339).
+    pub created: String,
+}
+
+impl BusHeader {
+    /// The JSON of an envelope with this header and bus id, up to and including the `[` that
+    /// opens the passenger list. Appending the passengers and `]}` completes the body.
+    pub fn json_prefix(&self, bus: &str) -> String {
+        // Value's Display escapes strings and cannot fail.
+        let text = |s: &str| Value::from(s).to_string();
+        format!(
+            r#"{{"v":{},"bus":{},"trip":{},"route":{},"from":{},"hop":{},"created":{},"passengers":["#,
+            ENVELOPE_VERSION,
+            text(bus),
+            text(&self.trip),
+            text(&self.route),
+            text(&self.from),
+            self.hop,
+            text(&self.created),
+        )
+    }
+}
+
+/// The closing bytes of an envelope body after the passengers.
+pub const ENVELOPE_SUFFIX: &str = "]}";
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// Decodes a bus body, with a clear error for bad JSON or an unknown version.
+pub fn decode_envelope<T: serde::de::DeserializeOwned>(body: &str) -> Result<Envelope<T>, DecodeError> {
+    match serde_json::from_str::<Envelope<T>>(body) {
+        Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok(envelope),
+        Ok(envelope) => Err(DecodeError::UnsupportedVersion {
+            found: envelope.v,
+            supported: ENVELOPE_VERSION,
+        }),
+        Err(err) => match serde_json::from_str::<VersionOnly>(body) {
+            // A shape we cannot read under another version number: say so, it is the real cause.
+            Ok(VersionOnly { v }) if v != ENVELOPE_VERSION => Err(DecodeError::UnsupportedVersion {
+                found: v,
+                supported: ENVELOPE_VERSION,
+            }),
+            _ => Err(err.into()),
+        },
+    }
+}
+
+/// The class name that marks an SQS extended-client pointer body.
+pub const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
+
+/// The message attribute carrying the parked payload's size (SQS extended client v2).
+pub const EXTENDED_PAYLOAD_SIZE: &str = "ExtendedPayloadSize";
+
+/// Where a parked bus lives, as the SQS extended client writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadPointer {
+    /// Bucket holding the payload.
+    pub s3_bucket_name: String,
+    /// Key of the payload.
+    pub s3_key: String,
+}
+
+impl PayloadPointer {
+    /// The message body for this pointer: `["<class>",{"s3BucketName":..,"s3Key":..}]`.
+    pub fn to_body(&self) -> String {
+        serde_json::json!([POINTER_CLASS, {"s3BucketName": self.s3_bucket_name, "s3Key": self.s3_key}])
+            .to_string()
+    }
+
+    /// Reads a pointer body; `None` when the body is not a pointer.
+    pub fn from_body(body: &str) -> Option<Result<Self, DecodeError>> {
+        let trimmed = body.trim_start();
+        if !trimmed.starts_with('[') || !trimmed.contains(POINTER_CLASS) {
+            return None;
+        }
+        Some(
+            serde_json::from_str::<(String, PayloadPointer)>(trimmed)
+                .map(|(_, pointer)| pointer)
+                .map_err(DecodeError::from),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> BusHeader {
+        BusHeader {
+            trip: "t1".into(),
+            route: "colors".into(),
+            from: "extract".into(),
+            hop: 2,
+            created: "2026-11-22T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn prefix_plus_passengers_is_a_valid_envelope() {
+        let passenger = Passenger {
+            id: "p1".into(),
+            source: Some("input/a.csv:2".into()),
+            data: serde_json::json!({"Name": "Red"}).as_object().cloned().unwrap_or_default(),
+        };
+        let body = format!(
+            "{}{}{}",
+            header().json_prefix("b1"),
+            serde_json::to_string(&passenger).unwrap_or_default(),
+            ENVELOPE_SUFFIX
+        );
+        let envelope: Envelope<Passenger> = decode_envelope(&body).expect("decodes");
+        assert_eq!(envelope.bus, "b1");
+        assert_eq!(envelope.hop, 2);
+        assert_eq!(envelope.passengers, vec![passenger]);
+    }
+
+    #[test]
+    fn bad_json_names_line_and_column() {
+        let err = decode_envelope::<Passenger>("{\"v\":1,\n\"bus\":").unwrap_err();
+        assert!(matches!(err, DecodeError::Json { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn other_version_is_named() {
+        let err = decode_envelope::<Passenger>(r#"{"v":2,"cargo":[]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bus envelope version 2 is not supported (this stop reads version 1)"
+        );
+    }
+
+    #[test]
+    fn pointer_round_trips_in_extended_client_format() {
+        let pointer = PayloadPointer {
+            s3_bucket_name: "data".into(),
+            s3_key: "claim-check/t1/b1.json".into(),
+        };
+        let body = pointer.to_body();
+        assert_eq!(
+            body,
+            r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"data","s3Key":"claim-check/t1/b1.json"}]"#
+        );
+        assert_eq!(PayloadPointer::from_body(&body), Some(Ok(pointer)));
+        assert_eq!(PayloadPointer::from_body(r#"{"v":1}"#), None);
+    }
+}

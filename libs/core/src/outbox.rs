@@ -1,0 +1,248 @@
+//! The outbox a stop boards passengers into while it handles one bus. Full buses leave
+//! early (so a stop can stream a large source in bounded memory); the rest leave when the
+//! bus has been handled, pooled with the other messages of the batch.
+
+use crate::config::StopConfig;
+use crate::envelope::{BusHeader, EXTENDED_PAYLOAD_SIZE, Passenger, PayloadPointer, Rejection};
+use crate::error::{ErrorClass, StopError};
+use crate::forwarder::{Forwarder, Parcel};
+use crate::packer::{PackedBus, Packer};
+use crate::ports::{Attribute, ObjectStore, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES};
+use std::sync::Arc;
+
+/// What an outbox counted, for the stop's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Passengers declared as new from a source.
+    pub picked_up: u64,
+    /// Passengers boarded for the next stop.
+    pub forwarded: u64,
+    /// Passengers that left the bus here.
+    pub dropped_off: u64,
+    /// Passengers sent to quarantine.
+    pub rejected: u64,
+    /// Buses built for the next stop.
+    pub buses_out: u64,
+    /// Bytes of those buses' bodies (before claim checks).
+    pub bytes_out: u64,
+}
+
+/// Messages an outbox built but has not sent yet.
+#[derive(Debug, Default)]
+pub struct Departures {
+    /// Buses for the next stop.
+    pub next: Vec<OutgoingMessage>,
+    /// Buses for the quarantine queue.
+    pub quarantine: Vec<OutgoingMessage>,
+}
+
+/// One queue's side of an outbox: a packer and the buses ready to leave.
+struct Lane {
+    queue_url: Option<String>,
+    packer: Packer,
+    ready: Vec<OutgoingMessage>,
+    ready_bytes: usize,
+}
+
+/// Collects what a stop forwards, drops off and rejects while it handles one bus.
+pub struct Outbox {
+    origin: usize,
+    trip: String,
+    claim_check_prefix: String,
+    forwarder: Forwarder,
+    objects: Arc<dyn ObjectStore>,
+    stop: String,
+    next: Lane,
+    quarantine: Lane,
+    counts: OutboxCounts,
+    rider: Vec<u8>,
+}
+
+impl Outbox {
+    /// An outbox for buses derived from the bus `origin_bus` (hop `hop` when they leave), as
+    /// input message `origin` of its batch.
+    pub fn new(
+        config: &StopConfig,
+        trip: &str,
+        origin_bus: &str,
+        hop: u32,
+        origin: usize,
+        forwarder: Forwarder,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Self {
+        let header = BusHeader {
+            trip: trip.to_owned(),
+            route: config.route.clone(),
+            from: config.stop.clone(),
+            hop,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let lane = |queue_url: Option<String>, origin_bus: String| Lane {
+            queue_url,
+            packer: Packer::new(header.clone(), origin_bus, config.bus_byte_budget),
+            ready: Vec::new(),
+            ready_bytes: 0,
+        };
+        Outbox {
+            origin,
+            trip: trip.to_owned(),
+            claim_check_prefix: config.claim_check_prefix.clone(),
+            forwarder,
+            objects,
+            stop: config.stop.clone(),
+            next: lane(config.next_queue_url.clone(), origin_bus.to_owned()),
+            // Quarantine buses get their own id space so they never collide with route buses.
+            quarantine: lane(Some(config.quarantine_queue_url.clone()), format!("{origin_bus}/quarantine")),
+            counts: OutboxCounts::default(),
+            rider: Vec::new(),
+        }
+    }
+
+    /// Boards `passenger` for the next stop.
+    pub async fn board(&mut self, passenger: &Passenger) -> Result<(), StopError> {
+        if self.next.queue_url.is_none() {
+            return Err(StopError::Permanent(format!(
+                "stop {} has no NEXT_QUEUE_URL, yet its handler boarded passenger {}",
+                self.stop, passenger.id
+            )));
+        }
+        let rider = serialize(&mut self.rider, passenger, &passenger.id)?;
+        self.counts.forwarded += 1;
+        let mut full = Vec::new();
+        self.next.packer.push(rider, &mut full);
+        self.counts.buses_out += full.len() as u64;
+        self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
+        self.depart_lane(full, false).await
+    }
+
+    /// Sends `rejection` to quarantine with its reason; the rest of the bus rides on.
+    pub async fn reject(&mut self, rejection: &Rejection) -> Result<(), StopError> {
+        let rider = serialize(&mut self.rider, rejection, &rejection.id)?;
+        self.counts.rejected += 1;
+        let mut full = Vec::new();
+        self.quarantine.packer.push(rider, &mut full);
+        self.depart_lane(full, true).await
+    }
+
+    /// Records `count` passengers leaving the bus here (written, consumed or filtered out).
+    pub fn drop_off(&mut self, count: u64) {
+        self.counts.dropped_off += count;
+    }
+
+    /// Records `count` new passengers taken from a source (each is then boarded or rejected).
+    pub fn pick_up(&mut self, count: u64) {
+        self.counts.picked_up += count;
+    }
+
+    /// Closes the bus being packed: the next passenger boards a new bus.
+    pub async fn depart(&mut self) -> Result<(), StopError> {
+        let full: Vec<PackedBus> = self.next.packer.finish().into_iter().collect();
+        self.counts.buses_out += full.len() as u64;
+        self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
+        self.depart_lane(full, false).await
+    }
+
+    /// What was counted so far.
+    pub fn counts(&self) -> OutboxCounts {
+        self.counts
+    }
+
+    /// Closes both lanes and returns what has not left yet, for the caller to send pooled
+    /// with other messages' buses.
+    pub async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
+        self.depart().await?;
+        let last: Vec<PackedBus> = self.quarantine.packer.finish().into_iter().collect();
+        self.park_and_queue(last, true).await?;
+        Ok((
+            self.counts,
+            Departures {
+                next: self.next.ready,
+                quarantine: self.quarantine.ready,
+            },
+        ))
+    }
+
+    /// Closes both lanes and sends everything now (for a caller with no batch to pool with,
+    /// such as the depot).
+    pub async fn close(self) -> Result<OutboxCounts, StopError> {
+        let next_url = self.next.queue_url.clone();
+        let quarantine_url = self.quarantine.queue_url.clone();
+        let forwarder = self.forwarder.clone();
+        let origin = self.origin;
+        let (counts, departures) = self.finish().await?;
+        for (url, messages) in [(next_url, departures.next), (quarantine_url, departures.quarantine)] {
+            if let Some(url) = url {
+                send_now(&forwarder, &url, origin, messages).await?;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn depart_lane(&mut self, full: Vec<PackedBus>, quarantine: bool) -> Result<(), StopError> {
+        if full.is_empty() {
+            return Ok(());
+        }
+        self.park_and_queue(full, quarantine).await?;
+        let lane = if quarantine { &mut self.quarantine } else { &mut self.next };
+        // Leave early once a whole SendMessageBatch is ready, so memory stays bounded.
+        if lane.ready.len() >= SQS_MAX_BATCH_ENTRIES || lane.ready_bytes >= SQS_MAX_BYTES {
+            let messages = std::mem::take(&mut lane.ready);
+            lane.ready_bytes = 0;
+            if let Some(url) = lane.queue_url.clone() {
+                send_now(&self.forwarder, &url, self.origin, messages).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns complete buses into messages, parking any bus over the budget in the object store.
+    async fn park_and_queue(&mut self, buses: Vec<PackedBus>, quarantine: bool) -> Result<(), StopError> {
+        for bus in buses {
+            let lane = if quarantine { &self.quarantine } else { &self.next };
+            let message = if bus.body.len() > lane.packer.budget() {
+                let key = format!("{}{}/{}.json", self.claim_check_prefix, self.trip, bus.bus);
+                let size = bus.body.len();
+                self.objects.put(&key, bus.body.into_bytes(), "application/json").await?;
+                OutgoingMessage {
+                    body: PayloadPointer {
+                        s3_bucket_name: self.objects.bucket().to_owned(),
+                        s3_key: key,
+                    }
+                    .to_body(),
+                    attributes: vec![Attribute::number(EXTENDED_PAYLOAD_SIZE, size)],
+                }
+            } else {
+                OutgoingMessage {
+                    body: bus.body,
+                    attributes: Vec::new(),
+                }
+            };
+            let lane = if quarantine { &mut self.quarantine } else { &mut self.next };
+            lane.ready_bytes += message.size();
+            lane.ready.push(message);
+        }
+        Ok(())
+    }
+}
+
+/// Sends `messages` now; any that cannot be delivered fails the bus with its class.
+async fn send_now(
+    forwarder: &Forwarder,
+    url: &str,
+    origin: usize,
+    messages: Vec<OutgoingMessage>,
+) -> Result<(), StopError> {
+    let parcels = messages.into_iter().map(|message| Parcel { origin, message }).collect();
+    match forwarder.send(url, parcels).await.into_iter().next() {
+        None => Ok(()),
+        Some(failed) if failed.class == ErrorClass::Retryable => Err(StopError::Retryable(failed.reason)),
+        Some(failed) => Err(StopError::Permanent(failed.reason)),
+    }
+}
+
+/// Serializes one rider into the reused buffer `buf`.
+fn serialize<'b, T: serde::Serialize>(buf: &'b mut Vec<u8>, rider: &T, id: &str) -> Result<&'b str, StopError> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, rider).map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))?;
+    std::str::from_utf8(buf).map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))
+}

@@ -1,0 +1,148 @@
+//! Ports: the small traits through which stops reach queues, object stores and metrics.
+//! Each has an AWS adapter and an embedded adapter side by side.
+
+use crate::error::PortError;
+use crate::metrics::InvocationMetrics;
+use async_trait::async_trait;
+use std::pin::Pin;
+use tokio::io::AsyncRead;
+
+/// SQS's limit on one message and on one SendMessageBatch call (body plus attributes).
+pub const SQS_MAX_BYTES: usize = 1024 * 1024;
+/// SQS's limit on entries in one SendMessageBatch or ReceiveMessage call.
+pub const SQS_MAX_BATCH_ENTRIES: usize = 10;
+
+/// The data type of a message attribute, as SQS knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeType {
+    /// `String`.
+    String,
+    /// `Number` (the value is its decimal text).
+    Number,
+}
+
+impl AttributeType {
+    /// The SQS name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributeType::String => "String",
+            AttributeType::Number => "Number",
+        }
+    }
+}
+
+/// One message attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// Attribute name.
+    pub name: String,
+    /// Attribute value as text.
+    pub value: String,
+    /// Attribute type.
+    pub data_type: AttributeType,
+}
+
+impl Attribute {
+    /// A `String` attribute.
+    pub fn string(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Attribute {
+            name: name.into(),
+            value: value.into(),
+            data_type: AttributeType::String,
+        }
+    }
+
+    /// A `Number` attribute.
+    pub fn number(name: impl Into<String>, value: impl ToString) -> Self {
+        Attribute {
+            name: name.into(),
+            value: value.to_string(),
+            data_type: AttributeType::Number,
+        }
+    }
+}
+
+/// A message to send: the body and its attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// The body (an envelope, a claim-check pointer, or a dead-lettered original).
+    pub body: String,
+    /// Message attributes.
+    pub attributes: Vec<Attribute>,
+}
+
+impl OutgoingMessage {
+    /// The size SQS counts against its limits: body plus attribute names, types and values.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|a| a.name.len() + a.data_type.as_str().len() + a.value.len())
+                .sum::<usize>()
+    }
+}
+
+/// One entry of a batch send that was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFailure {
+    /// Index of the entry in the batch passed to [`QueueSender::send_batch`].
+    pub index: usize,
+    /// True when the entry itself is at fault (too large, invalid): retrying cannot help.
+    pub sender_fault: bool,
+    /// Error code, e.g. `InternalError`, `ThrottlingException`.
+    pub code: String,
+    /// Error message.
+    pub message: String,
+}
+
+/// Sends messages to a queue.
+#[async_trait]
+pub trait QueueSender: Send + Sync {
+    /// Sends at most 10 messages of at most 1 MiB in all to `queue_url` in one call.
+    /// Returns the entries that were not accepted; `Err` when the call as a whole failed.
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryFailure>, PortError>;
+}
+
+/// One object found by [`ObjectStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A streaming read of one object.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Reads and writes objects in one bucket.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// The bucket's name (claim-check pointers carry it).
+    fn bucket(&self) -> &str;
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError>;
+    /// Streams one object; never buffers the whole of it.
+    async fn get(&self, key: &str) -> Result<ObjectReader, PortError>;
+    /// Writes one object, replacing any object with the same key.
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError>;
+}
+
+/// Receives each invocation's metrics.
+pub trait MetricsSink: Send + Sync {
+    /// Records one batch's metrics. Must not block for long: it runs on the request path.
+    fn record(&self, metrics: &InvocationMetrics);
+}
+
+/// A sink that keeps nothing (for tests that do not look at metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoMetrics;
+
+impl MetricsSink for NoMetrics {
+    fn record(&self, _metrics: &InvocationMetrics) {}
+}

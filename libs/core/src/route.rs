@@ -1,0 +1,55 @@
+//! A route as described by the template: its queues and its stops in order. Read by the CLI
+//! (from `template.yaml`) and run by the embedded bus.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One queue of the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// The queue's logical id in the template; also its URL in embedded mode.
+    pub name: String,
+    /// How long a received message stays invisible.
+    pub visibility_timeout: Duration,
+    /// Where the queue's redrive policy moves a message, if it has one.
+    pub dead_letter_queue: Option<String>,
+    /// Receives before the redrive policy moves a message.
+    pub max_receive_count: Option<u32>,
+    /// How long a message is kept.
+    pub retention: Duration,
+}
+
+/// One stop of the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopSpec {
+    /// The stop's name (its `STOP_NAME`).
+    pub name: String,
+    /// The function's logical id in the template.
+    pub function: String,
+    /// Which stop implementation runs (the binary: depot, extract, transform, load).
+    pub kind: String,
+    /// The queue it reads (none for the depot, which a schedule or an API call starts).
+    pub queue: Option<String>,
+    /// Most messages per invocation.
+    pub batch_size: usize,
+    /// The function's environment variables, intrinsic functions resolved.
+    pub env: HashMap<String, String>,
+}
+
+/// A route: its queues and its stops, depot first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The route's name.
+    pub name: String,
+    /// Every queue in the template (stop queues, dead-letter queues, quarantine).
+    pub queues: Vec<QueueSpec>,
+    /// The stops in riding order.
+    pub stops: Vec<StopSpec>,
+}
+
+impl Route {
+    /// The queue named `name`.
+    pub fn queue(&self, name: &str) -> Option<&QueueSpec> {
+        self.queues.iter().find(|q| q.name == name)
+    }
+}

@@ -1,0 +1,130 @@
+//! The embedded bus: every stop of a route in one process, polling in-memory queues the way
+//! Lambda's SQS poller does (receive a batch, invoke, delete what succeeded).
+
+use crate::clock::ManualClock;
+use crate::queue::MemoryQueue;
+use crate::queues::sqs_event;
+use busline_core::ports::SQS_MAX_BATCH_ENTRIES;
+use busline_core::{BatchProcessor, PortError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::task::JoinSet;
+
+/// One stop on the embedded bus.
+pub struct BusStop {
+    /// The stop's name.
+    pub name: String,
+    /// The queue it reads.
+    pub queue: Arc<MemoryQueue>,
+    /// Most messages per invocation (the SQS event source's BatchSize).
+    pub batch_size: usize,
+    /// Batches of this stop in flight at once (the event source's MaximumConcurrency).
+    pub max_concurrency: usize,
+    /// The stop, ready to take batches.
+    pub processor: Arc<BatchProcessor>,
+}
+
+/// Why a ride stopped early.
+#[derive(Debug, Error)]
+pub enum RideError {
+    /// A queue refused a receive.
+    #[error(transparent)]
+    Queue(#[from] PortError),
+    /// A batch task died outside the processor's panic isolation.
+    #[error("stop {stop}: batch task failed: {message}")]
+    Task {
+        /// The stop.
+        stop: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Runs the stops until every stop queue is empty.
+pub struct EmbeddedBus {
+    clock: Arc<ManualClock>,
+    stops: Vec<BusStop>,
+    max_in_flight: usize,
+}
+
+impl EmbeddedBus {
+    /// A bus over `stops` (in riding order) whose queues read `clock`, running at most
+    /// `max_in_flight` batches at once.
+    pub fn new(clock: Arc<ManualClock>, stops: Vec<BusStop>, max_in_flight: usize) -> Self {
+        EmbeddedBus {
+            clock,
+            stops,
+            max_in_flight: max_in_flight.max(1),
+        }
+    }
+
+    /// Polls every stop's queue until all are empty. `on_batch` runs after each batch.
+    ///
+    /// Downstream stops are polled first so the bus drains before it fills. When nothing is
+    /// visible and nothing runs, the clock jumps to the next visibility timeout's end.
+    pub async fn run(&self, mut on_batch: impl FnMut()) -> Result<(), RideError> {
+        let mut running: JoinSet<usize> = JoinSet::new();
+        let mut in_flight = vec![0usize; self.stops.len()];
+        loop {
+            for (index, stop) in self.stops.iter().enumerate().rev() {
+                while running.len() < self.max_in_flight && in_flight[index] < stop.max_concurrency {
+                    let messages = receive_batch(&stop.queue, stop.batch_size)?;
+                    if messages.is_empty() {
+                        break;
+                    }
+                    in_flight[index] += 1;
+                    let processor = stop.processor.clone();
+                    let queue = stop.queue.clone();
+                    running.spawn(async move {
+                        let event = sqs_event(queue.name(), &messages);
+                        let failed: HashSet<String> = match processor.process(event).await {
+                            Ok(response) => response
+                                .batch_item_failures
+                                .into_iter()
+                                .map(|failure| failure.item_identifier)
+                                .collect(),
+                            // Lambda treats a function error as the whole batch failing.
+                            Err(_) => messages.iter().map(|m| m.message_id.clone()).collect(),
+                        };
+                        for message in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
+                            queue.delete(&message.receipt_handle);
+                        }
+                        index
+                    });
+                }
+            }
+            match running.join_next().await {
+                Some(Ok(index)) => {
+                    in_flight[index] -= 1;
+                    on_batch();
+                }
+                Some(Err(err)) => {
+                    return Err(RideError::Task {
+                        stop: "unknown".into(),
+                        message: err.to_string(),
+                    });
+                }
+                None => match self.stops.iter().filter_map(|s| s.queue.next_visible_at()).min() {
+                    Some(next) => self.clock.advance_to(next),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// Receives up to `batch_size` messages, 10 per call as SQS allows.
+fn receive_batch(queue: &MemoryQueue, batch_size: usize) -> Result<Vec<crate::queue::ReceivedMessage>, PortError> {
+    let mut messages = Vec::new();
+    while messages.len() < batch_size.max(1) {
+        let want = (batch_size.max(1) - messages.len()).min(SQS_MAX_BATCH_ENTRIES);
+        let got = queue.receive(want, None)?;
+        let done = got.len() < want;
+        messages.extend(got);
+        if done {
+            break;
+        }
+    }
+    Ok(messages)
+}
