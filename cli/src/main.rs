@@ -1,1 +1,179 @@
-fn main() {}
+//! `bus`: ride a busline route locally, generate data.
+
+use anyhow::{Context, Result};
+use busline_cli::generate::{GenOptions, generate, megabytes};
+use busline_cli::ride::{RideOptions, ride};
+use busline_core::forwarder::RetryPolicy;
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// busline: serverless event-bus ETL. Rides a route locally with no AWS account.
+#[derive(Parser)]
+#[command(name = "bus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stop of the route in one process on embedded queues and a folder as S3.
+    /// Exits 2 when any bus was dead-lettered.
+    Ride {
+        /// The SAM template that describes the route.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// Folder of input objects (served under the depot's INPUT_PREFIX).
+        #[arg(long, default_value = "samples/colors")]
+        input: PathBuf,
+        /// Folder standing in for the data bucket: output/, quarantine/ and dead-letter/ land here.
+        #[arg(long, default_value = "bus-out")]
+        output: PathBuf,
+        /// Reuse a trip id: a replay writes the same object keys.
+        #[arg(long)]
+        trip_id: Option<String>,
+        /// Template parameter overrides, e.g. --parameter MaxReceiveCount=3.
+        #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+        parameters: Vec<(String, String)>,
+        /// Batches in flight at once.
+        #[arg(long, default_value_t = default_in_flight())]
+        max_in_flight: usize,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write deterministic synthetic input in the colors schema.
+    Gen {
+        /// Records in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Files to spread them over.
+        #[arg(long, default_value_t = 10)]
+        files: u64,
+        /// Write NDJSON instead of CSV.
+        #[arg(long)]
+        ndjson: bool,
+        /// Output folder.
+        #[arg(long, default_value = busline_cli::generate::default_out().as_os_str())]
+        out: PathBuf,
+        /// Seed; the same seed writes the same bytes.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Make every n-th record malformed (0: none).
+        #[arg(long, default_value_t = 0)]
+        bad_every: u64,
+    },
+}
+
+fn default_in_flight() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, found {text:?}"))
+}
+
+fn main() -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BUS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Ride {
+            template,
+            input,
+            output,
+            trip_id,
+            parameters,
+            max_in_flight,
+            json,
+        } => {
+            let parameters: HashMap<String, String> = parameters.into_iter().collect();
+            let route = busline_template::read_route(&template, &parameters)?;
+            let options = RideOptions {
+                route,
+                input,
+                output,
+                trip_id,
+                max_in_flight,
+                retry: RetryPolicy::default(),
+                wrap: None,
+            };
+            let progress = progress_bar(!json && std::io::stderr().is_terminal());
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let report = runtime.block_on(ride(options, |board| {
+                if let Some(bar) = &progress {
+                    let line: Vec<String> = board
+                        .snapshot()
+                        .iter()
+                        .map(|(stop, t)| {
+                            format!("{stop} {}", t.counts.passengers_in + t.counts.picked_up)
+                        })
+                        .collect();
+                    bar.set_message(line.join(" · "));
+                }
+            }))?;
+            if let Some(bar) = progress {
+                bar.finish_and_clear();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(if report.dead_lettered() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Gen {
+            records,
+            files,
+            ndjson,
+            out,
+            seed,
+            bad_every,
+        } => {
+            let generated = generate(&GenOptions {
+                records,
+                files,
+                ndjson,
+                out: out.clone(),
+                seed,
+                bad_every,
+            })
+            .with_context(|| format!("writing generated data to {}", out.display()))?;
+            println!(
+                "wrote {records} records ({} malformed) in {} files, {}, to {}",
+                generated.bad,
+                generated.files.len(),
+                megabytes(generated.bytes),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn progress_bar(show: bool) -> Option<indicatif::ProgressBar> {
+    show.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    })
+}

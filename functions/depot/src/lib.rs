@@ -87,14 +87,21 @@ impl Depot {
             }
             None => trip_id(chrono::Utc::now(), &format!("{:?}", started)),
         };
-        let prefix = request.input_prefix.unwrap_or_else(|| self.config.input_prefix.clone());
+        let prefix = request
+            .input_prefix
+            .unwrap_or_else(|| self.config.input_prefix.clone());
         if !prefix.starts_with(&self.config.input_prefix) {
             return Err(DepotError::BadRequest(format!(
                 "input_prefix {prefix:?} is outside INPUT_PREFIX {:?}",
                 self.config.input_prefix
             )));
         }
-        let objects = self.runtime.objects.list(&prefix).await.map_err(StopError::from)?;
+        let objects = self
+            .runtime
+            .objects
+            .list(&prefix)
+            .await
+            .map_err(StopError::from)?;
         let mut outbox = Outbox::new(
             &self.runtime.config,
             &trip,

@@ -31,11 +31,15 @@ impl ExtractConfig {
     pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
         let format = match optional(vars, "INPUT_FORMAT") {
             None => None,
-            Some(value) => Some(InputFormat::from_name(&value).ok_or_else(|| ConfigError::Invalid {
-                var: "INPUT_FORMAT".into(),
-                value: value.clone(),
-                reason: "expected csv or ndjson".into(),
-            })?),
+            Some(value) => {
+                Some(
+                    InputFormat::from_name(&value).ok_or_else(|| ConfigError::Invalid {
+                        var: "INPUT_FORMAT".into(),
+                        value: value.clone(),
+                        reason: "expected csv or ndjson".into(),
+                    })?,
+                )
+            }
         };
         let csv_delimiter = match optional(vars, "CSV_DELIMITER") {
             None => b',',
@@ -48,7 +52,10 @@ impl ExtractConfig {
                 });
             }
         };
-        Ok(ExtractConfig { format, csv_delimiter })
+        Ok(ExtractConfig {
+            format,
+            csv_delimiter,
+        })
     }
 }
 
@@ -63,17 +70,39 @@ impl Extract {
         Extract { config }
     }
 
-    async fn extract_one(&self, ctx: &StopContext<'_>, ticket: Passenger, outbox: &mut Outbox) -> Result<(), StopError> {
-        let Some(key) = ticket.data.get("key").and_then(Value::as_str).map(str::to_owned) else {
-            return outbox.reject(&ticket.reject("ticket has no string field `key`")).await;
+    async fn extract_one(
+        &self,
+        ctx: &StopContext<'_>,
+        ticket: Passenger,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        let Some(key) = ticket
+            .data
+            .get("key")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return outbox
+                .reject(&ticket.reject("ticket has no string field `key`"))
+                .await;
         };
         let Some(format) = InputFormat::from_key(&key).or(self.config.format) else {
-            let reason = format!("{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)");
+            let reason = format!(
+                "{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)"
+            );
             return outbox.reject(&ticket.reject(reason)).await;
         };
         let reader = ctx.objects.get(&key).await?;
         let (sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<Row>>(CHUNKS_IN_FLIGHT);
-        let parser = rows::spawn_parser(reader, format, self.config.csv_delimiter, key.clone(), ticket.id.clone(), sender, CHUNK_ROWS);
+        let parser = rows::spawn_parser(
+            reader,
+            format,
+            self.config.csv_delimiter,
+            key.clone(),
+            ticket.id.clone(),
+            sender,
+            CHUNK_ROWS,
+        );
         while let Some(chunk) = chunks.recv().await {
             outbox.pick_up(chunk.len() as u64);
             for row in chunk {
@@ -85,7 +114,11 @@ impl Extract {
         }
         match parser.await {
             Ok(result) => result?,
-            Err(join) => return Err(StopError::Retryable(format!("{key}: parser thread failed: {join}"))),
+            Err(join) => {
+                return Err(StopError::Retryable(format!(
+                    "{key}: parser thread failed: {join}"
+                )));
+            }
         }
         // The ticket's ride ends here.
         outbox.drop_off(1);
@@ -95,7 +128,12 @@ impl Extract {
 
 #[async_trait]
 impl Stop for Extract {
-    async fn handle(&self, ctx: &StopContext<'_>, passengers: Vec<Passenger>, outbox: &mut Outbox) -> Result<(), StopError> {
+    async fn handle(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
         for ticket in passengers {
             self.extract_one(ctx, ticket, outbox).await?;
         }

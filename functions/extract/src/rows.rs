@@ -1,9 +1,9 @@
 //! The parser thread: reads CSV or NDJSON from a streaming object read and sends rows in chunks.
 
 use crate::raw_rejection;
+use busline_core::StopError;
 use busline_core::envelope::{Passenger, Rejection};
 use busline_core::ports::ObjectReader;
-use busline_core::StopError;
 use serde_json::{Map, Value};
 use std::io::BufRead;
 use tokio::sync::mpsc::Sender;
@@ -54,11 +54,22 @@ pub(crate) fn spawn_parser(
 ) -> JoinHandle<Result<(), StopError>> {
     let bridge = SyncIoBridge::new(reader);
     tokio::task::spawn_blocking(move || {
-        let mut rows = Chunker { sender, chunk: Vec::with_capacity(chunk_rows), chunk_rows };
-        let source = Source { key: &key, ticket_id: &ticket_id };
+        let mut rows = Chunker {
+            sender,
+            chunk: Vec::with_capacity(chunk_rows),
+            chunk_rows,
+        };
+        let source = Source {
+            key: &key,
+            ticket_id: &ticket_id,
+        };
         let result = match format {
             InputFormat::Csv => parse_csv(bridge, delimiter, &source, &mut rows),
-            InputFormat::Ndjson => parse_ndjson(std::io::BufReader::with_capacity(256 * 1024, bridge), &source, &mut rows),
+            InputFormat::Ndjson => parse_ndjson(
+                std::io::BufReader::with_capacity(256 * 1024, bridge),
+                &source,
+                &mut rows,
+            ),
         };
         rows.flush();
         result
@@ -110,7 +121,12 @@ impl Chunker {
     }
 }
 
-fn parse_csv(input: impl std::io::Read, delimiter: u8, source: &Source<'_>, rows: &mut Chunker) -> Result<(), StopError> {
+fn parse_csv(
+    input: impl std::io::Read,
+    delimiter: u8,
+    source: &Source<'_>,
+    rows: &mut Chunker,
+) -> Result<(), StopError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
@@ -121,7 +137,11 @@ fn parse_csv(input: impl std::io::Read, delimiter: u8, source: &Source<'_>, rows
         Ok(header) => header.iter().map(|name| name.trim().to_owned()).collect(),
         Err(err) => return Err(csv_fatal(source, err)),
     };
-    if let Some(duplicate) = header.iter().enumerate().find(|(i, name)| header[..*i].contains(name)) {
+    if let Some(duplicate) = header
+        .iter()
+        .enumerate()
+        .find(|(i, name)| header[..*i].contains(name))
+    {
         return Err(StopError::Permanent(format!(
             "{}:1: header names column `{}` twice",
             source.key, duplicate.1
@@ -136,7 +156,11 @@ fn parse_csv(input: impl std::io::Read, delimiter: u8, source: &Source<'_>, rows
                 csv_row(&header, &record, line, source)
             }
             Err(err) => match err.kind() {
-                csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+                csv::ErrorKind::UnequalLengths {
+                    pos,
+                    expected_len,
+                    len,
+                } => {
                     let line = pos.as_ref().map(|p| p.line()).unwrap_or_default();
                     source.rejected(
                         line,
@@ -170,7 +194,11 @@ fn csv_row(header: &[String], record: &csv::ByteRecord, line: u64, source: &Sour
                 data.insert(name.clone(), Value::String(text.to_owned()));
             }
             Err(err) => {
-                return source.rejected(line, format!("field `{name}` is not valid UTF-8: {err}"), lossy_fields(record));
+                return source.rejected(
+                    line,
+                    format!("field `{name}` is not valid UTF-8: {err}"),
+                    lossy_fields(record),
+                );
             }
         }
     }
@@ -178,18 +206,29 @@ fn csv_row(header: &[String], record: &csv::ByteRecord, line: u64, source: &Sour
 }
 
 fn lossy_fields(record: &csv::ByteRecord) -> Value {
-    Value::Array(record.iter().map(|f| Value::String(String::from_utf8_lossy(f).into_owned())).collect())
+    Value::Array(
+        record
+            .iter()
+            .map(|f| Value::String(String::from_utf8_lossy(f).into_owned()))
+            .collect(),
+    )
 }
 
 /// Longest raw line kept in a rejection.
 const RAW_KEEP: usize = 512;
 
-fn parse_ndjson(mut input: impl BufRead, source: &Source<'_>, rows: &mut Chunker) -> Result<(), StopError> {
+fn parse_ndjson(
+    mut input: impl BufRead,
+    source: &Source<'_>,
+    rows: &mut Chunker,
+) -> Result<(), StopError> {
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
         line.clear();
-        let read = input.read_until(b'\n', &mut line).map_err(|err| source.read_failed(err))?;
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|err| source.read_failed(err))?;
         if read == 0 {
             return Ok(());
         }
@@ -200,8 +239,16 @@ fn parse_ndjson(mut input: impl BufRead, source: &Source<'_>, rows: &mut Chunker
         }
         let row = match serde_json::from_slice::<Value>(text) {
             Ok(Value::Object(data)) => source.passenger(number, data),
-            Ok(other) => source.rejected(number, format!("expected a JSON object, found {}", kind(&other)), raw(text)),
-            Err(err) => source.rejected(number, format!("invalid JSON at column {}: {err}", err.column()), raw(text)),
+            Ok(other) => source.rejected(
+                number,
+                format!("expected a JSON object, found {}", kind(&other)),
+                raw(text),
+            ),
+            Err(err) => source.rejected(
+                number,
+                format!("invalid JSON at column {}: {err}", err.column()),
+                raw(text),
+            ),
         };
         if !rows.push(row) {
             return Ok(());

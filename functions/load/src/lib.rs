@@ -45,7 +45,11 @@ pub struct LoadConfig {
 impl LoadConfig {
     /// Reads `OUTPUT_PREFIX` and `OUTPUT_FORMAT`.
     pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
-        let format = match optional(vars, "OUTPUT_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let format = match optional(vars, "OUTPUT_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("ndjson") | Some("jsonl") => OutputFormat::Ndjson,
             Some("csv") => OutputFormat::Csv,
             Some(other) => {
@@ -76,13 +80,22 @@ impl Load {
 
     /// The object key for one bus of one trip.
     pub fn object_key(&self, trip: &str, bus: &str) -> String {
-        format!("{}trip={trip}/{bus}.{}", self.config.output_prefix, self.config.format.extension())
+        format!(
+            "{}trip={trip}/{bus}.{}",
+            self.config.output_prefix,
+            self.config.format.extension()
+        )
     }
 }
 
 #[async_trait]
 impl Stop for Load {
-    async fn handle(&self, ctx: &StopContext<'_>, passengers: Vec<Passenger>, outbox: &mut Outbox) -> Result<(), StopError> {
+    async fn handle(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
         if passengers.is_empty() {
             return Ok(());
         }
@@ -91,7 +104,9 @@ impl Stop for Load {
             OutputFormat::Csv => csv(&passengers)?,
         };
         let key = self.object_key(ctx.trip, ctx.bus);
-        ctx.objects.put(&key, body, self.config.format.content_type()).await?;
+        ctx.objects
+            .put(&key, body, self.config.format.content_type())
+            .await?;
         outbox.drop_off(passengers.len() as u64);
         Ok(())
     }

@@ -29,7 +29,8 @@ impl TransformConfig {
         let ops: Vec<Op> = serde_json::from_str(&text)
             .map_err(|err| invalid(format!("{err} (expected e.g. [{{\"drop\": [\"HEX\"]}}, {{\"cast\": {{\"age\": \"number\"}}}}])")))?;
         for (index, op) in ops.iter().enumerate() {
-            op.check().map_err(|reason| invalid(format!("operation {}: {reason}", index + 1)))?;
+            op.check()
+                .map_err(|reason| invalid(format!("operation {}: {reason}", index + 1)))?;
         }
         Ok(TransformConfig { ops })
     }
@@ -49,7 +50,12 @@ impl Transform {
 
 #[async_trait]
 impl Stop for Transform {
-    async fn handle(&self, _ctx: &StopContext<'_>, passengers: Vec<Passenger>, outbox: &mut Outbox) -> Result<(), StopError> {
+    async fn handle(
+        &self,
+        _ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
         for mut passenger in passengers {
             match ops::apply_all(&self.config.ops, &mut passenger.data) {
                 Verdict::Keep => outbox.board(&passenger).await?,

@@ -89,7 +89,10 @@ impl Op {
             Op::Rename(map) => map.is_empty(),
             Op::Cast(map) => map.is_empty(),
             Op::Filter(condition) => {
-                let ordered = matches!(condition.op, Comparison::Gt | Comparison::Gte | Comparison::Lt | Comparison::Lte);
+                let ordered = matches!(
+                    condition.op,
+                    Comparison::Gt | Comparison::Gte | Comparison::Lt | Comparison::Lte
+                );
                 if ordered && !(condition.value.is_number() || condition.value.is_string()) {
                     return Err(format!(
                         "filter on `{}`: {:?} needs a number or string value",
@@ -99,7 +102,11 @@ impl Op {
                 false
             }
         };
-        if empty { Err("names no fields".into()) } else { Ok(()) }
+        if empty {
+            Err("names no fields".into())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -143,7 +150,9 @@ fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
                 if let Some(value) = data.get_mut(field) {
                     match cast(value, *to) {
                         Ok(cast) => *value = cast,
-                        Err(reason) => return Verdict::Reject(format!("field `{field}`: {reason}")),
+                        Err(reason) => {
+                            return Verdict::Reject(format!("field `{field}`: {reason}"));
+                        }
                     }
                 }
             }
@@ -164,8 +173,12 @@ fn cast(value: &Value, to: CastTo) -> Result<Value, String> {
     let fail = || format!("cannot cast {value} to {}", name(to));
     match (to, value) {
         (_, Value::Null) => Ok(Value::Null),
-        (CastTo::Number, Value::Number(_)) | (CastTo::Bool, Value::Bool(_)) | (CastTo::String, Value::String(_)) => Ok(value.clone()),
-        (CastTo::Number | CastTo::Bool, Value::String(text)) if text.trim().is_empty() => Ok(Value::Null),
+        (CastTo::Number, Value::Number(_))
+        | (CastTo::Bool, Value::Bool(_))
+        | (CastTo::String, Value::String(_)) => Ok(value.clone()),
+        (CastTo::Number | CastTo::Bool, Value::String(text)) if text.trim().is_empty() => {
+            Ok(Value::Null)
+        }
         (CastTo::Number, Value::String(text)) => parse_number(text.trim()).ok_or_else(fail),
         (CastTo::Number, Value::Bool(flag)) => Ok(Value::from(u8::from(*flag))),
         (CastTo::Bool, Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
@@ -221,7 +234,11 @@ fn filter(condition: &Condition, data: &Map<String, Value>) -> Verdict {
             }
         },
     };
-    if matched { Verdict::Keep } else { Verdict::Filtered }
+    if matched {
+        Verdict::Keep
+    } else {
+        Verdict::Filtered
+    }
 }
 
 fn same(a: &Value, b: &Value) -> bool {
@@ -254,10 +271,17 @@ mod tests {
 
     #[test]
     fn drop_rename_cast_keep_field_order() {
-        let mut data = record(json!({"Name": "Red", "HEX": "#FF0000", "RGB": "(255,0,0)", "n": "7"}));
-        let verdict = apply_all(&ops(r#"[{"drop":["HEX"]},{"rename":{"Name":"name"}},{"cast":{"n":"number"}}]"#), &mut data);
+        let mut data =
+            record(json!({"Name": "Red", "HEX": "#FF0000", "RGB": "(255,0,0)", "n": "7"}));
+        let verdict = apply_all(
+            &ops(r#"[{"drop":["HEX"]},{"rename":{"Name":"name"}},{"cast":{"n":"number"}}]"#),
+            &mut data,
+        );
         assert_eq!(verdict, Verdict::Keep);
-        assert_eq!(Value::Object(data).to_string(), r#"{"name":"Red","RGB":"(255,0,0)","n":7}"#);
+        assert_eq!(
+            Value::Object(data).to_string(),
+            r#"{"name":"Red","RGB":"(255,0,0)","n":7}"#
+        );
     }
 
     #[test]
@@ -290,21 +314,33 @@ mod tests {
     #[test]
     fn filter_drops_non_matching_and_rejects_type_mismatch() {
         let gte = ops(r#"[{"filter":{"field":"age","op":"gte","value":18}}]"#);
-        assert_eq!(apply_all(&gte, &mut record(json!({"age": 20}))), Verdict::Keep);
-        assert_eq!(apply_all(&gte, &mut record(json!({"age": 3}))), Verdict::Filtered);
+        assert_eq!(
+            apply_all(&gte, &mut record(json!({"age": 20}))),
+            Verdict::Keep
+        );
+        assert_eq!(
+            apply_all(&gte, &mut record(json!({"age": 3}))),
+            Verdict::Filtered
+        );
         assert_eq!(apply_all(&gte, &mut record(json!({}))), Verdict::Filtered);
         assert_eq!(
             apply_all(&gte, &mut record(json!({"age": "x"}))),
             Verdict::Reject("field `age`: cannot compare \"x\" with 18 (cast it first)".into())
         );
         let eq = ops(r#"[{"filter":{"field":"n","op":"eq","value":1}}]"#);
-        assert_eq!(apply_all(&eq, &mut record(json!({"n": 1.0}))), Verdict::Keep);
+        assert_eq!(
+            apply_all(&eq, &mut record(json!({"n": 1.0}))),
+            Verdict::Keep
+        );
     }
 
     #[test]
     fn require_rejects_missing_or_null() {
         let require = ops(r#"[{"require":["Name"]}]"#);
-        assert_eq!(apply_all(&require, &mut record(json!({"Name": "x"}))), Verdict::Keep);
+        assert_eq!(
+            apply_all(&require, &mut record(json!({"Name": "x"}))),
+            Verdict::Keep
+        );
         assert_eq!(
             apply_all(&require, &mut record(json!({"Name": null}))),
             Verdict::Reject("field `Name` is required but missing".into())

@@ -52,11 +52,14 @@ where
 {
     match optional(vars, name) {
         None => Ok(default),
-        Some(value) => value.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
-            var: name.to_owned(),
-            value,
-            reason: err.to_string(),
-        }),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|err: T::Err| ConfigError::Invalid {
+                var: name.to_owned(),
+                value,
+                reason: err.to_string(),
+            }),
     }
 }
 
@@ -145,7 +148,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const BASE: [(&str, &str); 3] = [
@@ -182,6 +188,9 @@ mod tests {
         );
         v.insert("BUS_BYTE_BUDGET".into(), "2000000".into());
         let err = StopConfig::from_vars(&v).unwrap_err();
-        assert!(err.to_string().contains("must be between 1024 and 1040384"), "{err}");
+        assert!(
+            err.to_string().contains("must be between 1024 and 1040384"),
+            "{err}"
+        );
     }
 }

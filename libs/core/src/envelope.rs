@@ -112,7 +112,9 @@ struct VersionOnly {
 }
 
 /// Decodes a bus body, with a clear error for bad JSON or an unknown version.
-pub fn decode_envelope<T: serde::de::DeserializeOwned>(body: &str) -> Result<Envelope<T>, DecodeError> {
+pub fn decode_envelope<T: serde::de::DeserializeOwned>(
+    body: &str,
+) -> Result<Envelope<T>, DecodeError> {
     match serde_json::from_str::<Envelope<T>>(body) {
         Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok(envelope),
         Ok(envelope) => Err(DecodeError::UnsupportedVersion {
@@ -121,10 +123,12 @@ pub fn decode_envelope<T: serde::de::DeserializeOwned>(body: &str) -> Result<Env
         }),
         Err(err) => match serde_json::from_str::<VersionOnly>(body) {
             // A shape we cannot read under another version number: say so, it is the real cause.
-            Ok(VersionOnly { v }) if v != ENVELOPE_VERSION => Err(DecodeError::UnsupportedVersion {
-                found: v,
-                supported: ENVELOPE_VERSION,
-            }),
+            Ok(VersionOnly { v }) if v != ENVELOPE_VERSION => {
+                Err(DecodeError::UnsupportedVersion {
+                    found: v,
+                    supported: ENVELOPE_VERSION,
+                })
+            }
             _ => Err(err.into()),
         },
     }
@@ -186,7 +190,10 @@ mod tests {
         let passenger = Passenger {
             id: "p1".into(),
             source: Some("input/a.csv:2".into()),
-            data: serde_json::json!({"Name": "Red"}).as_object().cloned().unwrap_or_default(),
+            data: serde_json::json!({"Name": "Red"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         };
         let body = format!(
             "{}{}{}",

@@ -70,7 +70,10 @@ impl Forwarder {
     pub async fn send(&self, queue_url: &str, parcels: Vec<Parcel>) -> Vec<Undelivered> {
         let (batches, mut undelivered) = plan_batches(parcels);
         // Collected first, as in the processor, to keep the future `Send`.
-        let calls: Vec<_> = batches.into_iter().map(|batch| self.send_batch(queue_url, batch)).collect();
+        let calls: Vec<_> = batches
+            .into_iter()
+            .map(|batch| self.send_batch(queue_url, batch))
+            .collect();
         let results: Vec<Vec<Undelivered>> = futures::stream::iter(calls)
             .buffer_unordered(CONCURRENT_CALLS)
             .collect()
@@ -97,12 +100,20 @@ impl Forwarder {
                     let mut reason = String::new();
                     for failure in failures {
                         let Some(origin) = origins.get(failure.index) else {
-                            tracing::error!(queue_url, index = failure.index, "queue reported a failure for an entry it was not sent");
+                            tracing::error!(
+                                queue_url,
+                                index = failure.index,
+                                "queue reported a failure for an entry it was not sent"
+                            );
                             continue;
                         };
                         let text = format!("{}: {} ({})", queue_url, failure.message, failure.code);
                         if failure.sender_fault {
-                            undelivered.push(Undelivered { origin: *origin, class: ErrorClass::Permanent, reason: text });
+                            undelivered.push(Undelivered {
+                                origin: *origin,
+                                class: ErrorClass::Permanent,
+                                reason: text,
+                            });
                         } else {
                             retry[failure.index] = true;
                             reason = text;
@@ -110,7 +121,9 @@ impl Forwarder {
                     }
                     (retry, reason)
                 }
-                Err(err) if err.class() == ErrorClass::Retryable => (vec![true; messages.len()], err.to_string()),
+                Err(err) if err.class() == ErrorClass::Retryable => {
+                    (vec![true; messages.len()], err.to_string())
+                }
                 Err(err) => {
                     let reason = err.to_string();
                     undelivered.extend(origins.iter().map(|&origin| Undelivered {
@@ -159,7 +172,9 @@ pub fn plan_batches(parcels: Vec<Parcel>) -> (Vec<Vec<Parcel>>, Vec<Undelivered>
             too_large.push(Undelivered {
                 origin: parcel.origin,
                 class: ErrorClass::Permanent,
-                reason: format!("message of {size} bytes is over SQS's limit of {SQS_MAX_BYTES} bytes"),
+                reason: format!(
+                    "message of {size} bytes is over SQS's limit of {SQS_MAX_BYTES} bytes"
+                ),
             });
             continue;
         }

@@ -92,7 +92,10 @@ impl Outbox {
             stop: config.stop.clone(),
             next: lane(config.next_queue_url.clone(), origin_bus.to_owned()),
             // Quarantine buses get their own id space so they never collide with route buses.
-            quarantine: lane(Some(config.quarantine_queue_url.clone()), format!("{origin_bus}/quarantine")),
+            quarantine: lane(
+                Some(config.quarantine_queue_url.clone()),
+                format!("{origin_bus}/quarantine"),
+            ),
             counts: OutboxCounts::default(),
             rider: Vec::new(),
         }
@@ -170,7 +173,10 @@ impl Outbox {
         let forwarder = self.forwarder.clone();
         let origin = self.origin;
         let (counts, departures) = self.finish().await?;
-        for (url, messages) in [(next_url, departures.next), (quarantine_url, departures.quarantine)] {
+        for (url, messages) in [
+            (next_url, departures.next),
+            (quarantine_url, departures.quarantine),
+        ] {
             if let Some(url) = url {
                 send_now(&forwarder, &url, origin, messages).await?;
             }
@@ -178,12 +184,20 @@ impl Outbox {
         Ok(counts)
     }
 
-    async fn depart_lane(&mut self, full: Vec<PackedBus>, quarantine: bool) -> Result<(), StopError> {
+    async fn depart_lane(
+        &mut self,
+        full: Vec<PackedBus>,
+        quarantine: bool,
+    ) -> Result<(), StopError> {
         if full.is_empty() {
             return Ok(());
         }
         self.park_and_queue(full, quarantine).await?;
-        let lane = if quarantine { &mut self.quarantine } else { &mut self.next };
+        let lane = if quarantine {
+            &mut self.quarantine
+        } else {
+            &mut self.next
+        };
         // Leave early once a whole SendMessageBatch is ready, so memory stays bounded.
         if lane.ready.len() >= SQS_MAX_BATCH_ENTRIES || lane.ready_bytes >= SQS_MAX_BYTES {
             let messages = std::mem::take(&mut lane.ready);
@@ -196,13 +210,23 @@ impl Outbox {
     }
 
     /// Turns complete buses into messages, parking any bus over the budget in the object store.
-    async fn park_and_queue(&mut self, buses: Vec<PackedBus>, quarantine: bool) -> Result<(), StopError> {
+    async fn park_and_queue(
+        &mut self,
+        buses: Vec<PackedBus>,
+        quarantine: bool,
+    ) -> Result<(), StopError> {
         for bus in buses {
-            let lane = if quarantine { &self.quarantine } else { &self.next };
+            let lane = if quarantine {
+                &self.quarantine
+            } else {
+                &self.next
+            };
             let message = if bus.body.len() > lane.packer.budget() {
                 let key = format!("{}{}/{}.json", self.claim_check_prefix, self.trip, bus.bus);
                 let size = bus.body.len();
-                self.objects.put(&key, bus.body.into_bytes(), "application/json").await?;
+                self.objects
+                    .put(&key, bus.body.into_bytes(), "application/json")
+                    .await?;
                 OutgoingMessage {
                     body: PayloadPointer {
                         s3_bucket_name: self.objects.bucket().to_owned(),
@@ -217,7 +241,11 @@ impl Outbox {
                     attributes: Vec::new(),
                 }
             };
-            let lane = if quarantine { &mut self.quarantine } else { &mut self.next };
+            let lane = if quarantine {
+                &mut self.quarantine
+            } else {
+                &mut self.next
+            };
             lane.ready_bytes += message.size();
             lane.ready.push(message);
         }
@@ -232,17 +260,27 @@ async fn send_now(
     origin: usize,
     messages: Vec<OutgoingMessage>,
 ) -> Result<(), StopError> {
-    let parcels = messages.into_iter().map(|message| Parcel { origin, message }).collect();
+    let parcels = messages
+        .into_iter()
+        .map(|message| Parcel { origin, message })
+        .collect();
     match forwarder.send(url, parcels).await.into_iter().next() {
         None => Ok(()),
-        Some(failed) if failed.class == ErrorClass::Retryable => Err(StopError::Retryable(failed.reason)),
+        Some(failed) if failed.class == ErrorClass::Retryable => {
+            Err(StopError::Retryable(failed.reason))
+        }
         Some(failed) => Err(StopError::Permanent(failed.reason)),
     }
 }
 
 /// Serializes one rider into the reused buffer `buf`.
-fn serialize<'b, T: serde::Serialize>(buf: &'b mut Vec<u8>, rider: &T, id: &str) -> Result<&'b str, StopError> {
+fn serialize<'b, T: serde::Serialize>(
+    buf: &'b mut Vec<u8>,
+    rider: &T,
+    id: &str,
+) -> Result<&'b str, StopError> {
     buf.clear();
-    serde_json::to_writer(&mut *buf, rider).map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))?;
+    serde_json::to_writer(&mut *buf, rider)
+        .map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))?;
     std::str::from_utf8(buf).map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))
 }

@@ -51,7 +51,9 @@ impl Packer {
     /// (such a bus is larger than the budget and must be parked as a claim check).
     pub fn push(&mut self, rider: &str, out: &mut Vec<PackedBus>) {
         let separator = usize::from(self.count > 0);
-        if self.count > 0 && self.overhead + self.riders.len() + separator + rider.len() > self.budget {
+        if self.count > 0
+            && self.overhead + self.riders.len() + separator + rider.len() > self.budget
+        {
             out.extend(self.finish());
         }
         if self.count > 0 {

@@ -119,7 +119,11 @@ impl BatchProcessor {
         let records = &event.records;
         // Collected first: a closure inside the stream would make this future lose `Send`
         // for tokio::spawn (rustc's higher-ranked lifetime limitation).
-        let rides: Vec<_> = records.iter().enumerate().map(|(origin, record)| self.ride(origin, record)).collect();
+        let rides: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(origin, record)| self.ride(origin, record))
+            .collect();
         let mut ridden: Vec<(usize, Ridden)> = futures::stream::iter(rides)
             .buffer_unordered(config.batch_concurrency)
             .collect()
@@ -136,7 +140,9 @@ impl BatchProcessor {
             counts.buses_in += 1;
             counts.passengers_in += ride.passengers_in;
             match &ride.outcome {
-                Ok((outbox, _)) => add_outbox_counts(&mut counts, outbox, ride.passengers_in, record),
+                Ok((outbox, _)) => {
+                    add_outbox_counts(&mut counts, outbox, ride.passengers_in, record)
+                }
                 Err(failure) => {
                     counts.buses_failed += 1;
                     counts.passengers_failed += ride.passengers_in;
@@ -245,7 +251,10 @@ impl BatchProcessor {
         if hop >= config.max_hops {
             return Err(Failure {
                 class: ErrorClass::Permanent,
-                reason: format!("bus {bus} has travelled {hop} stops, MAX_HOPS is {}: is the route a loop?", config.max_hops),
+                reason: format!(
+                    "bus {bus} has travelled {hop} stops, MAX_HOPS is {}: is the route a loop?",
+                    config.max_hops
+                ),
             });
         }
         let mut outbox = Outbox::new(
@@ -329,7 +338,11 @@ impl BatchProcessor {
         let mut quarantine = Vec::new();
         for (origin, ride) in ridden.iter_mut().enumerate() {
             if let Ok((_, departures)) = &mut ride.outcome {
-                next.extend(std::mem::take(&mut departures.next).into_iter().map(|message| Parcel { origin, message }));
+                next.extend(
+                    std::mem::take(&mut departures.next)
+                        .into_iter()
+                        .map(|message| Parcel { origin, message }),
+                );
                 quarantine.extend(
                     std::mem::take(&mut departures.quarantine)
                         .into_iter()
@@ -340,9 +353,14 @@ impl BatchProcessor {
         let next_url = config.next_queue_url.as_deref().unwrap_or_default();
         let (lost_next, lost_quarantine) = tokio::join!(
             async {
-                if next.is_empty() { Vec::new() } else { self.forwarder.send(next_url, next).await }
+                if next.is_empty() {
+                    Vec::new()
+                } else {
+                    self.forwarder.send(next_url, next).await
+                }
             },
-            self.forwarder.send(&config.quarantine_queue_url, quarantine),
+            self.forwarder
+                .send(&config.quarantine_queue_url, quarantine),
         );
         for lost in lost_next.into_iter().chain(lost_quarantine) {
             let ride = &mut ridden[lost.origin];
@@ -355,7 +373,13 @@ impl BatchProcessor {
         }
     }
 
-    fn dead_letter_message(&self, record: &SqsMessage, ride: &Ridden, failure: &Failure, receive_count: u32) -> OutgoingMessage {
+    fn dead_letter_message(
+        &self,
+        record: &SqsMessage,
+        ride: &Ridden,
+        failure: &Failure,
+        receive_count: u32,
+    ) -> OutgoingMessage {
         use dead_letter_attributes as attr;
         let mut reason = failure.reason.clone();
         if reason.len() > MAX_REASON_LEN {
@@ -378,13 +402,22 @@ impl BatchProcessor {
         }
         OutgoingMessage {
             // An empty body is invalid in SQS; keep the fact visible instead.
-            body: record.body.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "(no body)".into()),
+            body: record
+                .body
+                .clone()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "(no body)".into()),
             attributes,
         }
     }
 }
 
-fn add_outbox_counts(counts: &mut StopCounts, outbox: &OutboxCounts, passengers_in: u64, record: &SqsMessage) {
+fn add_outbox_counts(
+    counts: &mut StopCounts,
+    outbox: &OutboxCounts,
+    passengers_in: u64,
+    record: &SqsMessage,
+) {
     counts.picked_up += outbox.picked_up;
     counts.forwarded += outbox.forwarded;
     counts.dropped_off += outbox.dropped_off;
@@ -418,7 +451,10 @@ fn receive_count(record: &SqsMessage) -> u32 {
 }
 
 fn oldest_age(records: &[SqsMessage]) -> Option<Duration> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
     records
         .iter()
         .filter_map(|r| r.attributes.get("SentTimestamp")?.parse::<u64>().ok())

@@ -68,7 +68,8 @@ impl EmbeddedBus {
         let mut in_flight = vec![0usize; self.stops.len()];
         loop {
             for (index, stop) in self.stops.iter().enumerate().rev() {
-                while running.len() < self.max_in_flight && in_flight[index] < stop.max_concurrency {
+                while running.len() < self.max_in_flight && in_flight[index] < stop.max_concurrency
+                {
                     let messages = receive_batch(&stop.queue, stop.batch_size)?;
                     if messages.is_empty() {
                         break;
@@ -105,7 +106,12 @@ impl EmbeddedBus {
                         message: err.to_string(),
                     });
                 }
-                None => match self.stops.iter().filter_map(|s| s.queue.next_visible_at()).min() {
+                None => match self
+                    .stops
+                    .iter()
+                    .filter_map(|s| s.queue.next_visible_at())
+                    .min()
+                {
                     Some(next) => self.clock.advance_to(next),
                     None => return Ok(()),
                 },
@@ -115,7 +121,10 @@ impl EmbeddedBus {
 }
 
 /// Receives up to `batch_size` messages, 10 per call as SQS allows.
-fn receive_batch(queue: &MemoryQueue, batch_size: usize) -> Result<Vec<crate::queue::ReceivedMessage>, PortError> {
+fn receive_batch(
+    queue: &MemoryQueue,
+    batch_size: usize,
+) -> Result<Vec<crate::queue::ReceivedMessage>, PortError> {
     let mut messages = Vec::new();
     while messages.len() < batch_size.max(1) {
         let want = (batch_size.max(1) - messages.len()).min(SQS_MAX_BATCH_ENTRIES);

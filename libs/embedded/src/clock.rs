@@ -36,12 +36,14 @@ impl Default for ManualClock {
 impl ManualClock {
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.now_ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        self.now_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Moves the clock forward to `to` (never backwards).
     pub fn advance_to(&self, to: Duration) {
-        self.now_ms.fetch_max(to.as_millis() as u64, Ordering::SeqCst);
+        self.now_ms
+            .fetch_max(to.as_millis() as u64, Ordering::SeqCst);
     }
 }
 

@@ -31,7 +31,8 @@ impl FolderStore {
     pub fn mount(mut self, prefix: impl Into<String>, folder: impl Into<PathBuf>) -> Self {
         self.mounts.push((prefix.into(), folder.into()));
         // Longest prefix first, so nested mounts win.
-        self.mounts.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        self.mounts
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         self
     }
 
@@ -49,7 +50,9 @@ impl FolderStore {
     pub fn path_of(&self, key: &str) -> Result<PathBuf, PortError> {
         let bad = key.is_empty()
             || key.starts_with('/')
-            || key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..");
+            || key
+                .split('/')
+                .any(|segment| segment.is_empty() || segment == "." || segment == "..");
         if bad {
             return Err(PortError::permanent(
                 self.resource(key),
@@ -69,7 +72,9 @@ impl FolderStore {
             std::io::ErrorKind::NotFound => PortError::NotFound {
                 resource: self.resource(key),
             },
-            std::io::ErrorKind::PermissionDenied => PortError::permanent(self.resource(key), err.to_string()),
+            std::io::ErrorKind::PermissionDenied => {
+                PortError::permanent(self.resource(key), err.to_string())
+            }
             _ => PortError::retryable(self.resource(key), err.to_string()),
         }
     }
@@ -91,50 +96,83 @@ impl ObjectStore for FolderStore {
 
     async fn get(&self, key: &str) -> Result<ObjectReader, PortError> {
         let path = self.path_of(key)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|err| self.io_error(key, err))?;
-        if file.metadata().await.map_err(|err| self.io_error(key, err))?.is_dir() {
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|err| self.io_error(key, err))?;
+        if file
+            .metadata()
+            .await
+            .map_err(|err| self.io_error(key, err))?
+            .is_dir()
+        {
             return Err(PortError::NotFound {
                 resource: self.resource(key),
             });
         }
-        Ok(Box::pin(tokio::io::BufReader::with_capacity(256 * 1024, file)))
+        Ok(Box::pin(tokio::io::BufReader::with_capacity(
+            256 * 1024,
+            file,
+        )))
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), PortError> {
         let path = self.path_of(key)?;
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|err| self.io_error(key, err))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|err| self.io_error(key, err))?;
         }
         // Write aside and rename, so a reader never sees half an object and a rewrite replaces it whole.
-        let partial = path.with_extension(format!("partial-{}-{}", std::process::id(), PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed)));
-        tokio::fs::write(&partial, body).await.map_err(|err| self.io_error(key, err))?;
-        tokio::fs::rename(&partial, &path).await.map_err(|err| self.io_error(key, err))
+        let partial = path.with_extension(format!(
+            "partial-{}-{}",
+            std::process::id(),
+            PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        tokio::fs::write(&partial, body)
+            .await
+            .map_err(|err| self.io_error(key, err))?;
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(|err| self.io_error(key, err))
     }
 }
 
 impl FolderStore {
     fn list_blocking(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
         let mut found = Vec::new();
-        let mut sources: Vec<(&str, &Path)> = self.mounts.iter().map(|(p, f)| (p.as_str(), f.as_path())).collect();
+        let mut sources: Vec<(&str, &Path)> = self
+            .mounts
+            .iter()
+            .map(|(p, f)| (p.as_str(), f.as_path()))
+            .collect();
         sources.push(("", &self.root));
         for (key_prefix, folder) in sources {
             // Skip folders whose keys cannot match the prefix.
-            if !(key_prefix.starts_with(prefix) || prefix.starts_with(key_prefix)) || !folder.exists() {
+            if !(key_prefix.starts_with(prefix) || prefix.starts_with(key_prefix))
+                || !folder.exists()
+            {
                 continue;
             }
             for entry in walkdir::WalkDir::new(folder).sort_by_file_name() {
-                let entry = entry.map_err(|err| PortError::retryable(self.resource(prefix), err.to_string()))?;
+                let entry = entry
+                    .map_err(|err| PortError::retryable(self.resource(prefix), err.to_string()))?;
                 if !entry.file_type().is_file() {
                     continue;
                 }
-                let Ok(relative) = entry.path().strip_prefix(folder) else { continue };
-                let relative = relative.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+                let Ok(relative) = entry.path().strip_prefix(folder) else {
+                    continue;
+                };
+                let relative = relative
+                    .to_string_lossy()
+                    .replace(std::path::MAIN_SEPARATOR, "/");
                 if relative.contains(".partial-") {
                     continue;
                 }
                 let key = format!("{key_prefix}{relative}");
                 // A root key that a mount serves belongs to the mount, not the root.
-                if key_prefix.is_empty() && self.mounts.iter().any(|(p, _)| key.starts_with(p.as_str())) {
+                if key_prefix.is_empty()
+                    && self.mounts.iter().any(|(p, _)| key.starts_with(p.as_str()))
+                {
                     continue;
                 }
                 if key.starts_with(prefix) {

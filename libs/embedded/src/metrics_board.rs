@@ -26,7 +26,10 @@ pub struct MetricsBoard {
 impl MetricsBoard {
     /// A copy of every stop's tally.
     pub fn snapshot(&self) -> BTreeMap<String, StopTally> {
-        self.tallies.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.tallies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -119,7 +119,9 @@ impl MemoryQueue {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A poisoned lock only means another thread panicked mid-call; the map is still whole.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends one message; returns its id.
@@ -131,12 +133,18 @@ impl MemoryQueue {
     /// SendMessageBatch: at most 10 entries and 1 MiB in all, or the whole call fails.
     pub fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<EntryFailure>, PortError> {
         if messages.is_empty() {
-            return Err(PortError::permanent(&self.name, "EmptyBatchRequest: a batch needs at least one entry"));
+            return Err(PortError::permanent(
+                &self.name,
+                "EmptyBatchRequest: a batch needs at least one entry",
+            ));
         }
         if messages.len() > SQS_MAX_BATCH_ENTRIES {
             return Err(PortError::permanent(
                 &self.name,
-                format!("TooManyEntriesInBatchRequest: {} entries, at most {SQS_MAX_BATCH_ENTRIES}", messages.len()),
+                format!(
+                    "TooManyEntriesInBatchRequest: {} entries, at most {SQS_MAX_BATCH_ENTRIES}",
+                    messages.len()
+                ),
             ));
         }
         let total: usize = messages.iter().map(OutgoingMessage::size).sum();
@@ -165,7 +173,10 @@ impl MemoryQueue {
 
     fn check_message(&self, message: &OutgoingMessage) -> Result<(), PortError> {
         if message.body.is_empty() {
-            return Err(PortError::permanent(&self.name, "a message body must not be empty"));
+            return Err(PortError::permanent(
+                &self.name,
+                "a message body must not be empty",
+            ));
         }
         let size = message.size();
         if size > SQS_MAX_BYTES {
@@ -205,11 +216,17 @@ impl MemoryQueue {
     /// ReceiveMessage: up to `max` (1-10) visible messages, oldest first, each hidden for
     /// `visibility_timeout` (the queue's default when `None`). A message already received
     /// maxReceiveCount times is moved to the dead-letter queue instead of being returned.
-    pub fn receive(&self, max: usize, visibility_timeout: Option<Duration>) -> Result<Vec<ReceivedMessage>, PortError> {
+    pub fn receive(
+        &self,
+        max: usize,
+        visibility_timeout: Option<Duration>,
+    ) -> Result<Vec<ReceivedMessage>, PortError> {
         if !(1..=SQS_MAX_BATCH_ENTRIES).contains(&max) {
             return Err(PortError::permanent(
                 &self.name,
-                format!("MaxNumberOfMessages must be between 1 and {SQS_MAX_BATCH_ENTRIES}, got {max}"),
+                format!(
+                    "MaxNumberOfMessages must be between 1 and {SQS_MAX_BATCH_ENTRIES}, got {max}"
+                ),
             ));
         }
         let now = self.clock.now();
@@ -244,7 +261,9 @@ impl MemoryQueue {
                     break;
                 }
                 let redrive = match (&self.settings.dead_letter, self.settings.max_receive_count) {
-                    (Some(_), Some(limit)) => messages.get(&seq).is_some_and(|m| m.receive_count >= limit),
+                    (Some(_), Some(limit)) => {
+                        messages.get(&seq).is_some_and(|m| m.receive_count >= limit)
+                    }
                     _ => false,
                 };
                 if redrive {
@@ -254,7 +273,9 @@ impl MemoryQueue {
                     }
                     continue;
                 }
-                let Some(message) = messages.get_mut(&seq) else { continue };
+                let Some(message) = messages.get_mut(&seq) else {
+                    continue;
+                };
                 if message.receive_count > 0 {
                     stats.redelivered += 1;
                 }
@@ -270,8 +291,14 @@ impl MemoryQueue {
                     receipt_handle: receipt,
                     body: message.body.clone(),
                     attributes: HashMap::from([
-                        ("ApproximateReceiveCount".to_owned(), message.receive_count.to_string()),
-                        ("SentTimestamp".to_owned(), message.sent_epoch_ms.to_string()),
+                        (
+                            "ApproximateReceiveCount".to_owned(),
+                            message.receive_count.to_string(),
+                        ),
+                        (
+                            "SentTimestamp".to_owned(),
+                            message.sent_epoch_ms.to_string(),
+                        ),
                         (
                             "ApproximateFirstReceiveTimestamp".to_owned(),
                             message.first_received_epoch_ms.unwrap_or(epoch).to_string(),
@@ -321,7 +348,11 @@ impl MemoryQueue {
     }
 
     /// ChangeMessageVisibility: hides (or, with zero, releases) a received message.
-    pub fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), PortError> {
+    pub fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), PortError> {
         let now = self.clock.now();
         let mut inner = self.lock();
         match inner
@@ -333,7 +364,10 @@ impl MemoryQueue {
                 message.visible_at = now + timeout;
                 Ok(())
             }
-            None => Err(PortError::permanent(&self.name, format!("ReceiptHandleIsInvalid: {receipt_handle}"))),
+            None => Err(PortError::permanent(
+                &self.name,
+                format!("ReceiptHandleIsInvalid: {receipt_handle}"),
+            )),
         }
     }
 
@@ -341,14 +375,23 @@ impl MemoryQueue {
     pub fn depth(&self) -> (usize, usize) {
         let now = self.clock.now();
         let inner = self.lock();
-        let visible = inner.messages.values().filter(|m| m.visible_at <= now).count();
+        let visible = inner
+            .messages
+            .values()
+            .filter(|m| m.visible_at <= now)
+            .count();
         (visible, inner.messages.len() - visible)
     }
 
     /// When the next hidden message becomes visible, if any is hidden.
     pub fn next_visible_at(&self) -> Option<Duration> {
         let now = self.clock.now();
-        self.lock().messages.values().map(|m| m.visible_at).filter(|&t| t > now).min()
+        self.lock()
+            .messages
+            .values()
+            .map(|m| m.visible_at)
+            .filter(|&t| t > now)
+            .min()
     }
 
     /// Counters since creation.
@@ -365,7 +408,10 @@ impl MemoryQueue {
                 message_id: m.message_id,
                 receipt_handle: String::new(),
                 body: m.body,
-                attributes: HashMap::from([("ApproximateReceiveCount".to_owned(), m.receive_count.to_string())]),
+                attributes: HashMap::from([(
+                    "ApproximateReceiveCount".to_owned(),
+                    m.receive_count.to_string(),
+                )]),
                 message_attributes: m.attributes,
             })
             .collect()
@@ -374,6 +420,8 @@ impl MemoryQueue {
 
 /// The value of a message attribute, if present.
 pub fn attribute<'a>(attributes: &'a [Attribute], name: &str) -> Option<&'a str> {
-    attributes.iter().find(|a| a.name == name).map(|a| a.value.as_str())
+    attributes
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.value.as_str())
 }
-

@@ -36,7 +36,11 @@ impl EmbeddedQueues {
 
 #[async_trait]
 impl QueueSender for EmbeddedQueues {
-    async fn send_batch(&self, queue_url: &str, messages: &[OutgoingMessage]) -> Result<Vec<EntryFailure>, PortError> {
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryFailure>, PortError> {
         self.get(queue_url)?.send_batch(messages)
     }
 }

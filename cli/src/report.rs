@@ -1,0 +1,201 @@
+//! The summary of a ride: a per-stop table for people, JSON for machines.
+
+use busline_core::StopCounts;
+use busline_core::envelope::Rejection;
+use busline_embedded::StopTally;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A rejected passenger and the stop that rejected it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quarantined {
+    /// The stop that rejected it.
+    pub stop: String,
+    /// The passenger and the reason.
+    #[serde(flatten)]
+    pub rejection: Rejection,
+}
+
+/// A bus left on a stop's dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// The stop whose queue it failed on.
+    pub stop: String,
+    /// The SQS message id it had on that queue.
+    pub message_id: String,
+    /// Why it failed.
+    pub reason: String,
+    /// `retryable` or `permanent`, when the stop dead-lettered it.
+    pub class: Option<String>,
+    /// Receives before it was dead-lettered.
+    pub receive_count: Option<u32>,
+    /// Key of the parked bus, when the body is a claim check.
+    pub claim_check: Option<String>,
+    /// The body as it was.
+    pub body: String,
+}
+
+/// One row of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StopReport {
+    /// The stop.
+    pub stop: String,
+    /// Its counts.
+    #[serde(flatten)]
+    pub counts: StopCounts,
+    /// Redeliveries of buses from its queue.
+    pub retried: u64,
+    /// Buses left on its dead-letter queue.
+    pub dead_lettered: u64,
+    /// Passengers handled per second of handler time.
+    pub passengers_per_second: f64,
+    /// True when in + picked up = forwarded + dropped off + rejected + failed.
+    pub adds_up: bool,
+}
+
+impl StopReport {
+    /// A row from a stop's tally.
+    pub fn new(stop: &str, tally: StopTally, retried: u64, dead_lettered: u64) -> Self {
+        let counts = tally.counts;
+        let handled = (counts.passengers_in + counts.picked_up) as f64;
+        let seconds = tally.busy.as_secs_f64();
+        StopReport {
+            stop: stop.to_owned(),
+            counts,
+            retried,
+            dead_lettered,
+            passengers_per_second: if seconds > 0.0 {
+                handled / seconds
+            } else {
+                0.0
+            },
+            adds_up: counts.adds_up() && counts.unaccounted == 0,
+        }
+    }
+}
+
+/// What a ride did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RideReport {
+    /// The trip.
+    pub trip_id: String,
+    /// The route.
+    pub route: String,
+    /// The folder standing in for the bucket.
+    pub output: PathBuf,
+    /// Wall time of the ride.
+    #[serde(serialize_with = "millis")]
+    pub elapsed: Duration,
+    /// One row per stop, in riding order.
+    pub stops: Vec<StopReport>,
+    /// Rejected passengers with their reasons.
+    pub quarantined: Vec<Quarantined>,
+    /// Dead-lettered buses with their reasons.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_millis() as u64)
+}
+
+impl RideReport {
+    /// True when any bus was dead-lettered.
+    pub fn dead_lettered(&self) -> bool {
+        !self.dead_letters.is_empty()
+    }
+
+    /// The summary table.
+    pub fn table(&self) -> String {
+        let headers = [
+            "stop",
+            "buses in",
+            "in",
+            "picked up",
+            "forwarded",
+            "dropped off",
+            "rejected",
+            "retried",
+            "dead-lettered",
+            "passengers/s",
+        ];
+        let rows: Vec<Vec<String>> = self
+            .stops
+            .iter()
+            .map(|r| {
+                let c = &r.counts;
+                vec![
+                    r.stop.clone(),
+                    c.buses_in.to_string(),
+                    c.passengers_in.to_string(),
+                    c.picked_up.to_string(),
+                    c.forwarded.to_string(),
+                    c.dropped_off.to_string(),
+                    c.rejected.to_string(),
+                    r.retried.to_string(),
+                    r.dead_lettered.to_string(),
+                    format!("{:.0}", r.passengers_per_second),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..headers.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|row| row[i].len())
+                    .chain([headers[i].len()])
+                    .max()
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut out = String::new();
+        let mut line = |cells: Vec<&str>| {
+            let padded: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| {
+                    if i == 0 {
+                        format!("{cell:<w$}", w = widths[i])
+                    } else {
+                        format!("{cell:>w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+        };
+        line(headers.to_vec());
+        for row in &rows {
+            line(row.iter().map(String::as_str).collect());
+        }
+        let (last, dropped) = self
+            .stops
+            .last()
+            .map(|r| (r.stop.as_str(), r.counts.dropped_off))
+            .unwrap_or(("-", 0));
+        let _ = writeln!(
+            out,
+            "\ntrip {} on route {}: {:.2}s, output in {}",
+            self.trip_id,
+            self.route,
+            self.elapsed.as_secs_f64(),
+            self.output.display()
+        );
+        let _ = writeln!(
+            out,
+            "{dropped} passengers dropped off at {last}, {} quarantined, {} buses dead-lettered",
+            self.quarantined.len(),
+            self.dead_letters.len()
+        );
+        for row in self.stops.iter().filter(|r| !r.adds_up) {
+            let _ = writeln!(
+                out,
+                "warning: stop {}: counts do not add up (a handler lost or invented passengers)",
+                row.stop
+            );
+        }
+        for letter in &self.dead_letters {
+            let _ = writeln!(out, "dead-lettered at {}: {}", letter.stop, letter.reason);
+        }
+        out
+    }
+}
