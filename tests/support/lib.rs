@@ -1,1 +1,400 @@
-//! placeholder
+//! Helpers shared by the integration tests: fixtures, a processor harness on the embedded
+//! backends, fault-injecting stops and a flaky queue.
+#![allow(missing_docs)]
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use busline_cli::ride::{RideOptions, StopWrapper};
+use busline_core::envelope::Passenger;
+use busline_core::forwarder::RetryPolicy;
+use busline_core::ports::{EntryFailure, MetricsSink, OutgoingMessage, QueueSender};
+use busline_core::route::Route;
+use busline_core::{
+    BatchProcessor, InvocationMetrics, Outbox, PortError, Stop, StopConfig, StopContext, StopError,
+    StopRuntime,
+};
+use busline_embedded::{EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures").join(name)
+}
+
+pub fn shipped_route(overrides: &[(&str, &str)]) -> Route {
+    let parameters = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    busline_template::read_route(&workspace_root().join("template.yaml"), &parameters)
+        .expect("shipped template")
+}
+
+/// Retries quickly so tests that exercise them stay fast.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        retries: 3,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
+}
+
+pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
+    RideOptions {
+        route,
+        input: input.to_owned(),
+        output: output.to_owned(),
+        trip_id: None,
+        max_in_flight: 4,
+        retry: fast_retry(),
+        wrap: None,
+    }
+}
+
+/// Wraps the stop named `stop` with `make`, leaving the others alone.
+pub fn wrap_stop(
+    stop: &'static str,
+    make: impl Fn(Arc<dyn Stop>) -> Arc<dyn Stop> + Send + Sync + 'static,
+) -> StopWrapper {
+    Box::new(move |spec, inner| {
+        if spec.name == stop {
+            make(inner)
+        } else {
+            inner
+        }
+    })
+}
+
+/// Every NDJSON record of every file under `dir`, sorted by its JSON text.
+pub fn ndjson_records(dir: &Path) -> Vec<Value> {
+    let mut records = Vec::new();
+    for path in files_under(dir) {
+        let text = std::fs::read_to_string(&path).expect("readable output");
+        records.extend(
+            text.lines()
+                .map(|line| serde_json::from_str::<Value>(line).expect("valid NDJSON line")),
+        );
+    }
+    records.sort_by_key(Value::to_string);
+    records
+}
+
+/// Every file under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(folder) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&folder).unwrap_or_else(|err| panic!("{}: {err}", folder.display()))
+        {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                files.push(path)
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The records of a CSV file as JSON objects of strings.
+pub fn csv_records(path: &Path) -> Vec<Map<String, Value>> {
+    let mut reader = csv::Reader::from_path(path).expect("csv");
+    let headers = reader.headers().expect("header").clone();
+    reader
+        .records()
+        .map(|r| {
+            let record = r.expect("record");
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
+                .collect()
+        })
+        .collect()
+}
+
+/// Fails every bus it sees the first `times` times, then lets it through.
+pub struct FlakyStop {
+    pub inner: Arc<dyn Stop>,
+    pub times: u32,
+    pub error: StopError,
+    seen: Mutex<HashMap<String, u32>>,
+}
+
+impl FlakyStop {
+    pub fn new(inner: Arc<dyn Stop>, times: u32, error: StopError) -> Self {
+        FlakyStop {
+            inner,
+            times,
+            error,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl Stop for FlakyStop {
+    async fn handle(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        let attempt = {
+            let mut seen = self.seen.lock().expect("lock");
+            let count = seen.entry(ctx.bus.to_owned()).or_default();
+            *count += 1;
+            *count
+        };
+        if attempt <= self.times {
+            return Err(self.error.clone());
+        }
+        self.inner.handle(ctx, passengers, outbox).await
+    }
+}
+
+/// Forwards every passenger; panics on one with `"panic": true`; fails on `"fail": "permanent"|"retryable"`.
+pub struct ScriptedStop;
+
+#[async_trait]
+impl Stop for ScriptedStop {
+    async fn handle(
+        &self,
+        _ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        for passenger in passengers {
+            if passenger.data.get("panic") == Some(&Value::Bool(true)) {
+                panic!("scripted panic on {}", passenger.id);
+            }
+            match passenger.data.get("fail").and_then(Value::as_str) {
+                Some("permanent") => {
+                    return Err(StopError::Permanent(format!("{} is poison", passenger.id)));
+                }
+                Some("retryable") => {
+                    return Err(StopError::Retryable(format!(
+                        "{} hit a throttle",
+                        passenger.id
+                    )));
+                }
+                _ => {}
+            }
+            if passenger.data.get("reject") == Some(&Value::Bool(true)) {
+                outbox
+                    .reject(&passenger.reject("scripted rejection"))
+                    .await?;
+            } else if passenger.data.get("drop") == Some(&Value::Bool(true)) {
+                outbox.drop_off(1);
+            } else {
+                outbox.board(&passenger).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records every invocation's metrics.
+#[derive(Default)]
+pub struct RecordedMetrics(pub Mutex<Vec<InvocationMetrics>>);
+
+impl MetricsSink for RecordedMetrics {
+    fn record(&self, metrics: &InvocationMetrics) {
+        self.0.lock().expect("lock").push(metrics.clone());
+    }
+}
+
+/// Fails chosen entries of SendMessageBatch calls (by body substring) a number of times.
+pub struct FlakyQueues {
+    pub inner: EmbeddedQueues,
+    /// body substring -> (failures left, sender_fault)
+    pub plan: Mutex<Vec<(String, u32, bool)>>,
+    pub calls: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl QueueSender for FlakyQueues {
+    async fn send_batch(
+        &self,
+        queue_url: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryFailure>, PortError> {
+        self.calls.lock().expect("lock").push(messages.len());
+        let mut failed = Vec::new();
+        let mut pass = Vec::new();
+        {
+            let mut plan = self.plan.lock().expect("lock");
+            for (index, message) in messages.iter().enumerate() {
+                let rule = plan
+                    .iter_mut()
+                    .find(|(needle, left, _)| *left > 0 && message.body.contains(needle.as_str()));
+                match rule {
+                    Some((_, left, sender_fault)) => {
+                        *left -= 1;
+                        failed.push(EntryFailure {
+                            index,
+                            sender_fault: *sender_fault,
+                            code: if *sender_fault {
+                                "InvalidParameterValue".into()
+                            } else {
+                                "InternalError".into()
+                            },
+                            message: "injected".into(),
+                        });
+                    }
+                    None => pass.push(message.clone()),
+                }
+            }
+        }
+        if !pass.is_empty() {
+            let errors = self.inner.send_batch(queue_url, &pass).await?;
+            assert!(errors.is_empty(), "embedded queue refused {errors:?}");
+        }
+        Ok(failed)
+    }
+}
+
+/// A processor over embedded queues (route: `in` -> stop -> `next`, with `dlq` and `quarantine`).
+pub struct Harness {
+    pub clock: Arc<ManualClock>,
+    pub queues: EmbeddedQueues,
+    pub store: Arc<FolderStore>,
+    pub metrics: Arc<RecordedMetrics>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let clock = Arc::new(ManualClock::default());
+        let mut queues = EmbeddedQueues::default();
+        let dlq = Arc::new(MemoryQueue::new(
+            "dlq",
+            QueueSettings::default(),
+            clock.clone(),
+        ));
+        queues.insert(dlq.clone());
+        for name in ["next", "quarantine"] {
+            queues.insert(Arc::new(MemoryQueue::new(
+                name,
+                QueueSettings::default(),
+                clock.clone(),
+            )));
+        }
+        let settings = QueueSettings {
+            max_receive_count: Some(3),
+            dead_letter: Some(dlq),
+            ..QueueSettings::default()
+        };
+        queues.insert(Arc::new(MemoryQueue::new("in", settings, clock.clone())));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(FolderStore::new("bucket", dir.path()));
+        Harness {
+            clock,
+            queues,
+            store,
+            metrics: Arc::default(),
+            dir,
+        }
+    }
+
+    pub fn config(&self, extra: &[(&str, &str)]) -> StopConfig {
+        let mut vars: HashMap<String, String> = [
+            ("STOP_NAME", "scripted"),
+            ("ROUTE_NAME", "test"),
+            ("NEXT_QUEUE_URL", "next"),
+            ("DEAD_LETTER_QUEUE_URL", "dlq"),
+            ("QUARANTINE_QUEUE_URL", "quarantine"),
+            ("MAX_RECEIVE_COUNT", "3"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        StopConfig::from_vars(&vars).expect("valid config")
+    }
+
+    pub fn processor(
+        &self,
+        stop: Arc<dyn Stop>,
+        config: StopConfig,
+        queues: Arc<dyn QueueSender>,
+    ) -> BatchProcessor {
+        BatchProcessor::new(
+            stop,
+            StopRuntime {
+                config,
+                queues,
+                objects: self.store.clone(),
+                metrics: self.metrics.clone(),
+                retry: fast_retry(),
+            },
+        )
+    }
+
+    pub fn queue(&self, name: &str) -> &Arc<MemoryQueue> {
+        self.queues.get(name).expect("queue")
+    }
+
+    /// Receives one batch from `in` as a Lambda event.
+    pub fn receive(&self, max: usize) -> (SqsEvent, Vec<busline_embedded::ReceivedMessage>) {
+        let messages = self.queue("in").receive(max, None).expect("receive");
+        (busline_embedded::sqs_event("in", &messages), messages)
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A bus body carrying `passengers` (each a JSON object) for trip `t1`.
+pub fn bus_body(bus: &str, passengers: &[Value]) -> String {
+    let passengers: Vec<Value> = passengers
+        .iter()
+        .enumerate()
+        .map(|(i, data)| serde_json::json!({"id": format!("{bus}-{i}"), "data": data}))
+        .collect();
+    serde_json::json!({
+        "v": 1, "bus": bus, "trip": "t1", "route": "test", "from": "upstream", "hop": 1,
+        "created": "2026-11-22T00:00:00.000Z", "passengers": passengers
+    })
+    .to_string()
+}
+
+pub fn send(queue: &MemoryQueue, body: &str) -> String {
+    queue
+        .send(&OutgoingMessage {
+            body: body.to_owned(),
+            attributes: Vec::new(),
+        })
+        .expect("send")
+}
+
+pub fn message_ids(event: &SqsEvent) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .map(|r: &SqsMessage| r.message_id.clone().unwrap_or_default())
+        .collect()
+}
+
+pub fn failure_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> HashSet<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}

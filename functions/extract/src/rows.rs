@@ -244,16 +244,20 @@ fn parse_ndjson(
                 format!("expected a JSON object, found {}", kind(&other)),
                 raw(text),
             ),
-            Err(err) => source.rejected(
-                number,
-                format!("invalid JSON at column {}: {err}", err.column()),
-                raw(text),
-            ),
+            Err(err) => source.rejected(number, json_reason(&err), raw(text)),
         };
         if !rows.push(row) {
             return Ok(());
         }
     }
+}
+
+/// serde_json's message with its own position (always "line 1" here) replaced by the column.
+fn json_reason(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    let position = format!(" at line {} column {}", err.line(), err.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    format!("invalid JSON at column {}: {message}", err.column())
 }
 
 fn raw(text: &[u8]) -> Value {

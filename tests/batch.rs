@@ -1,0 +1,314 @@
+//! The batch processor on its own, over embedded queues: isolation, dead-lettering, claim checks.
+
+use busline_core::processor::dead_letter_attributes as attr;
+use busline_embedded::queue::attribute;
+use busline_tests::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
+    let h = Harness::new();
+    let good_1 = send(
+        h.queue("in"),
+        &bus_body("b1", &[json!({"n": 1}), json!({"n": 2})]),
+    );
+    let malformed = send(h.queue("in"), "{\"v\":1,\"bus\":");
+    let panics = send(
+        h.queue("in"),
+        &bus_body("b3", &[json!({"n": 3}), json!({"panic": true})]),
+    );
+    let good_2 = send(h.queue("in"), &bus_body("b4", &[json!({"n": 4})]));
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        h.config(&[]),
+        Arc::new(h.queues.clone()),
+    );
+
+    let (event, _) = h.receive(10);
+    assert_eq!(
+        message_ids(&event),
+        [
+            good_1.clone(),
+            malformed.clone(),
+            panics.clone(),
+            good_2.clone()
+        ]
+    );
+    let response = processor
+        .process(event)
+        .await
+        .expect("partial failure is not a function error");
+
+    assert_eq!(failure_ids(&response), HashSet::from([malformed, panics]));
+    // The partners' passengers were forwarded, all pooled in one bus per partner.
+    let forwarded = h.queue("next").drain();
+    let mut ids: Vec<String> = forwarded
+        .iter()
+        .flat_map(|m| {
+            let envelope: busline_core::Envelope<busline_core::Passenger> =
+                busline_core::envelope::decode_envelope(&m.body).expect("bus");
+            envelope.passengers.into_iter().map(|p| p.id)
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["b1-0", "b1-1", "b4-0"]);
+    let metrics = h.metrics.0.lock().expect("lock");
+    let counts = metrics[0].counts;
+    assert_eq!(
+        (
+            counts.buses_in,
+            counts.buses_failed,
+            counts.passengers_in,
+            counts.forwarded,
+            counts.passengers_failed
+        ),
+        (4, 2, 5, 3, 2)
+    );
+    assert!(counts.adds_up());
+}
+
+#[tokio::test]
+async fn every_message_failing_is_a_function_error() {
+    let h = Harness::new();
+    send(h.queue("in"), "not json");
+    send(
+        h.queue("in"),
+        &bus_body("b2", &[json!({"fail": "retryable"})]),
+    );
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        h.config(&[]),
+        Arc::new(h.queues.clone()),
+    );
+    let (event, _) = h.receive(10);
+    let err = processor.process(event).await.expect_err("all failed");
+    assert_eq!(err.count, 2);
+    assert!(
+        err.first_reason
+            .starts_with("bus body is not a valid envelope: expected ident at line 1 column 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_at_once_with_reason_attributes() {
+    let h = Harness::new();
+    let poison = send(
+        h.queue("in"),
+        &bus_body("b1", &[json!({"n": 1}), json!({"fail": "permanent"})]),
+    );
+    let fine = send(h.queue("in"), &bus_body("b2", &[json!({"n": 2})]));
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        h.config(&[]),
+        Arc::new(h.queues.clone()),
+    );
+    let (event, _) = h.receive(10);
+    let response = processor.process(event).await.expect("ok");
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "dead-lettered buses are acknowledged"
+    );
+
+    let dead = h.queue("dlq").drain();
+    assert_eq!(dead.len(), 1);
+    let attrs = &dead[0].message_attributes;
+    assert_eq!(attribute(attrs, attr::REASON), Some("b1-1 is poison"));
+    assert_eq!(attribute(attrs, attr::CLASS), Some("permanent"));
+    assert_eq!(attribute(attrs, attr::STOP), Some("scripted"));
+    assert_eq!(attribute(attrs, attr::TRIP), Some("t1"));
+    assert_eq!(attribute(attrs, attr::RECEIVE_COUNT), Some("1"));
+    assert_eq!(attribute(attrs, attr::MESSAGE_ID), Some(poison.as_str()));
+    assert!(dead[0].body.contains("\"bus\":\"b1\""));
+    assert_eq!(h.queue("next").drain().len(), 1, "bus {fine} still rode on");
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_then_dead_lettered_on_its_last_receive() {
+    let h = Harness::new();
+    let flaky = send(
+        h.queue("in"),
+        &bus_body("b1", &[json!({"fail": "retryable"})]),
+    );
+    send(h.queue("in"), &bus_body("b2", &[json!({"n": 1})]));
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        h.config(&[]),
+        Arc::new(h.queues.clone()),
+    );
+    for receive in 1..=3 {
+        let (event, messages) = h.receive(10);
+        let failed = match processor.process(event).await {
+            Ok(response) => failure_ids(&response),
+            Err(err) => {
+                // Alone in its batch, the flaky bus fails the whole invocation, as Lambda expects.
+                assert_eq!((receive, err.count), (2, 1));
+                messages.iter().map(|m| m.message_id.clone()).collect()
+            }
+        };
+        for message in &messages {
+            if !failed.contains(&message.message_id) {
+                h.queue("in").delete(&message.receipt_handle);
+            }
+        }
+        if receive < 3 {
+            assert_eq!(failed, HashSet::from([flaky.clone()]), "receive {receive}");
+            assert!(h.queue("dlq").drain().is_empty());
+            h.clock.advance(std::time::Duration::from_secs(31));
+        } else {
+            assert!(
+                failed.is_empty(),
+                "on the last receive the stop dead-letters it and acknowledges"
+            );
+        }
+    }
+    let dead = h.queue("dlq").drain();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        attribute(&dead[0].message_attributes, attr::REASON),
+        Some("b1-0 hit a throttle")
+    );
+    assert_eq!(
+        attribute(&dead[0].message_attributes, attr::RECEIVE_COUNT),
+        Some("3")
+    );
+    assert_eq!(h.queue("in").depth(), (0, 0));
+}
+
+#[tokio::test]
+async fn rejected_passengers_go_to_quarantine_and_the_rest_ride_on() {
+    let h = Harness::new();
+    send(
+        h.queue("in"),
+        &bus_body(
+            "b1",
+            &[
+                json!({"n": 1}),
+                json!({"reject": true}),
+                json!({"drop": true}),
+            ],
+        ),
+    );
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        h.config(&[]),
+        Arc::new(h.queues.clone()),
+    );
+    let (event, _) = h.receive(10);
+    assert!(
+        processor
+            .process(event)
+            .await
+            .expect("ok")
+            .batch_item_failures
+            .is_empty()
+    );
+    let quarantine = h.queue("quarantine").drain();
+    assert_eq!(quarantine.len(), 1);
+    let envelope: busline_core::Envelope<busline_core::Rejection> =
+        busline_core::envelope::decode_envelope(&quarantine[0].body).expect("quarantine bus");
+    assert_eq!(envelope.from, "scripted");
+    assert_eq!(envelope.passengers[0].id, "b1-1");
+    assert_eq!(
+        envelope.passengers[0].reason,
+        "passenger b1-1: scripted rejection"
+    );
+    assert_eq!(h.queue("next").drain().len(), 1);
+    let counts = h.metrics.0.lock().expect("lock")[0].counts;
+    assert_eq!(
+        (counts.forwarded, counts.rejected, counts.dropped_off),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_passenger_over_the_budget_rides_as_a_claim_check_and_is_read_back() {
+    let h = Harness::new();
+    let big = "x".repeat(5000);
+    send(
+        h.queue("in"),
+        &bus_body("b1", &[json!({"small": 1}), json!({"big": big})]),
+    );
+    let config = h.config(&[("BUS_BYTE_BUDGET", "2048")]);
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        config.clone(),
+        Arc::new(h.queues.clone()),
+    );
+    let (event, _) = h.receive(10);
+    assert!(
+        processor
+            .process(event)
+            .await
+            .expect("ok")
+            .batch_item_failures
+            .is_empty()
+    );
+
+    let forwarded = h.queue("next").drain();
+    assert_eq!(forwarded.len(), 2);
+    let pointer = forwarded
+        .iter()
+        .find(|m| {
+            m.body
+                .starts_with("[\"software.amazon.payloadoffloading.PayloadS3Pointer\"")
+        })
+        .expect("a claim check");
+    assert!(pointer.body.len() < 200);
+    let size: usize = attribute(&pointer.message_attributes, "ExtendedPayloadSize")
+        .expect("size")
+        .parse()
+        .expect("number");
+    assert!(size > 5000);
+
+    // The next stop reads the parked bus back transparently.
+    h.queue("in")
+        .send(&busline_core::ports::OutgoingMessage {
+            body: pointer.body.clone(),
+            attributes: vec![],
+        })
+        .expect("send");
+    let (event, _) = h.receive(1);
+    assert!(
+        processor
+            .process(event)
+            .await
+            .expect("ok")
+            .batch_item_failures
+            .is_empty()
+    );
+    let again = h.queue("next").drain();
+    let parked_again = again.iter().any(|m| m.body.contains("PayloadS3Pointer"));
+    assert!(
+        parked_again,
+        "the big passenger is parked again for the next hop"
+    );
+}
+
+#[tokio::test]
+async fn a_bus_that_has_travelled_too_far_is_dead_lettered_as_a_loop() {
+    let h = Harness::new();
+    let body = bus_body("b1", &[json!({"n": 1})]).replace("\"hop\":1", "\"hop\":32");
+    send(h.queue("in"), &body);
+    let processor = h.processor(
+        Arc::new(ScriptedStop),
+        h.config(&[]),
+        Arc::new(h.queues.clone()),
+    );
+    let (event, _) = h.receive(1);
+    assert!(
+        processor
+            .process(event)
+            .await
+            .expect("dead-lettered, acknowledged")
+            .batch_item_failures
+            .is_empty()
+    );
+    let dead = h.queue("dlq").drain();
+    assert_eq!(
+        attribute(&dead[0].message_attributes, attr::REASON),
+        Some("bus b1 has travelled 32 stops, MAX_HOPS is 32: is the route a loop?")
+    );
+}

@@ -1,0 +1,287 @@
+//! The whole route in one process (`bus ride`'s engine) on the shipped template.
+
+use busline_cli::ride::ride;
+use busline_core::StopError;
+use busline_tests::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const TRANSFORM_OPS: &str = "TRANSFORM_OPS";
+
+fn colors_input() -> std::path::PathBuf {
+    workspace_root().join("samples/colors")
+}
+
+/// The colors sample's records as NDJSON would carry them, minus HEX, sorted.
+fn colors_minus_hex() -> Vec<Value> {
+    let mut expected: Vec<Value> = csv_records(&colors_input().join("colors.csv"))
+        .into_iter()
+        .map(|mut record| {
+            record.shift_remove("HEX");
+            Value::Object(record)
+        })
+        .collect();
+    expected.sort_by_key(Value::to_string);
+    expected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colors_ride_writes_input_minus_hex_and_counts_add_up() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = ride(
+        ride_options(shipped_route(&[]), &colors_input(), out.path()),
+        |_| {},
+    )
+    .await
+    .expect("ride");
+
+    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+    assert_eq!(output.len(), 30);
+    assert_eq!(output, colors_minus_hex());
+
+    let names: Vec<&str> = report.stops.iter().map(|s| s.stop.as_str()).collect();
+    assert_eq!(names, ["depot", "extract", "transform", "load"]);
+    for stop in &report.stops {
+        assert!(stop.adds_up, "{stop:?}");
+        let c = &stop.counts;
+        assert_eq!(
+            c.passengers_in + c.picked_up,
+            c.forwarded + c.dropped_off + c.rejected + c.passengers_failed
+        );
+    }
+    let [depot, extract, transform, load] = [0, 1, 2, 3].map(|i| report.stops[i].counts);
+    assert_eq!((depot.picked_up, depot.forwarded), (1, 1));
+    assert_eq!(
+        (
+            extract.passengers_in,
+            extract.picked_up,
+            extract.forwarded,
+            extract.dropped_off
+        ),
+        (1, 30, 30, 1)
+    );
+    assert_eq!((transform.passengers_in, transform.forwarded), (30, 30));
+    assert_eq!((load.passengers_in, load.dropped_off), (30, 30));
+    assert!(report.quarantined.is_empty() && report.dead_letters.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn riding_the_same_trip_twice_writes_the_same_keys_and_content() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut snapshots = Vec::new();
+    for _ in 0..2 {
+        let mut options = ride_options(
+            shipped_route(&[("BusByteBudget", "1024")]),
+            &colors_input(),
+            out.path(),
+        );
+        options.trip_id = Some("replay-1".into());
+        ride(options, |_| {}).await.expect("ride");
+        let files: Vec<(String, String)> = files_under(&out.path().join("output"))
+            .into_iter()
+            .map(|path| {
+                let key = path
+                    .strip_prefix(out.path())
+                    .expect("under out")
+                    .display()
+                    .to_string();
+                (key, std::fs::read_to_string(&path).expect("readable"))
+            })
+            .collect();
+        snapshots.push(files);
+    }
+    // A small budget splits the trip over several buses, so several objects are compared.
+    assert!(snapshots[0].len() > 1, "{:?}", snapshots[0]);
+    assert_eq!(snapshots[0], snapshots[1]);
+    let records: usize = snapshots[1]
+        .iter()
+        .map(|(_, text)| text.lines().count())
+        .sum();
+    assert_eq!(records, 30, "a replay overwrites, never duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_and_failed_transforms_are_quarantined_with_file_line_and_field() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut route = shipped_route(&[]);
+    route.stops[2].env.insert(
+        TRANSFORM_OPS.into(),
+        r#"[{"drop":["HEX"]},{"require":["Name"]},{"cast":{"Stock":"number"}}]"#.into(),
+    );
+    let report = ride(ride_options(route, &fixture("messy"), out.path()), |_| {})
+        .await
+        .expect("ride");
+
+    let mut reasons: Vec<(String, String)> = report
+        .quarantined
+        .iter()
+        .map(|q| (q.stop.clone(), q.rejection.reason.clone()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (
+                "extract",
+                "input/more.ndjson:2: invalid JSON at column 30: EOF while parsing an object"
+            ),
+            (
+                "extract",
+                "input/more.ndjson:3: expected a JSON object, found an array"
+            ),
+            (
+                "extract",
+                "input/paints.csv:3: expected 4 fields as in the header, found 3"
+            ),
+            (
+                "transform",
+                "input/more.ndjson:5: field `Name` is required but missing"
+            ),
+            (
+                "transform",
+                "input/paints.csv:4: field `Stock`: cannot cast \"many\" to number"
+            ),
+        ]
+        .map(|(s, r)| (s.to_owned(), r.to_owned()))
+    );
+    // The rest of each bus rode on.
+    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+    assert_eq!(
+        output,
+        [
+            json!({"Name": "Gold", "RGB": "(255, 215, 0)", "Stock": 7}),
+            json!({"Name": "Red", "RGB": "(255, 0, 0)", "Stock": 12}),
+            json!({"Name": "Teal", "RGB": "(0, 128, 128)", "Stock": 3}),
+            json!({"Name": "White", "RGB": "(255, 255, 255)", "Stock": null}),
+        ]
+    );
+    // The quarantine report lands beside the output, one line per rejection.
+    let report_file = out.path().join(format!(
+        "quarantine/trip={}/rejected.ndjson",
+        report.trip_id
+    ));
+    assert_eq!(
+        std::fs::read_to_string(report_file)
+            .expect("quarantine report")
+            .lines()
+            .count(),
+        5
+    );
+    for stop in &report.stops {
+        assert!(stop.adds_up, "{stop:?}");
+    }
+    assert_eq!(report.stops[1].counts.rejected, 3);
+    assert_eq!(report.stops[2].counts.rejected, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_is_retried_and_succeeds() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut options = ride_options(shipped_route(&[]), &colors_input(), out.path());
+    options.wrap = Some(wrap_stop("transform", |inner| {
+        Arc::new(FlakyStop::new(
+            inner,
+            1,
+            StopError::Retryable("throttled by the enrichment API".into()),
+        ))
+    }));
+    let report = ride(options, |_| {}).await.expect("ride");
+
+    let transform = &report.stops[2];
+    assert_eq!(transform.retried, 1);
+    assert_eq!(transform.counts.buses_in, 2);
+    assert_eq!(transform.counts.buses_failed, 1);
+    assert_eq!(transform.counts.forwarded, 30);
+    assert!(transform.adds_up);
+    assert!(report.dead_letters.is_empty());
+    assert_eq!(
+        ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id))),
+        colors_minus_hex()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_every_time_ends_in_the_dead_letter_queue_with_its_reason() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut options = ride_options(
+        shipped_route(&[("MaxReceiveCount", "4")]),
+        &colors_input(),
+        out.path(),
+    );
+    options.wrap = Some(wrap_stop("transform", |inner| {
+        Arc::new(FlakyStop::new(
+            inner,
+            u32::MAX,
+            StopError::Retryable("enrichment API is down".into()),
+        ))
+    }));
+    let report = ride(options, |_| {}).await.expect("ride");
+
+    assert!(report.dead_lettered());
+    assert_eq!(report.dead_letters.len(), 1);
+    let letter = &report.dead_letters[0];
+    assert_eq!(letter.stop, "transform");
+    assert_eq!(letter.reason, "enrichment API is down");
+    assert_eq!(letter.class.as_deref(), Some("retryable"));
+    assert_eq!(letter.receive_count, Some(4));
+    assert!(
+        letter.body.contains("\"Name\":\"Mint\""),
+        "the original bus is kept: {}",
+        letter.body
+    );
+    let transform = &report.stops[2];
+    assert_eq!(
+        (
+            transform.counts.buses_in,
+            transform.retried,
+            transform.dead_lettered
+        ),
+        (4, 3, 1)
+    );
+    assert_eq!(transform.counts.passengers_failed, 4 * 30);
+    assert!(transform.adds_up);
+    assert_eq!(report.stops[3].counts.passengers_in, 0);
+    let file = out.path().join(format!(
+        "dead-letter/trip={}/transform.ndjson",
+        report.trip_id
+    ));
+    assert!(
+        std::fs::read_to_string(file)
+            .expect("dead-letter report")
+            .contains("enrichment API is down")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_data_with_bad_rows_adds_up_at_scale() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = tempfile::tempdir().expect("tempdir");
+    let generated = busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+        records: 20_000,
+        files: 3,
+        ndjson: false,
+        out: data.path().to_owned(),
+        seed: 7,
+        bad_every: 1000,
+    })
+    .expect("generate");
+    assert_eq!(generated.bad, 20);
+    let report = ride(
+        ride_options(shipped_route(&[]), data.path(), out.path()),
+        |_| {},
+    )
+    .await
+    .expect("ride");
+    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+    assert_eq!(output.len(), 20_000 - 20);
+    assert_eq!(report.quarantined.len(), 20);
+    assert!(
+        output
+            .iter()
+            .all(|r| r.get("HEX").is_none() && r.get("Name").is_some())
+    );
+    for stop in &report.stops {
+        assert!(stop.adds_up, "{stop:?}");
+    }
+    assert_eq!(report.stops[1].counts.picked_up, 20_000);
+}
