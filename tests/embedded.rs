@@ -196,3 +196,184 @@ async fn folder_store_lists_reads_streams_and_overwrites() {
     assert!(store.put("../escape", vec![], "x").await.is_err());
     assert!(store.get("input//b.csv").await.is_err());
 }
+
+mod flow_control {
+    use busline_core::ports::OutgoingMessage;
+    use busline_core::{BatchProcessor, Stop, StopConfig, StopError, StopRuntime};
+    use busline_embedded::{
+        BusStop, EmbeddedBus, EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings,
+    };
+    use busline_tests::{DropAll, Fanout, FlakyStop, RecordedMetrics, bus_body, fast_retry};
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::sync::Notify;
+
+    const LIMIT: usize = 64 * 1024;
+    const BUDGET: usize = 4096;
+    const PASSENGERS: u64 = 50_000;
+
+    struct Line {
+        clock: Arc<ManualClock>,
+        signal: Arc<Notify>,
+        queues: EmbeddedQueues,
+        store: Arc<FolderStore>,
+        metrics: Arc<RecordedMetrics>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Line {
+        /// tickets -> producer -> mid (backlog-limited, redrives to dlq after 2) -> consumer
+        fn new() -> Self {
+            let clock = Arc::new(ManualClock::default());
+            let signal = Arc::new(Notify::new());
+            let mut queues = EmbeddedQueues::default();
+            let queue = |name: &str, settings: QueueSettings| {
+                MemoryQueue::new(name, settings, clock.clone()).with_signal(signal.clone())
+            };
+            let dlq = Arc::new(queue("dlq", QueueSettings::default()));
+            queues.insert(dlq.clone());
+            queues.insert(Arc::new(queue("tickets", QueueSettings::default())));
+            queues.insert(Arc::new(queue("quarantine", QueueSettings::default())));
+            let mid = QueueSettings {
+                max_receive_count: Some(2),
+                dead_letter: Some(dlq),
+                ..QueueSettings::default()
+            };
+            queues.insert(Arc::new(queue("mid", mid).with_backlog_limit(LIMIT)));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Arc::new(FolderStore::new("bucket", dir.path()));
+            Line {
+                clock,
+                signal,
+                queues,
+                store,
+                metrics: Arc::default(),
+                _dir: dir,
+            }
+        }
+
+        fn processor(
+            &self,
+            name: &str,
+            next: Option<&str>,
+            stop: Arc<dyn Stop>,
+        ) -> Arc<BatchProcessor> {
+            let mut vars: HashMap<String, String> = HashMap::from([
+                ("STOP_NAME".into(), name.into()),
+                ("ROUTE_NAME".into(), "flow".into()),
+                ("QUARANTINE_QUEUE_URL".into(), "quarantine".into()),
+                ("DEAD_LETTER_QUEUE_URL".into(), "dlq".into()),
+                ("MAX_RECEIVE_COUNT".into(), "2".into()),
+                ("BUS_BYTE_BUDGET".into(), BUDGET.to_string()),
+            ]);
+            if let Some(next) = next {
+                vars.insert("NEXT_QUEUE_URL".into(), next.into());
+            }
+            let config = StopConfig::from_vars(&vars).expect("config");
+            Arc::new(BatchProcessor::new(
+                stop,
+                StopRuntime {
+                    config,
+                    queues: Arc::new(self.queues.clone()),
+                    objects: self.store.clone(),
+                    metrics: self.metrics.clone(),
+                    retry: fast_retry(),
+                },
+            ))
+        }
+
+        async fn run(&self, consumer: Arc<dyn Stop>) {
+            let tickets = self.queues.get("tickets").expect("queue").clone();
+            tickets
+                .send(&OutgoingMessage {
+                    body: bus_body("t", &[json!({"count": PASSENGERS})]),
+                    attributes: vec![],
+                })
+                .expect("send");
+            let stops = vec![
+                BusStop {
+                    name: "producer".into(),
+                    queue: tickets,
+                    batch_size: 1,
+                    max_concurrency: 1,
+                    processor: self.processor("producer", Some("mid"), Arc::new(Fanout)),
+                },
+                BusStop {
+                    name: "consumer".into(),
+                    queue: self.queues.get("mid").expect("queue").clone(),
+                    batch_size: 10,
+                    max_concurrency: 2,
+                    processor: self.processor("consumer", None, consumer),
+                },
+            ];
+            let bus = EmbeddedBus::new(self.clock.clone(), self.signal.clone(), stops);
+            // A deadlock would hang here; fail instead.
+            tokio::time::timeout(Duration::from_secs(120), bus.run(|| {}))
+                .await
+                .expect("the ride finishes")
+                .expect("ride");
+        }
+
+        fn counts(&self, stop: &str) -> busline_core::StopCounts {
+            let mut total = busline_core::StopCounts::default();
+            for m in self
+                .metrics
+                .0
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|m| m.stop == stop)
+            {
+                total += m.counts;
+            }
+            total
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fast_producer_cannot_flood_the_next_queue() {
+        let line = Line::new();
+        line.run(Arc::new(DropAll)).await;
+        assert_eq!(line.counts("consumer").dropped_off, PASSENGERS);
+        let producer = line.counts("producer");
+        assert!(
+            producer.bytes_out > 1_500_000,
+            "the producer sent {} bytes in all",
+            producer.bytes_out
+        );
+        // The backlog stays within the limit plus one eager send (10 buses) and the consumer's
+        // batches in flight (2 x 10 buses), far below everything the producer sent.
+        let peak = line.queues.get("mid").expect("queue").stats().peak_bytes;
+        assert!(
+            peak <= LIMIT + 10 * BUDGET + 2 * 10 * BUDGET,
+            "peak backlog {peak} bytes"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consumer_that_always_fails_cannot_deadlock_the_flow_control() {
+        let line = Line::new();
+        let failing = Arc::new(FlakyStop::new(
+            Arc::new(DropAll),
+            u32::MAX,
+            StopError::Retryable("down".into()),
+        ));
+        line.run(failing).await;
+        let buses = line.counts("producer").buses_out;
+        let dead = line.queues.get("dlq").expect("queue").drain();
+        assert_eq!(
+            dead.len() as u64,
+            buses,
+            "every bus ended in the dead-letter queue"
+        );
+        let consumer = line.counts("consumer");
+        assert_eq!(
+            consumer.buses_in,
+            2 * buses,
+            "each bus was received maxReceiveCount times"
+        );
+        assert_eq!(consumer.buses_dead_lettered, buses);
+    }
+}

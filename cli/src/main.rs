@@ -38,9 +38,9 @@ enum Command {
         /// Template parameter overrides, e.g. --parameter MaxReceiveCount=3.
         #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
         parameters: Vec<(String, String)>,
-        /// Batches in flight at once.
-        #[arg(long, default_value_t = default_in_flight())]
-        max_in_flight: usize,
+        /// Batches in flight at once per stop.
+        #[arg(long, default_value_t = default_concurrency())]
+        concurrency: usize,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -68,7 +68,7 @@ enum Command {
     },
 }
 
-fn default_in_flight() -> usize {
+fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get() * 2)
         .unwrap_or(4)
@@ -95,7 +95,7 @@ fn main() -> Result<ExitCode> {
             output,
             trip_id,
             parameters,
-            max_in_flight,
+            concurrency,
             json,
         } => {
             let parameters: HashMap<String, String> = parameters.into_iter().collect();
@@ -105,7 +105,7 @@ fn main() -> Result<ExitCode> {
                 input,
                 output,
                 trip_id,
-                max_in_flight,
+                concurrency,
                 retry: RetryPolicy::default(),
                 wrap: None,
             };

@@ -19,6 +19,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
+use tokio::sync::Notify;
+
+/// Visible bytes a stop's queue may hold before senders wait (embedded flow control only:
+/// it bounds memory when one stop outruns the next; SQS itself has no such limit).
+pub const BACKLOG_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Wraps a stop before it rides (tests inject faults this way).
 pub type StopWrapper = Box<
@@ -35,8 +40,8 @@ pub struct RideOptions {
     pub output: PathBuf,
     /// Reuse a trip id (a replay); a new one when `None`.
     pub trip_id: Option<String>,
-    /// Batches in flight at once across all stops.
-    pub max_in_flight: usize,
+    /// Batches in flight at once per stop (the event source's MaximumConcurrency).
+    pub concurrency: usize,
     /// How failed sends are retried.
     pub retry: RetryPolicy,
     /// Optional wrapper around each queue-reading stop.
@@ -84,7 +89,8 @@ pub async fn ride(
         return Err(RideError::MissingInput(options.input.clone()));
     }
     let clock = Arc::new(ManualClock::default());
-    let queues = Arc::new(build_queues(route, &clock)?);
+    let signal = Arc::new(Notify::new());
+    let queues = Arc::new(build_queues(route, &clock, &signal)?);
     let depot_spec = &route.stops[0];
     if depot_spec.kind != "depot" {
         return Err(RideError::Route(format!(
@@ -139,7 +145,7 @@ pub async fn ride(
                 .map_err(|err| RideError::Route(err.to_string()))?
                 .clone(),
             batch_size: spec.batch_size,
-            max_concurrency: options.max_in_flight,
+            max_concurrency: options.concurrency,
             processor: Arc::new(BatchProcessor::new(stop, runtime_for(spec)?)),
         });
     }
@@ -152,7 +158,7 @@ pub async fn ride(
         .await?;
 
     let mut on_batch = on_batch;
-    EmbeddedBus::new(clock, bus_stops, options.max_in_flight)
+    EmbeddedBus::new(clock, signal, bus_stops)
         .run(|| on_batch(&metrics))
         .await?;
 
@@ -195,7 +201,11 @@ fn config_error(spec: &StopSpec, err: impl std::fmt::Display) -> RideError {
 }
 
 /// One embedded queue per queue of the template, dead-letter queues wired by their redrive policy.
-fn build_queues(route: &Route, clock: &Arc<ManualClock>) -> Result<EmbeddedQueues, RideError> {
+fn build_queues(
+    route: &Route,
+    clock: &Arc<ManualClock>,
+    signal: &Arc<Notify>,
+) -> Result<EmbeddedQueues, RideError> {
     let mut queues = EmbeddedQueues::default();
     // Dead-letter queues first, so the queues that redrive into them can point at them.
     let mut pending: Vec<_> = route.queues.iter().collect();
@@ -225,11 +235,16 @@ fn build_queues(route: &Route, clock: &Arc<ManualClock>) -> Result<EmbeddedQueue
                 max_receive_count: spec.max_receive_count,
                 dead_letter,
             };
-            queues.insert(Arc::new(MemoryQueue::new(
-                spec.name.clone(),
-                settings,
-                clock.clone(),
-            )));
+            let mut queue = MemoryQueue::new(spec.name.clone(), settings, clock.clone())
+                .with_signal(signal.clone());
+            if route
+                .stops
+                .iter()
+                .any(|stop| stop.queue.as_deref() == Some(spec.name.as_str()))
+            {
+                queue = queue.with_backlog_limit(BACKLOG_LIMIT);
+            }
+            queues.insert(Arc::new(queue));
         }
         if waiting.len() == before {
             let names: Vec<&str> = waiting.iter().map(|q| q.name.as_str()).collect();

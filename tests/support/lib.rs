@@ -52,7 +52,7 @@ pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
         input: input.to_owned(),
         output: output.to_owned(),
         trip_id: None,
-        max_in_flight: 4,
+        concurrency: 4,
         retry: fast_retry(),
         wrap: None,
     }
@@ -397,4 +397,55 @@ pub fn failure_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect()
+}
+
+/// For each ticket `{"count": n}`, picks up and boards n passengers `{"n": i}`.
+pub struct Fanout;
+
+#[async_trait]
+impl Stop for Fanout {
+    async fn handle(
+        &self,
+        _ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        for ticket in passengers {
+            let count = ticket
+                .data
+                .get("count")
+                .and_then(Value::as_u64)
+                .unwrap_or_default();
+            for i in 0..count {
+                let mut data = Map::new();
+                data.insert("n".into(), i.into());
+                outbox.pick_up(1);
+                outbox
+                    .board(&Passenger {
+                        id: format!("{}:{i}", ticket.id),
+                        source: None,
+                        data,
+                    })
+                    .await?;
+            }
+            outbox.drop_off(1);
+        }
+        Ok(())
+    }
+}
+
+/// Drops every passenger off.
+pub struct DropAll;
+
+#[async_trait]
+impl Stop for DropAll {
+    async fn handle(
+        &self,
+        _ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        outbox.drop_off(passengers.len() as u64);
+        Ok(())
+    }
 }

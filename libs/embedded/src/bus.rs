@@ -9,6 +9,7 @@ use busline_core::{BatchProcessor, PortError};
 use std::collections::HashSet;
 use std::sync::Arc;
 use thiserror::Error;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 /// One stop on the embedded bus.
@@ -32,10 +33,8 @@ pub enum RideError {
     #[error(transparent)]
     Queue(#[from] PortError),
     /// A batch task died outside the processor's panic isolation.
-    #[error("stop {stop}: batch task failed: {message}")]
+    #[error("batch task failed: {message}")]
     Task {
-        /// The stop.
-        stop: String,
         /// What happened.
         message: String,
     },
@@ -44,18 +43,19 @@ pub enum RideError {
 /// Runs the stops until every stop queue is empty.
 pub struct EmbeddedBus {
     clock: Arc<ManualClock>,
+    signal: Arc<Notify>,
     stops: Vec<BusStop>,
-    max_in_flight: usize,
 }
 
 impl EmbeddedBus {
-    /// A bus over `stops` (in riding order) whose queues read `clock`, running at most
-    /// `max_in_flight` batches at once.
-    pub fn new(clock: Arc<ManualClock>, stops: Vec<BusStop>, max_in_flight: usize) -> Self {
+    /// A bus over `stops` (in riding order) whose queues read `clock` and notify `signal`
+    /// (see [`MemoryQueue::with_signal`]). Each stop runs up to its own `max_concurrency`
+    /// batches, so a stop blocked on a full downstream queue never starves that queue's reader.
+    pub fn new(clock: Arc<ManualClock>, signal: Arc<Notify>, stops: Vec<BusStop>) -> Self {
         EmbeddedBus {
             clock,
+            signal,
             stops,
-            max_in_flight: max_in_flight.max(1),
         }
     }
 
@@ -67,9 +67,12 @@ impl EmbeddedBus {
         let mut running: JoinSet<usize> = JoinSet::new();
         let mut in_flight = vec![0usize; self.stops.len()];
         loop {
+            let changed = self.signal.notified();
+            tokio::pin!(changed);
+            // Registered before polling, so a change while polling is not missed.
+            changed.as_mut().enable();
             for (index, stop) in self.stops.iter().enumerate().rev() {
-                while running.len() < self.max_in_flight && in_flight[index] < stop.max_concurrency
-                {
+                while in_flight[index] < stop.max_concurrency.max(1) {
                     let messages = receive_batch(&stop.queue, stop.batch_size)?;
                     if messages.is_empty() {
                         break;
@@ -95,18 +98,9 @@ impl EmbeddedBus {
                     });
                 }
             }
-            match running.join_next().await {
-                Some(Ok(index)) => {
-                    in_flight[index] -= 1;
-                    on_batch();
-                }
-                Some(Err(err)) => {
-                    return Err(RideError::Task {
-                        stop: "unknown".into(),
-                        message: err.to_string(),
-                    });
-                }
-                None => match self
+            if running.is_empty() {
+                // Nothing runs and nothing is visible: jump to the next hidden message, or finish.
+                match self
                     .stops
                     .iter()
                     .filter_map(|s| s.queue.next_visible_at())
@@ -114,7 +108,20 @@ impl EmbeddedBus {
                 {
                     Some(next) => self.clock.advance_to(next),
                     None => return Ok(()),
+                }
+                continue;
+            }
+            tokio::select! {
+                joined = running.join_next() => match joined {
+                    Some(Ok(index)) => {
+                        in_flight[index] -= 1;
+                        on_batch();
+                    }
+                    Some(Err(err)) => return Err(RideError::Task { message: err.to_string() }),
+                    None => {}
                 },
+                // A queue changed: a downstream stop may have work while a long batch runs.
+                () = &mut changed => {}
             }
         }
     }

@@ -10,6 +10,7 @@ use busline_core::ports::{
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// How a queue behaves, as its CloudFormation properties say.
 #[derive(Clone)]
@@ -78,14 +79,34 @@ pub struct QueueStats {
     pub redriven: u64,
     /// Messages dropped because they outlived the retention period.
     pub expired: u64,
+    /// Most body bytes held at once (visible and in flight).
+    pub peak_bytes: usize,
 }
 
 #[derive(Default)]
 struct Inner {
     messages: BTreeMap<u64, Stored>,
+    bytes: usize,
     next_seq: u64,
     next_receipt: u64,
     stats: QueueStats,
+}
+
+impl Inner {
+    fn insert(&mut self, message: Stored) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += message.body.len();
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.bytes);
+        self.stats.sent += 1;
+        self.messages.insert(seq, message);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Stored> {
+        let message = self.messages.remove(&seq)?;
+        self.bytes -= message.body.len();
+        Some(message)
+    }
 }
 
 /// One in-memory queue.
@@ -94,6 +115,8 @@ pub struct MemoryQueue {
     settings: QueueSettings,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    signal: Arc<Notify>,
+    backlog_limit: Option<usize>,
 }
 
 impl MemoryQueue {
@@ -104,7 +127,51 @@ impl MemoryQueue {
             settings,
             clock,
             inner: Mutex::new(Inner::default()),
+            signal: Arc::new(Notify::new()),
+            backlog_limit: None,
         }
+    }
+
+    /// Notifies `signal` whenever a message arrives, is received or leaves (the embedded bus
+    /// waits on one signal shared by all its queues).
+    pub fn with_signal(mut self, signal: Arc<Notify>) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Embedded flow control, not an SQS feature: [`MemoryQueue::wait_for_room`] waits while
+    /// the queue holds more than `bytes` of visible messages, so a fast producer cannot fill
+    /// memory. Hidden (in-flight) messages do not count, so a failing consumer cannot block it.
+    pub fn with_backlog_limit(mut self, bytes: usize) -> Self {
+        self.backlog_limit = Some(bytes);
+        self
+    }
+
+    /// Waits until the visible backlog is within the limit (at once when there is no limit).
+    pub async fn wait_for_room(&self) {
+        let Some(limit) = self.backlog_limit else {
+            return;
+        };
+        loop {
+            let changed = self.signal.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change between check and wait is not missed.
+            changed.as_mut().enable();
+            if self.visible_bytes() <= limit {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn visible_bytes(&self) -> usize {
+        let now = self.clock.now();
+        self.lock()
+            .messages
+            .values()
+            .filter(|m| m.visible_at <= now)
+            .map(|m| m.body.len())
+            .sum()
     }
 
     /// The queue's name (its URL in embedded mode).
@@ -192,24 +259,20 @@ impl MemoryQueue {
         let now = self.clock.now();
         let epoch = self.clock.epoch_millis();
         let mut inner = self.lock();
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        let message_id = format!("{}-{seq:08}", self.name);
-        inner.messages.insert(
-            seq,
-            Stored {
-                message_id: message_id.clone(),
-                body: message.body.clone(),
-                attributes: message.attributes.clone(),
-                sent_at: now,
-                sent_epoch_ms: epoch,
-                first_received_epoch_ms: None,
-                visible_at: now,
-                receive_count: 0,
-                receipt_handle: None,
-            },
-        );
-        inner.stats.sent += 1;
+        let message_id = format!("{}-{:08}", self.name, inner.next_seq);
+        inner.insert(Stored {
+            message_id: message_id.clone(),
+            body: message.body.clone(),
+            attributes: message.attributes.clone(),
+            sent_at: now,
+            sent_epoch_ms: epoch,
+            first_received_epoch_ms: None,
+            visible_at: now,
+            receive_count: 0,
+            receipt_handle: None,
+        });
+        drop(inner);
+        self.signal.notify_waiters();
         message_id
     }
 
@@ -236,43 +299,48 @@ impl MemoryQueue {
         let mut received = Vec::new();
         {
             let mut inner = self.lock();
-            let Inner {
-                messages,
-                next_receipt,
-                stats,
-                ..
-            } = &mut *inner;
-            let expired: Vec<u64> = messages
+            let expired: Vec<u64> = inner
+                .messages
                 .iter()
                 .filter(|(_, m)| now.saturating_sub(m.sent_at) >= self.settings.retention)
                 .map(|(seq, _)| *seq)
                 .collect();
             for seq in expired {
-                messages.remove(&seq);
-                stats.expired += 1;
+                inner.remove(seq);
+                inner.stats.expired += 1;
             }
-            let visible: Vec<u64> = messages
+            let visible: Vec<u64> = inner
+                .messages
                 .iter()
                 .filter(|(_, m)| m.visible_at <= now)
                 .map(|(seq, _)| *seq)
                 .collect();
+            let redrive_after = match (&self.settings.dead_letter, self.settings.max_receive_count)
+            {
+                (Some(_), Some(limit)) => Some(limit),
+                _ => None,
+            };
             for seq in visible {
                 if received.len() == max {
                     break;
                 }
-                let redrive = match (&self.settings.dead_letter, self.settings.max_receive_count) {
-                    (Some(_), Some(limit)) => {
-                        messages.get(&seq).is_some_and(|m| m.receive_count >= limit)
-                    }
-                    _ => false,
-                };
-                if redrive {
-                    if let Some(message) = messages.remove(&seq) {
-                        stats.redriven += 1;
+                let count = inner
+                    .messages
+                    .get(&seq)
+                    .map(|m| m.receive_count)
+                    .unwrap_or_default();
+                if redrive_after.is_some_and(|limit| count >= limit) {
+                    if let Some(message) = inner.remove(seq) {
+                        inner.stats.redriven += 1;
                         moved.push(message);
                     }
                     continue;
                 }
+                inner.next_receipt += 1;
+                let receipt_number = inner.next_receipt;
+                let Inner {
+                    messages, stats, ..
+                } = &mut *inner;
                 let Some(message) = messages.get_mut(&seq) else {
                     continue;
                 };
@@ -283,8 +351,7 @@ impl MemoryQueue {
                 message.receive_count += 1;
                 message.visible_at = now + hide_for;
                 message.first_received_epoch_ms.get_or_insert(epoch);
-                *next_receipt += 1;
-                let receipt = format!("{}#{}", message.message_id, next_receipt);
+                let receipt = format!("{}#{receipt_number}", message.message_id);
                 message.receipt_handle = Some(receipt.clone());
                 received.push(ReceivedMessage {
                     message_id: message.message_id.clone(),
@@ -314,18 +381,18 @@ impl MemoryQueue {
                 dead_letter.store_moved(message);
             }
         }
+        if !received.is_empty() {
+            self.signal.notify_waiters();
+        }
         Ok(received)
     }
 
     fn store_moved(&self, mut message: Stored) {
-        let mut inner = self.lock();
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
         message.visible_at = self.clock.now();
         message.receive_count = 0;
         message.receipt_handle = None;
-        inner.messages.insert(seq, message);
-        inner.stats.sent += 1;
+        self.lock().insert(message);
+        self.signal.notify_waiters();
     }
 
     /// DeleteMessage. Returns whether a message was deleted: like SQS, a stale receipt handle
@@ -339,8 +406,10 @@ impl MemoryQueue {
             .map(|(seq, _)| *seq);
         match found {
             Some(seq) => {
-                inner.messages.remove(&seq);
+                inner.remove(seq);
                 inner.stats.deleted += 1;
+                drop(inner);
+                self.signal.notify_waiters();
                 true
             }
             None => false,
@@ -402,6 +471,7 @@ impl MemoryQueue {
     /// Removes and returns every message (visible or not), oldest first: for reports at the end of a ride.
     pub fn drain(&self) -> Vec<ReceivedMessage> {
         let mut inner = self.lock();
+        inner.bytes = 0;
         std::mem::take(&mut inner.messages)
             .into_values()
             .map(|m| ReceivedMessage {

@@ -41,7 +41,9 @@ impl QueueSender for EmbeddedQueues {
         queue_url: &str,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<EntryFailure>, PortError> {
-        self.get(queue_url)?.send_batch(messages)
+        let queue = self.get(queue_url)?;
+        queue.wait_for_room().await;
+        queue.send_batch(messages)
     }
 }
 

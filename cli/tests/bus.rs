@@ -1,0 +1,144 @@
+//! The `bus` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bus"))
+        .args(args)
+        .current_dir(root())
+        .env("BUS_LOG", "off")
+        .output()
+        .expect("bus runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn ride_with_no_arguments_rides_the_colors_sample() {
+    let out = tempfile::tempdir().expect("tempdir");
+    // Only --output is given, so the test does not write into the checkout.
+    let run = bus(&["ride", "--output", out.path().to_str().expect("utf-8")]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("stop") && lines[0].ends_with("passengers/s"),
+        "{stdout}"
+    );
+    assert!(lines[4].starts_with("load"), "{stdout}");
+    assert!(
+        stdout.contains("30 passengers dropped off at load, 0 quarantined, 0 buses dead-lettered"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn ride_json_prints_the_same_summary_for_machines() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = bus(&[
+        "ride",
+        "--json",
+        "--trip-id",
+        "t-json",
+        "--output",
+        out.path().to_str().expect("utf-8"),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON summary");
+    assert_eq!(summary["trip_id"], "t-json");
+    assert_eq!(summary["stops"][3]["stop"], "load");
+    assert_eq!(summary["stops"][3]["dropped_off"], 30);
+    assert_eq!(summary["stops"][2]["adds_up"], true);
+    assert!(out.path().join("output/trip=t-json").is_dir());
+}
+
+#[test]
+fn ride_exits_2_when_a_bus_is_dead_lettered() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let input = root().join("tests/fixtures/duplicate-header");
+    let run = bus(&[
+        "ride",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        out.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stdout));
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout.contains(
+            "dead-lettered at extract: input/dup.csv:1: header names column `Name` twice"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_bad_stop_setting_names_the_stop_and_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = std::fs::read_to_string(root().join("template.yaml"))
+        .expect("template")
+        .replace(r#"'[{"drop": ["HEX"]}]'"#, r#"'[{"dorp": ["HEX"]}]'"#);
+    let path = dir.path().join("template.yaml");
+    std::fs::write(&path, template).expect("write");
+    let run = bus(&[
+        "ride",
+        "--template",
+        path.to_str().expect("utf-8"),
+        "--output",
+        dir.path().join("out").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("stop transform (TransformFunction): environment variable TRANSFORM_OPS=\"[{\\\"dorp\\\": [\\\"HEX\\\"]}]\" is invalid: unknown variant `dorp`, expected one of `select`, `drop`, `rename`, `cast`, `filter`, `require`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_template_says_how_to_fix_it() {
+    let run = bus(&["ride", "--template", "nope.yaml"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(text(&run.stderr).contains(
+        "nope.yaml: template not found (pass --template, or run from the project folder)"
+    ));
+}
+
+#[test]
+fn gen_is_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut outputs = Vec::new();
+    for name in ["a", "b"] {
+        let out = dir.path().join(name);
+        let run = bus(&[
+            "gen",
+            "--records",
+            "1000",
+            "--files",
+            "2",
+            "--bad-every",
+            "100",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        assert!(
+            text(&run.stdout).starts_with("wrote 1000 records (10 malformed) in 2 files"),
+            "{}",
+            text(&run.stdout)
+        );
+        outputs.push(std::fs::read(out.join("part-00001.csv")).expect("file"));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let text = String::from_utf8(outputs.remove(0)).expect("utf-8");
+    assert_eq!(text.lines().count(), 501, "header plus 500 records");
+    assert!(text.starts_with("Name,HEX,RGB\ncolor-00000500,#"), "{text}");
+}
