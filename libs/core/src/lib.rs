@@ -21,3 +21,8 @@ pub use metrics::{InvocationMetrics, StopCounts};
 pub use outbox::Outbox;
 pub use processor::{BatchError, BatchProcessor, StopRuntime};
 pub use stop::{Stop, StopContext};
+
+/// The README's code examples, compiled as doctests so they stay correct.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
