@@ -5,7 +5,6 @@ use busline_embedded::queue::attribute;
 use busline_tests::*;
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 #[tokio::test]
 async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
@@ -20,11 +19,7 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
         &bus_body("b3", &[json!({"n": 3}), json!({"panic": true})]),
     );
     let good_2 = send(h.queue("in"), &bus_body("b4", &[json!({"n": 4})]));
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        h.config(&[]),
-        Arc::new(h.queues.clone()),
-    );
+    let processor = h.scripted(&[]);
 
     let (event, _) = h.receive(10);
     assert_eq!(
@@ -77,11 +72,7 @@ async fn every_message_failing_is_a_function_error() {
         h.queue("in"),
         &bus_body("b2", &[json!({"fail": "retryable"})]),
     );
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        h.config(&[]),
-        Arc::new(h.queues.clone()),
-    );
+    let processor = h.scripted(&[]);
     let (event, _) = h.receive(10);
     let err = processor.process(event).await.expect_err("all failed");
     assert_eq!(err.count, 2);
@@ -100,11 +91,7 @@ async fn a_permanent_failure_is_dead_lettered_at_once_with_reason_attributes() {
         &bus_body("b1", &[json!({"n": 1}), json!({"fail": "permanent"})]),
     );
     let fine = send(h.queue("in"), &bus_body("b2", &[json!({"n": 2})]));
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        h.config(&[]),
-        Arc::new(h.queues.clone()),
-    );
+    let processor = h.scripted(&[]);
     let (event, _) = h.receive(10);
     let response = processor.process(event).await.expect("ok");
     assert!(
@@ -133,11 +120,7 @@ async fn a_retryable_failure_is_retried_then_dead_lettered_on_its_last_receive()
         &bus_body("b1", &[json!({"fail": "retryable"})]),
     );
     send(h.queue("in"), &bus_body("b2", &[json!({"n": 1})]));
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        h.config(&[]),
-        Arc::new(h.queues.clone()),
-    );
+    let processor = h.scripted(&[]);
     for receive in 1..=3 {
         let (event, messages) = h.receive(10);
         let failed = match processor.process(event).await {
@@ -191,20 +174,8 @@ async fn rejected_passengers_go_to_quarantine_and_the_rest_ride_on() {
             ],
         ),
     );
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        h.config(&[]),
-        Arc::new(h.queues.clone()),
-    );
-    let (event, _) = h.receive(10);
-    assert!(
-        processor
-            .process(event)
-            .await
-            .expect("ok")
-            .batch_item_failures
-            .is_empty()
-    );
+    let processor = h.scripted(&[]);
+    h.process_all_ok(&processor, 10).await;
     let quarantine = h.queue("quarantine").drain();
     assert_eq!(quarantine.len(), 1);
     let envelope: busline_core::Envelope<busline_core::Rejection> =
@@ -231,21 +202,8 @@ async fn a_passenger_over_the_budget_rides_as_a_claim_check_and_is_read_back() {
         h.queue("in"),
         &bus_body("b1", &[json!({"small": 1}), json!({"big": big})]),
     );
-    let config = h.config(&[("BUS_BYTE_BUDGET", "2048")]);
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        config.clone(),
-        Arc::new(h.queues.clone()),
-    );
-    let (event, _) = h.receive(10);
-    assert!(
-        processor
-            .process(event)
-            .await
-            .expect("ok")
-            .batch_item_failures
-            .is_empty()
-    );
+    let processor = h.scripted(&[("BUS_BYTE_BUDGET", "2048")]);
+    h.process_all_ok(&processor, 10).await;
 
     let forwarded = h.queue("next").drain();
     assert_eq!(forwarded.len(), 2);
@@ -270,15 +228,7 @@ async fn a_passenger_over_the_budget_rides_as_a_claim_check_and_is_read_back() {
             attributes: vec![],
         })
         .expect("send");
-    let (event, _) = h.receive(1);
-    assert!(
-        processor
-            .process(event)
-            .await
-            .expect("ok")
-            .batch_item_failures
-            .is_empty()
-    );
+    h.process_all_ok(&processor, 1).await;
     let again = h.queue("next").drain();
     let parked_again = again.iter().any(|m| m.body.contains("PayloadS3Pointer"));
     assert!(
@@ -292,20 +242,8 @@ async fn a_bus_that_has_travelled_too_far_is_dead_lettered_as_a_loop() {
     let h = Harness::new();
     let body = bus_body("b1", &[json!({"n": 1})]).replace("\"hop\":1", "\"hop\":32");
     send(h.queue("in"), &body);
-    let processor = h.processor(
-        Arc::new(ScriptedStop),
-        h.config(&[]),
-        Arc::new(h.queues.clone()),
-    );
-    let (event, _) = h.receive(1);
-    assert!(
-        processor
-            .process(event)
-            .await
-            .expect("dead-lettered, acknowledged")
-            .batch_item_failures
-            .is_empty()
-    );
+    let processor = h.scripted(&[]);
+    h.process_all_ok(&processor, 1).await;
     let dead = h.queue("dlq").drain();
     assert_eq!(
         attribute(&dead[0].message_attributes, attr::REASON),

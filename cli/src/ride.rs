@@ -76,6 +76,9 @@ pub enum RideError {
     /// Writing a report object failed.
     #[error("writing report: {0}")]
     Report(#[from] busline_core::PortError),
+    /// A report line could not be serialized.
+    #[error("serializing report: {0}")]
+    Serialize(String),
 }
 
 /// Rides the route once; `on_batch` runs after every batch (for a progress display).
@@ -340,7 +343,7 @@ async fn write_reports(
     dead: &[DeadLetter],
 ) -> Result<(), RideError> {
     if !quarantined.is_empty() {
-        let lines = ndjson(quarantined.iter().map(serde_json::to_value));
+        let lines = ndjson(quarantined)?;
         objects
             .put(
                 &format!("quarantine/trip={trip}/rejected.ndjson"),
@@ -357,7 +360,7 @@ async fn write_reports(
             .push(letter);
     }
     for (stop, letters) in by_stop {
-        let lines = ndjson(letters.into_iter().map(serde_json::to_value));
+        let lines = ndjson(&letters)?;
         objects
             .put(
                 &format!("dead-letter/trip={trip}/{stop}.ndjson"),
@@ -369,16 +372,12 @@ async fn write_reports(
     Ok(())
 }
 
-fn ndjson(values: impl Iterator<Item = serde_json::Result<serde_json::Value>>) -> Vec<u8> {
+fn ndjson<T: serde::Serialize>(items: &[T]) -> Result<Vec<u8>, RideError> {
     let mut out = Vec::new();
-    for value in values {
-        match value {
-            Ok(value) => {
-                out.extend_from_slice(value.to_string().as_bytes());
-                out.push(b'\n');
-            }
-            Err(err) => tracing::error!(%err, "report line could not be written"),
-        }
+    for item in items {
+        serde_json::to_writer(&mut out, item)
+            .map_err(|err| RideError::Serialize(err.to_string()))?;
+        out.push(b'\n');
     }
-    out
+    Ok(out)
 }

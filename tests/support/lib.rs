@@ -343,6 +343,25 @@ impl Harness {
         )
     }
 
+    /// A processor running [`ScriptedStop`] over the embedded queues with extra settings.
+    pub fn scripted(&self, extra: &[(&str, &str)]) -> BatchProcessor {
+        self.processor(
+            Arc::new(ScriptedStop),
+            self.config(extra),
+            Arc::new(self.queues.clone()),
+        )
+    }
+
+    /// Receives up to `max` messages, processes them, and checks every one was acknowledged.
+    pub async fn process_all_ok(&self, processor: &BatchProcessor, max: usize) {
+        let (event, _) = self.receive(max);
+        let response = processor
+            .process(event)
+            .await
+            .expect("not a function error");
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+
     pub fn queue(&self, name: &str) -> &Arc<MemoryQueue> {
         self.queues.get(name).expect("queue")
     }

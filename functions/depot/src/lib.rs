@@ -85,7 +85,7 @@ impl Depot {
                 validate_trip_id(&trip).map_err(DepotError::BadRequest)?;
                 trip
             }
-            None => trip_id(chrono::Utc::now(), &format!("{:?}", started)),
+            None => trip_id(chrono::Utc::now(), &std::process::id().to_string()),
         };
         let prefix = request
             .input_prefix

@@ -14,11 +14,13 @@ pub fn stable_id(parts: &[&str]) -> String {
     format!("{:016x}", hasher.digest())
 }
 
-/// A new trip id from the start time and a discriminator, safe in S3 keys and paths,
-/// e.g. `20261122T013718Z-3f2a9c01`.
+/// A new trip id from the start time, safe in S3 keys and paths, e.g.
+/// `20261122T013718Z-3f2a9c01`. The suffix comes from the nanoseconds and `discriminator`
+/// (e.g. a request id), so trips started in the same second differ.
 pub fn trip_id(started: chrono::DateTime<chrono::Utc>, discriminator: &str) -> String {
     let stamp = started.format("%Y%m%dT%H%M%SZ").to_string();
-    let suffix = stable_id(&[&stamp, discriminator]);
+    let nanos = started.timestamp_subsec_nanos().to_string();
+    let suffix = stable_id(&[&stamp, &nanos, discriminator]);
     format!("{stamp}-{}", &suffix[..8])
 }
 

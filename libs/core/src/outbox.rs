@@ -145,11 +145,6 @@ impl Outbox {
         self.depart_lane(full, false).await
     }
 
-    /// What was counted so far.
-    pub fn counts(&self) -> OutboxCounts {
-        self.counts
-    }
-
     /// Closes both lanes and returns what has not left yet, for the caller to send pooled
     /// with other messages' buses.
     pub async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {

@@ -107,11 +107,6 @@ impl BatchProcessor {
         }
     }
 
-    /// The stop's settings.
-    pub fn config(&self) -> &StopConfig {
-        &self.runtime.config
-    }
-
     /// Handles one SQS batch and reports exactly the messages SQS must retry.
     pub async fn process(&self, event: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
