@@ -111,6 +111,7 @@ impl RideReport {
         let headers = [
             "stop",
             "buses in",
+            "buses out",
             "in",
             "picked up",
             "forwarded",
@@ -128,6 +129,7 @@ impl RideReport {
                 vec![
                     r.stop.clone(),
                     c.buses_in.to_string(),
+                    c.buses_out.to_string(),
                     c.passengers_in.to_string(),
                     c.picked_up.to_string(),
                     c.forwarded.to_string(),
