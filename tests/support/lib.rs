@@ -208,8 +208,9 @@ impl Stop for ScriptedStop {
 #[derive(Default)]
 pub struct RecordedMetrics(pub Mutex<Vec<InvocationMetrics>>);
 
+#[async_trait]
 impl MetricsSink for RecordedMetrics {
-    fn record(&self, metrics: &InvocationMetrics) {
+    async fn record(&self, metrics: &InvocationMetrics) {
         self.0.lock().expect("lock").push(metrics.clone());
     }
 }

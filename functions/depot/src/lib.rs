@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use thiserror::Error;
 
+pub mod trigger;
+
 /// The depot's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepotConfig {
@@ -126,19 +128,22 @@ impl Depot {
         }
         let counts = outbox.close().await?;
         tracing::info!(trip, tickets = objects.len(), prefix, "trip started");
-        self.runtime.metrics.record(&InvocationMetrics {
-            stop: self.runtime.config.stop.clone(),
-            route: self.runtime.config.route.clone(),
-            counts: StopCounts {
-                picked_up: counts.picked_up,
-                forwarded: counts.forwarded,
-                buses_out: counts.buses_out,
-                bytes_out: counts.bytes_out,
-                ..StopCounts::default()
-            },
-            duration: started.elapsed(),
-            oldest_message_age: None,
-        });
+        self.runtime
+            .metrics
+            .record(&InvocationMetrics {
+                stop: self.runtime.config.stop.clone(),
+                route: self.runtime.config.route.clone(),
+                counts: StopCounts {
+                    picked_up: counts.picked_up,
+                    forwarded: counts.forwarded,
+                    buses_out: counts.buses_out,
+                    bytes_out: counts.bytes_out,
+                    ..StopCounts::default()
+                },
+                duration: started.elapsed(),
+                oldest_message_age: None,
+            })
+            .await;
         Ok(TripStarted {
             trip_id: trip,
             tickets: objects.len() as u64,

@@ -134,15 +134,21 @@ pub trait ObjectStore: Send + Sync {
 }
 
 /// Receives each invocation's metrics.
+///
+/// Awaited before the invocation returns, so a sink that calls an API finishes before Lambda
+/// freezes the process. Metrics are best-effort: a sink reports its own failures (logs) and
+/// never fails the bus.
+#[async_trait]
 pub trait MetricsSink: Send + Sync {
-    /// Records one batch's metrics. Must not block for long: it runs on the request path.
-    fn record(&self, metrics: &InvocationMetrics);
+    /// Records one batch's metrics.
+    async fn record(&self, metrics: &InvocationMetrics);
 }
 
-/// A sink that keeps nothing (for tests that do not look at metrics).
+/// A sink that keeps nothing.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoMetrics;
 
+#[async_trait]
 impl MetricsSink for NoMetrics {
-    fn record(&self, _metrics: &InvocationMetrics) {}
+    async fn record(&self, _metrics: &InvocationMetrics) {}
 }

@@ -178,13 +178,16 @@ impl BatchProcessor {
         for (origin, _) in &failed {
             response.add_failure(message_id(&records[*origin]));
         }
-        self.runtime.metrics.record(&InvocationMetrics {
-            stop: config.stop.clone(),
-            route: config.route.clone(),
-            counts,
-            duration: started.elapsed(),
-            oldest_message_age: oldest_age(records),
-        });
+        self.runtime
+            .metrics
+            .record(&InvocationMetrics {
+                stop: config.stop.clone(),
+                route: config.route.clone(),
+                counts,
+                duration: started.elapsed(),
+                oldest_message_age: oldest_age(records),
+            })
+            .await;
         match failed.first() {
             Some((_, reason)) if failed.len() == records.len() => Err(BatchError {
                 count: records.len(),

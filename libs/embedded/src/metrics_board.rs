@@ -33,8 +33,9 @@ impl MetricsBoard {
     }
 }
 
+#[async_trait::async_trait]
 impl MetricsSink for MetricsBoard {
-    fn record(&self, metrics: &InvocationMetrics) {
+    async fn record(&self, metrics: &InvocationMetrics) {
         let mut tallies = self.tallies.lock().unwrap_or_else(|p| p.into_inner());
         let tally = tallies.entry(metrics.stop.clone()).or_default();
         tally.counts += metrics.counts;

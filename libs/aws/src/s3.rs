@@ -1,0 +1,187 @@
+//! The object-store port over S3: streaming GetObject, paginated ListObjectsV2, PutObject,
+//! and multipart upload for large objects.
+
+use crate::error::{classify, classify_with_status};
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use busline_core::PortError;
+use busline_core::ports::{ObjectInfo, ObjectReader, ObjectStore};
+
+/// Objects above this size are uploaded in parts.
+pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// Size of each part (S3's minimum is 5 MiB for all but the last).
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// One S3 bucket.
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Store {
+    /// The bucket `bucket`, reached through `client`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    fn resource(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), PortError> {
+        let resource = self.resource(key);
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|err| classify(err, &resource))?;
+        let upload_id = upload
+            .upload_id()
+            .ok_or_else(|| {
+                PortError::permanent(&resource, "CreateMultipartUpload returned no upload id")
+            })?
+            .to_owned();
+        let uploaded = self.upload_parts(key, &upload_id, &body).await;
+        let completed = match uploaded {
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| classify(err, &resource)),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &completed {
+            // Leave no orphaned parts behind (they are billed); the original error is what matters.
+            if let Err(abort) = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await
+            {
+                tracing::warn!(%resource, upload_id, error = %classify(abort, &resource), "could not abort multipart upload after: {err}");
+            }
+        }
+        completed
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        body: &[u8],
+    ) -> Result<Vec<CompletedPart>, PortError> {
+        let resource = self.resource(key);
+        let mut parts = Vec::new();
+        for (index, chunk) in body.chunks(PART_SIZE).enumerate() {
+            let number = i32::try_from(index + 1)
+                .map_err(|_| PortError::permanent(&resource, "too many parts"))?;
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|err| classify(err, &resource))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_owned))
+                    .build(),
+            );
+        }
+        Ok(parts)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
+        let resource = self.resource(prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| classify(err, &resource))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    objects.push(ObjectInfo {
+                        key: key.to_owned(),
+                        size: object.size().unwrap_or_default().max(0) as u64,
+                    });
+                }
+            }
+        }
+        Ok(objects)
+    }
+
+    async fn get(&self, key: &str) -> Result<ObjectReader, PortError> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                classify_with_status(err, status, &self.resource(key))
+            })?;
+        Ok(Box::pin(output.body.into_async_read()))
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {
+        if body.len() > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, body, content_type).await;
+        }
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| classify(err, &self.resource(key)))
+    }
+}
