@@ -2,6 +2,9 @@
 //! backends, fault-injecting stops and a flaky queue.
 #![allow(missing_docs)]
 
+pub mod backends;
+pub mod cloud;
+
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use busline_cli::ride::{RideOptions, StopWrapper};

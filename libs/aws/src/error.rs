@@ -1,8 +1,8 @@
 //! Turns AWS SDK errors into the core's classified [`PortError`], naming the resource.
 
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use busline_core::PortError;
+use std::error::Error;
 
 /// Error codes that mean "slow down, then try again".
 const THROTTLE_CODES: [&str; 6] = [
@@ -30,9 +30,9 @@ const NOT_FOUND_CODES: [&str; 5] = [
 pub fn classify<E, R>(err: SdkError<E, R>, resource: &str) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let message = DisplayErrorContext(&err).to_string();
+    let message = describe(&err);
     match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
@@ -66,13 +66,37 @@ pub fn classify_with_status<E, R>(
 ) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match status {
         Some(404) => PortError::NotFound {
             resource: resource.to_owned(),
         },
-        Some(500..=599) => PortError::retryable(resource, DisplayErrorContext(&err).to_string()),
+        Some(500..=599) => PortError::retryable(resource, describe(&err)),
         _ => classify(err, resource),
+    }
+}
+
+/// The error and its causes, each once, joined by ": "; with a hint when credentials are missing.
+fn describe(err: &(dyn Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn Error + 'static)> = Some(err);
+    while let Some(current) = next {
+        let text = current.to_string();
+        // SDK errors often repeat their cause in their own message; keep the new part only.
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    let message = parts.join(": ");
+    let lower = message.to_lowercase();
+    if lower.contains("credential") || lower.contains("no identity resolver") {
+        format!(
+            "no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, \
+             or run with a role): {message}"
+        )
+    } else {
+        message
     }
 }

@@ -18,6 +18,7 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 pub struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
+    page_size: Option<i32>,
 }
 
 impl S3Store {
@@ -26,7 +27,14 @@ impl S3Store {
         S3Store {
             client,
             bucket: bucket.into(),
+            page_size: None,
         }
+    }
+
+    /// Lists at most `keys` keys per ListObjectsV2 page (S3's default and maximum is 1000).
+    pub fn with_page_size(mut self, keys: i32) -> Self {
+        self.page_size = Some(keys);
+        self
     }
 
     fn resource(&self, key: &str) -> String {
@@ -137,6 +145,7 @@ impl ObjectStore for S3Store {
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
+            .set_max_keys(self.page_size)
             .into_paginator()
             .send();
         let mut objects = Vec::new();

@@ -6,6 +6,16 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use busline_core::PortError;
 use busline_core::ports::{EntryFailure, OutgoingMessage, QueueSender};
 
+/// Entry error codes that no retry can fix. Some emulators (LocalStack 4.13) report them with
+/// `SenderFault=false`; the code decides, so such an entry is never retried in vain.
+const PERMANENT_ENTRY_CODES: [&str; 5] = [
+    "InvalidMessageContents",
+    "InvalidParameterValue",
+    "InvalidAttributeName",
+    "InvalidAttributeValue",
+    "MessageTooLong",
+];
+
 /// Sends to SQS queues by URL.
 #[derive(Clone, Debug)]
 pub struct SqsQueues {
@@ -66,7 +76,8 @@ impl QueueSender for SqsQueues {
                 })?;
                 Ok(EntryFailure {
                     index,
-                    sender_fault: failed.sender_fault(),
+                    sender_fault: failed.sender_fault()
+                        || PERMANENT_ENTRY_CODES.contains(&failed.code()),
                     code: failed.code().to_owned(),
                     message: failed.message().unwrap_or_default().to_owned(),
                 })

@@ -245,6 +245,15 @@ impl MemoryQueue {
                 "a message body must not be empty",
             ));
         }
+        if let Some(bad) = message.body.chars().find(|&c| !sqs_allows(c)) {
+            return Err(PortError::permanent(
+                &self.name,
+                format!(
+                    "InvalidMessageContents: character U+{:04X} is not allowed in a message body",
+                    u32::from(bad)
+                ),
+            ));
+        }
         let size = message.size();
         if size > SQS_MAX_BYTES {
             return Err(PortError::permanent(
@@ -494,4 +503,10 @@ pub fn attribute<'a>(attributes: &'a [Attribute], name: &str) -> Option<&'a str>
         .iter()
         .find(|a| a.name == name)
         .map(|a| a.value.as_str())
+}
+
+/// The characters SQS accepts in a message body: #x9 | #xA | #xD | #x20 to #xD7FF |
+/// #xE000 to #xFFFD | #x10000 to #x10FFFF (a Rust `char` is never a surrogate).
+fn sqs_allows(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (' '..='\u{FFFD}').contains(&c) || c >= '\u{10000}'
 }
