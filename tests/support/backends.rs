@@ -304,7 +304,10 @@ pub async fn object_store(
 /// A metrics sink and a way to read a metric's sum back.
 pub enum MetricsBackend {
     Embedded(Arc<MetricsBoard>),
-    CloudWatch { cloud: Box<Cloud>, namespace: String },
+    CloudWatch {
+        cloud: Box<Cloud>,
+        namespace: String,
+    },
 }
 
 impl MetricsBackend {

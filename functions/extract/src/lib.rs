@@ -18,7 +18,7 @@ const CHUNK_ROWS: usize = 512;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The extract stop's own settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractConfig {
     /// `INPUT_FORMAT` (`csv` or `ndjson`): used for keys whose extension says nothing.
     pub format: Option<InputFormat>,
@@ -56,6 +56,16 @@ impl ExtractConfig {
             format,
             csv_delimiter,
         })
+    }
+}
+
+impl ExtractConfig {
+    /// Formats from the key's extension, comma-separated CSV.
+    pub fn default_csv() -> Self {
+        ExtractConfig {
+            format: None,
+            csv_delimiter: b',',
+        }
     }
 }
 

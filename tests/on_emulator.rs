@@ -1,0 +1,281 @@
+//! The colors route on each emulator: SQS and S3 adapters, stops invoked in process from the
+//! queues the way Lambda's poller does, output compared with the embedded ride's.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use busline_aws::{S3Store, SqsQueues};
+use busline_cli::ride::ride;
+use busline_cli::stops::consumer_stop;
+use busline_core::ports::{NoMetrics, ObjectStore};
+use busline_core::route::Route;
+use busline_core::{BatchProcessor, StopConfig, StopRuntime};
+use busline_depot::{Depot, DepotConfig, TripRequest};
+use busline_tests::cloud::{Cloud, cloud, unique};
+use busline_tests::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// Creates every queue of the route on the emulator; returns logical id -> queue URL.
+async fn create_queues(cloud: &Cloud, route: &Route) -> HashMap<String, String> {
+    let sqs = &cloud.clients.sqs;
+    let mut urls: HashMap<String, String> = HashMap::new();
+    let mut arns: HashMap<String, String> = HashMap::new();
+    // Dead-letter queues first: the others' redrive policies name their ARNs.
+    let mut queues: Vec<_> = route.queues.iter().collect();
+    queues.sort_by_key(|q| q.dead_letter_queue.is_some());
+    for spec in queues {
+        let mut create = sqs
+            .create_queue()
+            .queue_name(unique(&spec.name))
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                spec.visibility_timeout.as_secs().to_string(),
+            );
+        if let (Some(dlq), Some(count)) = (&spec.dead_letter_queue, spec.max_receive_count) {
+            let policy =
+                serde_json::json!({"deadLetterTargetArn": arns[dlq], "maxReceiveCount": count});
+            create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let url = create
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .expect("url")
+            .to_owned();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .expect("arn")
+            .clone();
+        arns.insert(spec.name.clone(), arn);
+        urls.insert(spec.name.clone(), url);
+    }
+    urls
+}
+
+/// A stop's environment on the emulator: queue logical ids become URLs, the bucket is real.
+fn env_on(
+    env: &HashMap<String, String>,
+    urls: &HashMap<String, String>,
+    bucket: &str,
+) -> HashMap<String, String> {
+    env.iter()
+        .map(|(k, v)| {
+            let value = match k.as_str() {
+                "DATA_BUCKET" => bucket.to_owned(),
+                _ => urls.get(v).cloned().unwrap_or_else(|| v.clone()),
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+/// The event Lambda's poller would build from received SQS messages.
+fn lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id().map(str::to_owned);
+            record.receipt_handle = m.receipt_handle().map(str::to_owned);
+            record.body = m.body().map(str::to_owned);
+            record.attributes = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            record.message_attributes = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            let mut value = SqsMessageAttribute::default();
+                            value.string_value = v.string_value().map(str::to_owned);
+                            value.data_type = Some(v.data_type().to_owned());
+                            (k.clone(), value)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(queue_arn.to_owned());
+            record
+        })
+        .collect();
+    event
+}
+
+struct PolledStop {
+    queue_url: String,
+    batch_size: i32,
+    processor: BatchProcessor,
+}
+
+/// Polls every stop's queue, invokes the stop, deletes what succeeded; until all are empty.
+async fn poll_until_empty(cloud: &Cloud, stops: &[PolledStop]) {
+    let sqs = &cloud.clients.sqs;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut idle_rounds = 0;
+    while idle_rounds < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the route did not drain within 90 s on {}",
+            cloud.name
+        );
+        let mut worked = false;
+        for stop in stops.iter().rev() {
+            let received = sqs
+                .receive_message()
+                .queue_url(&stop.queue_url)
+                .max_number_of_messages(stop.batch_size.min(10))
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages();
+            if messages.is_empty() {
+                continue;
+            }
+            worked = true;
+            let response = stop
+                .processor
+                .process(lambda_event(messages, &stop.queue_url))
+                .await
+                .expect("a batch that fails entirely");
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            for message in messages {
+                sqs.delete_message()
+                    .queue_url(&stop.queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        idle_rounds = if worked { 0 } else { idle_rounds + 1 };
+        if !worked {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Every object under `prefix`, as (key without the prefix, content).
+async fn objects(store: &dyn ObjectStore, prefix: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for object in store.list(prefix).await.expect("list") {
+        let mut text = String::new();
+        store
+            .get(&object.key)
+            .await
+            .expect("get")
+            .read_to_string(&mut text)
+            .await
+            .expect("read");
+        found.push((object.key.trim_start_matches(prefix).to_owned(), text));
+    }
+    found
+}
+
+async fn colors_route_matches_the_embedded_ride(name: &'static str) {
+    let cloud = cloud(name).await;
+    let route = shipped_route(&[("BusByteBudget", "2048")]);
+    let trip = format!("on-{name}-{}", unique("trip"));
+
+    // The embedded ride of the same trip is the reference.
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut options = ride_options(
+        route.clone(),
+        &workspace_root().join("samples/colors"),
+        out.path(),
+    );
+    options.trip_id = Some(trip.clone());
+    ride(options, |_| {}).await.expect("embedded ride");
+    let reference = objects(
+        &busline_embedded::FolderStore::new("bucket", out.path()),
+        &format!("output/trip={trip}/"),
+    )
+    .await;
+    assert!(
+        reference.len() > 1,
+        "a small budget spreads the trip over several buses"
+    );
+
+    let urls = create_queues(&cloud, &route).await;
+    let bucket = unique("busline-data");
+    cloud
+        .clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let store = Arc::new(S3Store::new(cloud.clients.s3.clone(), &bucket));
+    let csv = std::fs::read(workspace_root().join("samples/colors/colors.csv")).expect("sample");
+    store
+        .put("input/colors.csv", csv, "text/csv")
+        .await
+        .expect("upload");
+
+    let runtime = |env: &HashMap<String, String>| StopRuntime {
+        config: StopConfig::from_vars(env).expect("stop config"),
+        queues: Arc::new(SqsQueues::new(cloud.clients.sqs.clone())),
+        objects: store.clone(),
+        metrics: Arc::new(NoMetrics),
+        retry: fast_retry(),
+    };
+    let mut stops = Vec::new();
+    for spec in &route.stops[1..] {
+        let env = env_on(&spec.env, &urls, &bucket);
+        let stop = consumer_stop(&spec.kind, &env)
+            .expect("config")
+            .expect("known kind");
+        stops.push(PolledStop {
+            queue_url: urls[spec.queue.as_deref().expect("queue")].clone(),
+            batch_size: spec.batch_size as i32,
+            processor: BatchProcessor::new(stop, runtime(&env)),
+        });
+    }
+    let depot_env = env_on(&route.stops[0].env, &urls, &bucket);
+    let depot = Depot::new(
+        DepotConfig::from_vars(&depot_env).expect("depot config"),
+        runtime(&depot_env),
+    );
+    let started = depot
+        .start_trip(TripRequest {
+            trip_id: Some(trip.clone()),
+            input_prefix: None,
+        })
+        .await
+        .expect("trip starts");
+    assert_eq!(started.tickets, 1);
+
+    poll_until_empty(&cloud, &stops).await;
+    let on_cloud = objects(store.as_ref(), &format!("output/trip={trip}/")).await;
+    assert_eq!(on_cloud, reference, "same keys, same content on {name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colors_route_on_localstack_matches_the_embedded_ride() {
+    colors_route_matches_the_embedded_ride("localstack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colors_route_on_ministack_matches_the_embedded_ride() {
+    colors_route_matches_the_embedded_ride("ministack").await;
+}
