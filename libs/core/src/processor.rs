@@ -219,6 +219,16 @@ impl BatchProcessor {
             let passengers_in = envelope.passengers.len() as u64;
             let trip = Some(envelope.trip.clone());
             let outcome = self.handle(origin, record, envelope).await;
+            if let Ok((counts, _)) = &outcome {
+                tracing::info!(
+                    passengers_in,
+                    picked_up = counts.picked_up,
+                    forwarded = counts.forwarded,
+                    dropped_off = counts.dropped_off,
+                    rejected = counts.rejected,
+                    "bus handled"
+                );
+            }
             (
                 origin,
                 Ridden {
