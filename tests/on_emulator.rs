@@ -2,7 +2,7 @@
 //! queues the way Lambda's poller does, output compared with the embedded ride's.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use busline_aws::{S3Store, SqsQueues};
 use busline_cli::ride::ride;
 use busline_cli::stops::consumer_stop;
@@ -10,6 +10,7 @@ use busline_core::ports::{NoMetrics, ObjectStore};
 use busline_core::route::Route;
 use busline_core::{BatchProcessor, StopConfig, StopRuntime};
 use busline_depot::{Depot, DepotConfig, TripRequest};
+use busline_tests::backends::{QueueBackend, SqsBackend};
 use busline_tests::cloud::{Cloud, cloud, unique};
 use busline_tests::*;
 use std::collections::HashMap;
@@ -19,45 +20,21 @@ use tokio::io::AsyncReadExt;
 
 /// Creates every queue of the route on the emulator; returns logical id -> queue URL.
 async fn create_queues(cloud: &Cloud, route: &Route) -> HashMap<String, String> {
-    let sqs = &cloud.clients.sqs;
+    let backend = SqsBackend {
+        cloud: cloud.clone(),
+    };
     let mut urls: HashMap<String, String> = HashMap::new();
-    let mut arns: HashMap<String, String> = HashMap::new();
-    // Dead-letter queues first: the others' redrive policies name their ARNs.
+    // Dead-letter queues first: the others' redrive policies name them.
     let mut queues: Vec<_> = route.queues.iter().collect();
     queues.sort_by_key(|q| q.dead_letter_queue.is_some());
     for spec in queues {
-        let mut create = sqs
-            .create_queue()
-            .queue_name(unique(&spec.name))
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                spec.visibility_timeout.as_secs().to_string(),
-            );
-        if let (Some(dlq), Some(count)) = (&spec.dead_letter_queue, spec.max_receive_count) {
-            let policy =
-                serde_json::json!({"deadLetterTargetArn": arns[dlq], "maxReceiveCount": count});
-            create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
-        }
-        let url = create
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url()
-            .expect("url")
-            .to_owned();
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes");
-        let arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .expect("arn")
-            .clone();
-        arns.insert(spec.name.clone(), arn);
+        let redrive = match (&spec.dead_letter_queue, spec.max_receive_count) {
+            (Some(dlq), Some(count)) => Some((urls[dlq].as_str(), count)),
+            _ => None,
+        };
+        let url = backend
+            .create_queue(&spec.name, spec.visibility_timeout, redrive)
+            .await;
         urls.insert(spec.name.clone(), url);
     }
     urls
@@ -81,7 +58,9 @@ fn env_on(
 }
 
 /// The event Lambda's poller would build from received SQS messages.
-fn lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> SqsEvent {
+fn lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_url: &str) -> SqsEvent {
+    let queue_name = queue_url.rsplit('/').next().unwrap_or_default();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:000000000000:{queue_name}");
     let mut event = SqsEvent::default();
     event.records = messages
         .iter()
@@ -112,7 +91,7 @@ fn lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Sq
                 })
                 .unwrap_or_default();
             record.event_source = Some("aws:sqs".into());
-            record.event_source_arn = Some(queue_arn.to_owned());
+            record.event_source_arn = Some(queue_arn.clone());
             record
         })
         .collect();

@@ -150,7 +150,17 @@ impl ObjectStore for S3Store {
             .send();
         let mut objects = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| classify(err, &resource))?;
+            let page = page.map_err(|err| {
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_bucket())
+                {
+                    return PortError::NotFound {
+                        resource: resource.clone(),
+                    };
+                }
+                classify(err, &resource)
+            })?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
                     objects.push(ObjectInfo {
@@ -172,8 +182,12 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|err| {
+                let resource = self.resource(key);
+                if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                    return PortError::NotFound { resource };
+                }
                 let status = err.raw_response().map(|r| r.status().as_u16());
-                classify_with_status(err, status, &self.resource(key))
+                classify_with_status(err, status, &resource)
             })?;
         Ok(Box::pin(output.body.into_async_read()))
     }
@@ -192,5 +206,86 @@ impl ObjectStore for S3Store {
             .await
             .map(|_| ())
             .map_err(|err| classify(err, &self.resource(key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_sdk_s3::types::Object;
+    use aws_sdk_s3::types::error::NoSuchKey;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn list_follows_continuation_tokens() {
+        let page = |keys: &[&str], next: Option<&str>| {
+            let mut output = ListObjectsV2Output::builder()
+                .set_next_continuation_token(next.map(str::to_owned))
+                .is_truncated(next.is_some());
+            for key in keys {
+                output = output.contents(Object::builder().key(*key).size(3).build());
+            }
+            output.build()
+        };
+        let first = mock!(Client::list_objects_v2)
+            .match_requests(|req| {
+                req.continuation_token().is_none() && req.prefix() == Some("input/")
+            })
+            .then_output(move || page(&["input/a.csv", "input/b.csv"], Some("t1")));
+        let second = mock!(Client::list_objects_v2)
+            .match_requests(|req| req.continuation_token() == Some("t1"))
+            .then_output(move || page(&["input/c.csv"], None));
+        let store = S3Store::new(
+            mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&first, &second]),
+            "data",
+        );
+        let keys: Vec<String> = store
+            .list("input/")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["input/a.csv", "input/b.csv", "input/c.csv"]);
+    }
+
+    #[tokio::test]
+    async fn get_streams_the_body_and_a_missing_key_is_not_found() {
+        let found = mock!(Client::get_object)
+            .match_requests(|req| req.key() == Some("input/a.csv"))
+            .then_output(|| {
+                GetObjectOutput::builder()
+                    .body(ByteStream::from_static(b"Name\nRed\n"))
+                    .build()
+            });
+        let missing = mock!(Client::get_object)
+            .match_requests(|req| req.key() == Some("input/gone.csv"))
+            .then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+        let store = S3Store::new(
+            mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&found, &missing]),
+            "data",
+        );
+        let mut text = String::new();
+        store
+            .get("input/a.csv")
+            .await
+            .expect("get")
+            .read_to_string(&mut text)
+            .await
+            .expect("read");
+        assert_eq!(text, "Name\nRed\n");
+        match store.get("input/gone.csv").await {
+            Err(err) => assert_eq!(
+                err,
+                PortError::NotFound {
+                    resource: "s3://data/input/gone.csv".into()
+                }
+            ),
+            Ok(_) => panic!("a missing key must not read"),
+        }
     }
 }

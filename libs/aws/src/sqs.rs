@@ -85,3 +85,130 @@ impl QueueSender for SqsQueues {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::error::ErrorMetadata;
+    use aws_sdk_sqs::operation::send_message_batch::{
+        SendMessageBatchError, SendMessageBatchOutput,
+    };
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+    use aws_smithy_mocks::{mock, mock_client};
+    use busline_core::ErrorClass;
+    use busline_core::ports::Attribute;
+
+    const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/transform";
+
+    fn messages() -> Vec<OutgoingMessage> {
+        let mut first = OutgoingMessage {
+            body: "a".into(),
+            attributes: vec![],
+        };
+        first
+            .attributes
+            .push(Attribute::string("busline.reason", "why"));
+        first
+            .attributes
+            .push(Attribute::number("ExtendedPayloadSize", 7));
+        vec![
+            first,
+            OutgoingMessage {
+                body: "b".into(),
+                attributes: vec![],
+            },
+            OutgoingMessage {
+                body: "c".into(),
+                attributes: vec![],
+            },
+        ]
+    }
+
+    fn failed(id: &str, sender_fault: bool, code: &str) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .sender_fault(sender_fault)
+            .code(code)
+            .message("no")
+            .build()
+            .expect("entry")
+    }
+
+    #[tokio::test]
+    async fn entries_carry_index_ids_and_typed_attributes_and_failures_map_back() {
+        let rule = mock!(Client::send_message_batch)
+            .match_requests(|req| {
+                let entries = req.entries();
+                let attributes = entries[0].message_attributes().expect("attributes");
+                entries.iter().map(|e| e.id()).collect::<Vec<_>>() == ["0", "1", "2"]
+                    && attributes["busline.reason"].data_type() == "String"
+                    && attributes["ExtendedPayloadSize"].data_type() == "Number"
+                    && attributes["ExtendedPayloadSize"].string_value() == Some("7")
+            })
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .successful(
+                        SendMessageBatchResultEntry::builder()
+                            .id("0")
+                            .message_id("m0")
+                            .md5_of_message_body("x")
+                            .build()
+                            .expect("ok"),
+                    )
+                    // LocalStack reports this code as no sender fault; it can never succeed.
+                    .failed(failed("1", false, "InvalidMessageContents"))
+                    .failed(failed("2", false, "InternalError"))
+                    .build()
+                    .expect("output")
+            });
+        let sqs = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
+        let failures = sqs
+            .send_batch(QUEUE, &messages())
+            .await
+            .expect("call succeeds");
+        let summary: Vec<(usize, bool, &str)> = failures
+            .iter()
+            .map(|f| (f.index, f.sender_fault, f.code.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, true, "InvalidMessageContents"),
+                (2, false, "InternalError")
+            ]
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    async fn call_failing_with(code: &'static str) -> PortError {
+        let rule = mock!(Client::send_message_batch).then_error(move || {
+            SendMessageBatchError::generic(
+                ErrorMetadata::builder()
+                    .code(code)
+                    .message("from the service")
+                    .build(),
+            )
+        });
+        let sqs = SqsQueues::new(mock_client!(aws_sdk_sqs, [&rule]));
+        sqs.send_batch(QUEUE, &messages())
+            .await
+            .expect_err("the call fails")
+    }
+
+    #[tokio::test]
+    async fn whole_call_errors_are_classified_and_name_the_queue() {
+        let throttled = call_failing_with("ThrottlingException").await;
+        assert_eq!(throttled.class(), ErrorClass::Retryable);
+        assert!(throttled.to_string().starts_with(QUEUE), "{throttled}");
+        assert_eq!(
+            call_failing_with("AWS.SimpleQueueService.NonExistentQueue").await,
+            PortError::NotFound {
+                resource: QUEUE.into()
+            }
+        );
+        let denied = call_failing_with("AccessDenied").await;
+        assert_eq!(denied.class(), ErrorClass::Permanent);
+        assert!(denied.to_string().contains("from the service"), "{denied}");
+    }
+}
