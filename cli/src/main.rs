@@ -45,6 +45,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the route rules cfn-lint cannot know; exits 1 when any rule is broken.
+    Lint {
+        /// The SAM template to check.
+        #[arg(default_value = "template.yaml")]
+        template: PathBuf,
+        /// Template parameter overrides, e.g. --parameter MaxReceiveCount=3.
+        #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+        parameters: Vec<(String, String)>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write deterministic synthetic input in the colors schema.
     Gen {
         /// Records in all.
@@ -135,6 +147,30 @@ fn main() -> Result<ExitCode> {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
+            })
+        }
+        Command::Lint {
+            template,
+            parameters,
+            json,
+        } => {
+            let text = std::fs::read_to_string(&template)
+                .with_context(|| format!("reading {}", template.display()))?;
+            let parameters: HashMap<String, String> = parameters.into_iter().collect();
+            let findings =
+                busline_template::lint::lint(&text, &template.display().to_string(), &parameters)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else {
+                for finding in &findings {
+                    println!("{finding}");
+                }
+                println!("{}: {} finding(s)", template.display(), findings.len());
+            }
+            Ok(if findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Gen {

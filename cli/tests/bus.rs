@@ -142,3 +142,34 @@ fn gen_is_deterministic() {
     assert_eq!(text.lines().count(), 501, "header plus 500 records");
     assert!(text.starts_with("Name,HEX,RGB\ncolor-00000500,#"), "{text}");
 }
+
+#[test]
+fn lint_passes_the_shipped_template_and_fails_a_broken_one() {
+    let clean = bus(&["lint"]);
+    assert!(clean.status.success(), "{}", text(&clean.stdout));
+    assert_eq!(text(&clean.stdout), "template.yaml: 0 finding(s)\n");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = std::fs::read_to_string(root().join("template.yaml"))
+        .expect("template")
+        .replace("VisibilityTimeout: 180", "VisibilityTimeout: 60");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, broken).expect("write");
+    let run = bus(&["lint", path.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(run.status.code(), Some(1));
+    let findings: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON findings");
+    let resources: Vec<&str> = findings
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["resource"].as_str())
+        .collect();
+    assert_eq!(resources, ["ExtractQueue", "LoadQueue", "TransformQueue"]);
+    assert!(
+        findings
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|f| f["rule"] == "visibility-timeout")
+    );
+}

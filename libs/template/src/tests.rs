@@ -118,3 +118,130 @@ fn loops_are_refused() {
         "t.yaml: Resources.Load.Properties.Environment.Variables.NEXT_QUEUE_URL: the route loops back to Load"
     );
 }
+
+mod lint_rules {
+    use crate::lint::{Finding, lint};
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn shipped() -> String {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"))
+            .expect("template")
+    }
+
+    fn findings(text: &str) -> Vec<Finding> {
+        lint(text, "t.yaml", &HashMap::new()).expect("lintable")
+    }
+
+    fn broken(from: &str, to: &str) -> Vec<String> {
+        let text = shipped();
+        assert!(
+            text.contains(from),
+            "the shipped template no longer contains {from:?}"
+        );
+        findings(&text.replacen(from, to, 1))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_template_keeps_every_rule() {
+        assert_eq!(findings(&shipped()), Vec::<Finding>::new());
+    }
+
+    #[test]
+    fn a_stop_queue_without_a_dead_letter_queue() {
+        assert_eq!(
+            broken(
+                "      VisibilityTimeout: 180\n      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt TransformDeadLetterQueue.Arn\n        maxReceiveCount: !Ref MaxReceiveCount\n",
+                "      VisibilityTimeout: 180\n",
+            ),
+            [
+                "TransformQueue: [dead-letter] read by TransformFunction but has no RedrivePolicy: a bus that keeps failing would be retried until it expires"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_visibility_timeout_shorter_than_six_function_timeouts() {
+        let text = shipped();
+        let load_queue = text.find("  LoadQueue:").expect("LoadQueue");
+        let patched = format!(
+            "{}{}",
+            &text[..load_queue],
+            text[load_queue..].replacen("VisibilityTimeout: 180", "VisibilityTimeout: 100", 1)
+        );
+        let found: Vec<String> = findings(&patched).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "LoadQueue: [visibility-timeout] visibility timeout 100 s is less than 6 x LoadFunction timeout 30 s + batching window 0 s = 180 s"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_sqs_trigger_without_partial_batch_responses() {
+        assert_eq!(
+            broken(
+                "            BatchSize: 1\n            FunctionResponseTypes:\n              - ReportBatchItemFailures\n",
+                "            BatchSize: 1\n",
+            ),
+            [
+                "ExtractFunction: [partial-batch] SQS event Bus lacks FunctionResponseTypes: [ReportBatchItemFailures]; one bad bus would fail its whole batch"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_next_queue_the_function_may_not_send_to() {
+        assert_eq!(
+            broken(
+                "        - SQSSendMessagePolicy:\n            QueueName: !GetAtt LoadQueue.QueueName\n",
+                ""
+            ),
+            [
+                "TransformFunction: [send-permission] NEXT_QUEUE_URL is LoadQueue, but no policy of TransformFunction allows sqs:SendMessage to it"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_that_loops() {
+        let found = broken(
+            "          STOP_NAME: load\n",
+            "          STOP_NAME: load\n          NEXT_QUEUE_URL: !Ref ExtractQueue\n",
+        );
+        assert!(
+            found.contains(&"LoadFunction: [no-cycle] Resources.LoadFunction.Properties.Environment.Variables.NEXT_QUEUE_URL: the route loops back to ExtractFunction".to_owned()),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_queue_that_forgets_sooner_than_its_source() {
+        assert_eq!(
+            broken(
+                "  ExtractDeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      MessageRetentionPeriod: 1209600\n",
+                "  ExtractDeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      MessageRetentionPeriod: 345600\n",
+            ),
+            [
+                "ExtractDeadLetterQueue: [dead-letter-retention] keeps messages 345600 s, not longer than its source ExtractQueue (345600 s): a dead letter could expire before anyone reads it"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_max_receive_count_that_disagrees_with_the_redrive_policy() {
+        assert_eq!(
+            broken(
+                "          STOP_NAME: transform\n",
+                "          STOP_NAME: transform\n          MAX_RECEIVE_COUNT: \"2\"\n"
+            ),
+            [
+                "TransformFunction: [max-receive-count] MAX_RECEIVE_COUNT is 2 but TransformQueue redrives after 5 receives: the stop would not dead-letter with its reason"
+            ]
+        );
+    }
+}
