@@ -152,7 +152,8 @@ fn lint_passes_the_shipped_template_and_fails_a_broken_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broken = std::fs::read_to_string(root().join("template.yaml"))
         .expect("template")
-        .replace("VisibilityTimeout: 180", "VisibilityTimeout: 60");
+        .replace("VisibilityTimeout: 180", "VisibilityTimeout: 60")
+        .replace("VisibilityTimeout: 181", "VisibilityTimeout: 60");
     let path = dir.path().join("broken.yaml");
     std::fs::write(&path, broken).expect("write");
     let run = bus(&["lint", path.to_str().expect("utf-8"), "--json"]);
