@@ -70,13 +70,9 @@ pub fn read_route(
     parse_route(&text, &file, parameters)
 }
 
-/// Reads the route from template text; `file` names it in errors.
-pub fn parse_route(
-    text: &str,
-    file: &str,
-    parameters: &HashMap<String, String>,
-) -> Result<Route, TemplateError> {
-    let document: Value = serde_yaml_ng::from_str(text).map_err(|err| {
+/// Parses template text as YAML; the error names the file, line and column.
+pub(crate) fn parse_document(text: &str, file: &str) -> Result<Value, TemplateError> {
+    serde_yaml_ng::from_str(text).map_err(|err| {
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
@@ -87,7 +83,16 @@ pub fn parse_route(
             column,
             message: err.to_string(),
         }
-    })?;
+    })
+}
+
+/// Reads the route from template text; `file` names it in errors.
+pub fn parse_route(
+    text: &str,
+    file: &str,
+    parameters: &HashMap<String, String>,
+) -> Result<Route, TemplateError> {
+    let document = parse_document(text, file)?;
     let fail = |path: String, message: String| TemplateError::Route {
         file: file.to_owned(),
         path,

@@ -1,7 +1,7 @@
 //! `bus lint`: the route rules cfn-lint cannot know, each finding naming the resource.
 
 use crate::resolve::Resolver;
-use crate::{TemplateError, parse_route};
+use crate::{TemplateError, parse_document, parse_route};
 use serde::Serialize;
 use serde_yaml_ng::Value;
 use std::collections::{HashMap, HashSet};
@@ -37,18 +37,7 @@ pub fn lint(
     file: &str,
     parameters: &HashMap<String, String>,
 ) -> Result<Vec<Finding>, TemplateError> {
-    let document: Value = serde_yaml_ng::from_str(text).map_err(|err| {
-        let (line, column) = err
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        TemplateError::Yaml {
-            file: file.to_owned(),
-            line,
-            column,
-            message: err.to_string(),
-        }
-    })?;
+    let document = parse_document(text, file)?;
     let resolver =
         Resolver::new(&document, parameters).map_err(|(path, message)| TemplateError::Route {
             file: file.to_owned(),
