@@ -7,14 +7,14 @@
 //! and a parameter's `!Ref` becomes its override or default.
 
 pub mod lint;
+mod read;
 mod resolve;
 
-use busline_core::route::{QueueSpec, Route, StopSpec};
-use resolve::Resolver;
-use serde_yaml_ng::{Mapping, Value};
+use busline_core::route::{QueueSpec, Route};
+use read::{Failure, Function, read_resources};
+use serde_yaml_ng::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Duration;
 use thiserror::Error;
 
 /// A template that cannot be read as a route, naming the file and the resource at fault.
@@ -92,176 +92,19 @@ pub fn parse_route(
     file: &str,
     parameters: &HashMap<String, String>,
 ) -> Result<Route, TemplateError> {
-    let document = parse_document(text, file)?;
-    let fail = |path: String, message: String| TemplateError::Route {
-        file: file.to_owned(),
-        path,
-        message,
-    };
-    let resources = document
-        .get("Resources")
-        .and_then(Value::as_mapping)
-        .ok_or_else(|| fail("Resources".into(), "missing or not a mapping".into()))?;
-    let resolver =
-        Resolver::new(&document, parameters).map_err(|(path, message)| fail(path, message))?;
-
-    let mut queues = Vec::new();
-    let mut functions = Vec::new();
-    for (name, resource) in resources {
-        let name = name.as_str().unwrap_or_default().to_owned();
-        match resource.get("Type").and_then(Value::as_str) {
-            Some("AWS::SQS::Queue") => {
-                queues.push(read_queue(&resolver, &name, resource).map_err(|(p, m)| fail(p, m))?)
-            }
-            Some("AWS::Serverless::Function") => functions.push(
-                read_function(&resolver, &document, &name, resource)
-                    .map_err(|(p, m)| fail(p, m))?,
-            ),
-            _ => {}
+    let resources = read_resources(text, file, parameters)?;
+    order_route(&resources.queues, &resources.functions).map_err(|(path, message)| {
+        TemplateError::Route {
+            file: file.to_owned(),
+            path,
+            message,
         }
-    }
-    order_route(queues, functions).map_err(|(p, m)| fail(p, m))
-}
-
-type Failure = (String, String);
-
-fn read_queue(resolver: &Resolver<'_>, name: &str, resource: &Value) -> Result<QueueSpec, Failure> {
-    let at = |field: &str| format!("Resources.{name}.Properties.{field}");
-    let properties = resource.get("Properties");
-    let seconds = |field: &str, default: u64| -> Result<Duration, Failure> {
-        match properties.and_then(|p| p.get(field)) {
-            None => Ok(Duration::from_secs(default)),
-            Some(value) => resolver.number(value, &at(field)).map(Duration::from_secs),
-        }
-    };
-    let (dead_letter_queue, max_receive_count) =
-        match properties.and_then(|p| p.get("RedrivePolicy")) {
-            None => (None, None),
-            Some(policy) => {
-                let target = policy.get("deadLetterTargetArn").ok_or_else(|| {
-                    (at("RedrivePolicy"), "has no deadLetterTargetArn".to_owned())
-                })?;
-                let count = policy
-                    .get("maxReceiveCount")
-                    .ok_or_else(|| (at("RedrivePolicy"), "has no maxReceiveCount".to_owned()))?;
-                (
-                    Some(resolver.string(target, &at("RedrivePolicy.deadLetterTargetArn"))?),
-                    Some(resolver.number(count, &at("RedrivePolicy.maxReceiveCount"))? as u32),
-                )
-            }
-        };
-    Ok(QueueSpec {
-        name: name.to_owned(),
-        visibility_timeout: seconds("VisibilityTimeout", 30)?,
-        retention: seconds("MessageRetentionPeriod", 345_600)?,
-        dead_letter_queue,
-        max_receive_count,
     })
 }
 
-struct Function {
-    spec: StopSpec,
-    next_queue: Option<String>,
-}
-
-fn read_function(
-    resolver: &Resolver<'_>,
-    document: &Value,
-    name: &str,
-    resource: &Value,
-) -> Result<Function, Failure> {
-    let properties = resource.get("Properties");
-    let kind = resource
-        .get("Metadata")
-        .and_then(|m| m.get("BuildProperties"))
-        .and_then(|b| b.get("Binary"))
-        .and_then(Value::as_str)
-        .or_else(|| {
-            properties
-                .and_then(|p| p.get("CodeUri"))
-                .and_then(Value::as_str)
-                .and_then(|uri| uri.trim_end_matches('/').rsplit('/').next())
-        })
-        .ok_or_else(|| {
-            (
-                format!("Resources.{name}.Metadata.BuildProperties.Binary"),
-                "names no binary (set it, or a CodeUri ending in the stop's folder)".to_owned(),
-            )
-        })?
-        .to_owned();
-
-    let mut env = HashMap::new();
-    let globals = document.get("Globals").and_then(|g| g.get("Function"));
-    for (scope, variables) in [
-        (
-            "Globals.Function.Environment.Variables".to_owned(),
-            globals.and_then(variables_of),
-        ),
-        (
-            format!("Resources.{name}.Properties.Environment.Variables"),
-            properties.and_then(variables_of),
-        ),
-    ] {
-        for (key, value) in variables.into_iter().flatten() {
-            let key = key.as_str().unwrap_or_default().to_owned();
-            let value = resolver.string(value, &format!("{scope}.{key}"))?;
-            env.insert(key, value);
-        }
-    }
-
-    let mut queue = None;
-    let mut batch_size = 10;
-    let events = properties
-        .and_then(|p| p.get("Events"))
-        .and_then(Value::as_mapping);
-    for (event_name, event) in events.into_iter().flatten() {
-        if event.get("Type").and_then(Value::as_str) != Some("SQS") {
-            continue;
-        }
-        let event_name = event_name.as_str().unwrap_or_default();
-        let at = |field: &str| {
-            format!("Resources.{name}.Properties.Events.{event_name}.Properties.{field}")
-        };
-        if queue.is_some() {
-            return Err((
-                at("Queue"),
-                "a stop reads one queue; this is its second SQS event".into(),
-            ));
-        }
-        let event_properties = event.get("Properties");
-        let source = event_properties
-            .and_then(|p| p.get("Queue"))
-            .ok_or_else(|| (at("Queue"), "missing".to_owned()))?;
-        queue = Some(resolver.string(source, &at("Queue"))?);
-        if let Some(size) = event_properties.and_then(|p| p.get("BatchSize")) {
-            batch_size = resolver.number(size, &at("BatchSize"))? as usize;
-        }
-    }
-    let next_queue = env.get("NEXT_QUEUE_URL").cloned();
-    let stop_name = env
-        .get("STOP_NAME")
-        .cloned()
-        .unwrap_or_else(|| name.to_owned());
-    env.entry("STOP_NAME".into())
-        .or_insert_with(|| stop_name.clone());
-    Ok(Function {
-        spec: StopSpec {
-            name: stop_name,
-            function: name.to_owned(),
-            kind,
-            queue,
-            batch_size,
-            env,
-        },
-        next_queue,
-    })
-}
-
-fn variables_of(scope: &Value) -> Option<&Mapping> {
-    scope.get("Environment")?.get("Variables")?.as_mapping()
-}
-
-fn order_route(queues: Vec<QueueSpec>, functions: Vec<Function>) -> Result<Route, Failure> {
+/// Orders the functions into a route: the one depot first, then each stop whose queue the one
+/// before names in `NEXT_QUEUE_URL`.
+pub(crate) fn order_route(queues: &[QueueSpec], functions: &[Function]) -> Result<Route, Failure> {
     let depots: Vec<&Function> = functions
         .iter()
         .filter(|f| f.spec.queue.is_none())
@@ -285,7 +128,7 @@ fn order_route(queues: Vec<QueueSpec>, functions: Vec<Function>) -> Result<Route
             ));
         }
     };
-    for function in &functions {
+    for function in functions {
         if let Some(queue) = &function.spec.queue
             && !queues.iter().any(|q| &q.name == queue)
         {
@@ -336,7 +179,7 @@ fn order_route(queues: Vec<QueueSpec>, functions: Vec<Function>) -> Result<Route
         .unwrap_or_else(|| "route".into());
     Ok(Route {
         name,
-        queues,
+        queues: queues.to_vec(),
         stops,
     })
 }

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn shipped() -> Route {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
@@ -143,6 +144,20 @@ mod lint_rules {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn an_unresolvable_setting_is_an_error_not_a_default() {
+        let text = shipped().replacen(
+            "VisibilityTimeout: 180",
+            "VisibilityTimeout: !Ref NoSuchParameter",
+            1,
+        );
+        let err = lint(&text, "t.yaml", &HashMap::new()).expect_err("cannot be read");
+        assert_eq!(
+            err.to_string(),
+            "t.yaml: Resources.ExtractQueue.Properties.VisibilityTimeout: !Ref NoSuchParameter: no parameter or resource of that name"
+        );
     }
 
     #[test]
