@@ -3,8 +3,8 @@
 
 use busline_core::envelope::{Passenger, decode_envelope};
 use busline_tests::backends::{QueueBackend, SqsBackend, receive_n};
-use busline_tests::cloud::{cloud, unique};
-use busline_tests::workspace_root;
+use busline_tests::cloud::cloud;
+use busline_tests::{assert_transformed_sample_event, workspace_root};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -125,15 +125,7 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
     let dead = queues
         .create_queue("watch-dlq", Duration::from_secs(30), None)
         .await;
-    let bucket = unique("watch-data");
-    cloud
-        .clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let bucket = cloud.create_bucket("watch-data").await;
     let env: Vec<(String, String)> = [
         ("STOP_NAME", "transform"),
         ("ROUTE_NAME", "colors"),
@@ -203,12 +195,7 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
             .next()
             .and_then(|line| line.parse::<u32>().ok())
     });
-    let names: Vec<&str> = passengers
-        .iter()
-        .filter_map(|p| p.data["Name"].as_str())
-        .collect();
-    assert_eq!(names, ["Black", "White", "Red", "Lime", "Blue"]);
-    assert!(passengers.iter().all(|p| !p.data.contains_key("HEX")));
+    assert_transformed_sample_event(&passengers);
 
     // JSON log lines carry stop, trip, message id and the Lambda request id; EMF carries metrics.
     let handled: Vec<Value> = logs

@@ -195,15 +195,7 @@ async fn colors_route_matches_the_embedded_ride(name: &'static str) {
     );
 
     let urls = create_queues(&cloud, &route).await;
-    let bucket = unique("busline-data");
-    cloud
-        .clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
+    let bucket = cloud.create_bucket("busline-data").await;
     let store = Arc::new(S3Store::new(cloud.clients.s3.clone(), &bucket));
     let csv = std::fs::read(workspace_root().join("samples/colors/colors.csv")).expect("sample");
     store

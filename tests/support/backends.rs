@@ -284,15 +284,7 @@ pub async fn object_store(
             (Arc::new(FolderStore::new("bucket", dir.path())), Some(dir))
         }
         Some(cloud) => {
-            let bucket = unique("contract");
-            cloud
-                .clients
-                .s3
-                .create_bucket()
-                .bucket(&bucket)
-                .send()
-                .await
-                .expect("create bucket");
+            let bucket = cloud.create_bucket("contract").await;
             (
                 Arc::new(S3Store::new(cloud.clients.s3.clone(), bucket).with_page_size(page_size)),
                 None,

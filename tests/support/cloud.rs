@@ -53,6 +53,21 @@ pub fn endpoint(name: &'static str) -> String {
     url
 }
 
+impl Cloud {
+    /// Creates a bucket named after `prefix`, unique to this run; returns its name.
+    pub async fn create_bucket(&self, prefix: &str) -> String {
+        let bucket = unique(prefix);
+        self.clients
+            .s3
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
+        bucket
+    }
+}
+
 /// SDK configuration for `endpoint` with the emulators' test credentials.
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

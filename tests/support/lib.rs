@@ -472,3 +472,13 @@ impl Stop for DropAll {
         Ok(())
     }
 }
+
+/// Checks what the transform stop forwarded for events/sqs-transform.json (HEX dropped).
+pub fn assert_transformed_sample_event(passengers: &[Passenger]) {
+    let names: Vec<&str> = passengers
+        .iter()
+        .filter_map(|p| p.data["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["Black", "White", "Red", "Lime", "Blue"]);
+    assert!(passengers.iter().all(|p| !p.data.contains_key("HEX")));
+}
