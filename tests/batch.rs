@@ -76,10 +76,9 @@ async fn every_message_failing_is_a_function_error() {
     let (event, _) = h.receive(10);
     let err = processor.process(event).await.expect_err("all failed");
     assert_eq!(err.count, 2);
-    assert!(
-        err.first_reason
-            .starts_with("bus body is not a valid envelope: expected ident at line 1 column 2"),
-        "{err}"
+    assert_eq!(
+        err.first_reason,
+        "bus body is not a valid envelope: expected ident at line 1 column 2"
     );
 }
 

@@ -135,10 +135,17 @@ pub enum DecodeError {
 
 impl From<serde_json::Error> for DecodeError {
     fn from(err: serde_json::Error) -> Self {
+        let (line, column) = (err.line(), err.column());
+        // serde_json ends its message with the position, which this error prints itself.
+        let text = err.to_string();
+        let message = text
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&text)
+            .to_owned();
         DecodeError::Json {
-            message: err.to_string(),
-            line: err.line(),
-            column: err.column(),
+            message,
+            line,
+            column,
         }
     }
 }

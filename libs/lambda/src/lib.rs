@@ -9,11 +9,9 @@ use busline_core::{BatchProcessor, ConfigError, Stop, StopConfig, StopRuntime};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
-/// Logs as Lambda's advanced logging controls ask (`AWS_LAMBDA_LOG_FORMAT=JSON`,
-/// `AWS_LAMBDA_LOG_LEVEL`); every line inside a bus carries stop, trip, request id and message id.
-pub fn init_logs() {
-    lambda_runtime::tracing::init_default_subscriber();
-}
+mod logs;
+
+pub use logs::{LogFormat, init_logs};
 
 /// The ports and settings of a stop, from the process environment: `DATA_BUCKET`, the shared
 /// stop settings, `METRICS_MODE`. The error names the variable at fault.

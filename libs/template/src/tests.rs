@@ -149,7 +149,7 @@ mod lint_rules {
     #[test]
     fn an_unresolvable_setting_is_an_error_not_a_default() {
         let text = shipped().replacen(
-            "VisibilityTimeout: 180",
+            "VisibilityTimeout: !Ref QueueVisibilityTimeout",
             "VisibilityTimeout: !Ref NoSuchParameter",
             1,
         );
@@ -185,13 +185,45 @@ mod lint_rules {
         let patched = format!(
             "{}{}",
             &text[..load_queue],
-            text[load_queue..].replacen("VisibilityTimeout: 181", "VisibilityTimeout: 100", 1)
+            text[load_queue..].replacen(
+                "VisibilityTimeout: !Ref QueueVisibilityTimeout",
+                "VisibilityTimeout: 100",
+                1,
+            )
         );
         let found: Vec<String> = findings(&patched).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             [
                 "LoadQueue: [visibility-timeout] visibility timeout 100 s is less than 6 x LoadFunction timeout 30 s + batching window 1 s = 181 s"
+            ]
+        );
+    }
+
+    #[test]
+    fn parameter_overrides_are_checked_against_the_six_timeouts_rule() {
+        let with = |pairs: &[(&str, &str)]| -> Vec<String> {
+            let parameters = pairs
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect();
+            lint(&shipped(), "t.yaml", &parameters)
+                .expect("readable")
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        // The deploy proof's short timeouts keep the rule.
+        assert_eq!(
+            with(&[("StopTimeout", "3"), ("QueueVisibilityTimeout", "19")]),
+            Vec::<String>::new()
+        );
+        // One second less is enough for extract (no batching window), not for the others.
+        assert_eq!(
+            with(&[("StopTimeout", "3"), ("QueueVisibilityTimeout", "18")]),
+            [
+                "LoadQueue: [visibility-timeout] visibility timeout 18 s is less than 6 x LoadFunction timeout 3 s + batching window 1 s = 19 s",
+                "TransformQueue: [visibility-timeout] visibility timeout 18 s is less than 6 x TransformFunction timeout 3 s + batching window 1 s = 19 s",
             ]
         );
     }

@@ -1,0 +1,348 @@
+"""The deploy proof: `sam build` and `sam deploy` of template.yaml onto MiniStack, then the whole
+route by API and by schedule, the dead-letter and quarantine paths, logs, metrics, a no-op
+redeploy and a clean delete.
+
+Run by ./infra/test after the release Lambda build; on its own:
+
+    ./infra/.venv/bin/python -m unittest discover -s tests/deploy -v
+
+It uses BUSLINE_MINISTACK_URL when set, else starts MiniStack with infra/emulator. The tests run
+in order (their names are numbered) against one stack, deployed once in setUpClass.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+INPUTS = [ROOT / "samples/colors/colors.csv", ROOT / "tests/fixtures/messy/paints.csv"]
+# The one bad record of INPUTS, as extract reports it.
+BAD_RECORD = "input/paints.csv:3: expected 4 fields as in the header, found 3"
+POISON = "this is not a bus"
+# Short timeouts so a failing bus reaches its third receive in under a minute; `bus lint`
+# checks them against the 6 x timeout + window rule before the deploy.
+# A route name of its own keeps this stack's metrics apart from other runs on the same emulator.
+ROUTE = f"proof-{uuid.uuid4().hex[:8]}"
+PARAMETERS = {
+    "RouteName": ROUTE,
+    "ScheduleExpression": "rate(1 minute)",
+    "StopTimeout": "3",
+    "QueueVisibilityTimeout": "19",
+    "MaxReceiveCount": "3",
+    "MetricsMode": "cloudwatch",
+}
+
+
+def endpoint():
+    """MiniStack's URL: the test command's instance, else one started here."""
+    url = os.environ.get("BUSLINE_MINISTACK_URL")
+    if url:
+        return url
+    started = run([str(ROOT / "infra/emulator"), "start", "ministack"])
+    for line in started.stdout.splitlines():
+        if line.startswith("AWS_ENDPOINT_URL="):
+            return line.split("=", 1)[1]
+    raise RuntimeError(f"infra/emulator start ministack printed no AWS_ENDPOINT_URL:\n{started.stdout}")
+
+
+def run(argv, env=None, cwd=ROOT):
+    """Runs argv, failing with its output when it exits non-zero."""
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
+    return done
+
+
+def poll(what, probe, timeout_s, every_s=2):
+    """probe()'s first truthy answer within timeout_s, else a failure naming `what` (or what())."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every_s)
+    what = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last answer: {last!r}")
+
+
+def missing(call, *codes):
+    """True when call() fails with one of the error codes (the resource is gone)."""
+    try:
+        call()
+    except ClientError as err:
+        if err.response["Error"]["Code"] in codes:
+            return True
+        raise
+    return False
+
+
+class DeployedRoute(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.url = endpoint()
+        cls.env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": cls.url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": REGION,
+            "SAM_CLI_TELEMETRY": "0",
+            # sam and cargo-lambda come from the pinned tools venv.
+            "PATH": f"{ROOT / 'infra/.venv/bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        cls.env.pop("AWS_PROFILE", None)
+        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+        config = Config(retries={"max_attempts": 2})
+        cls.client = staticmethod(lambda service: session.client(service, endpoint_url=cls.url, config=config))
+        cls.stack = f"busline-proof-{uuid.uuid4().hex[:8]}"
+        cls.artifacts = f"{cls.stack}-artifacts"
+        cls.client("s3").create_bucket(Bucket=cls.artifacts)
+
+        lint = ["cargo", "run", "--quiet", "--locked", "-p", "busline-cli", "--", "lint", "template.yaml"]
+        run(lint + [arg for n, v in PARAMETERS.items() for arg in ("--parameter", f"{n}={v}")], env=cls.env)
+        run(["sam", "build"], env=cls.env)
+        cls.deploy_argv = [
+            "sam", "deploy",
+            "--stack-name", cls.stack,
+            "--s3-bucket", cls.artifacts,
+            "--no-confirm-changeset",
+            "--no-fail-on-empty-changeset",
+            # SAM splits overrides at spaces unless the value is quoted.
+            "--parameter-overrides", *(f'{n}="{v}"' for n, v in PARAMETERS.items()),
+        ]
+        started = time.monotonic()
+        cls.first_deploy = run(cls.deploy_argv, env=cls.env)
+        print(f"\nsam deploy of {cls.stack}: {time.monotonic() - started:.1f} s", flush=True)
+
+        stack = cls.client("cloudformation").describe_stacks(StackName=cls.stack)["Stacks"][0]
+        cls.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        cls.resources = cls.stack_resources()
+        cls.bucket = cls.outputs["DataBucketName"]
+        s3 = cls.client("s3")
+        for path in INPUTS:
+            s3.put_object(Bucket=cls.bucket, Key=f"input/{path.name}", Body=path.read_bytes())
+        # Sent now so its three receives overlap the trips below.
+        cls.client("sqs").send_message(QueueUrl=cls.outputs["TransformQueueUrl"], MessageBody=POISON)
+
+    @classmethod
+    def stack_resources(cls):
+        pages = cls.client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=cls.stack)
+        return {r["LogicalResourceId"]: r for page in pages for r in page["StackResourceSummaries"]}
+
+    @classmethod
+    def tearDownClass(cls):
+        # A failed run must not leave a stack behind for the next one on the same emulator.
+        stacks = cls.client("cloudformation").list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])
+        if any(s["StackName"] == cls.stack for s in stacks["StackSummaries"]):
+            print(f"deleting {cls.stack} left by a failed test", flush=True)
+            cls.client("cloudformation").delete_stack(StackName=cls.stack)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def physical(self, logical):
+        return self.resources[logical]["PhysicalResourceId"]
+
+    def outputs_of(self, trip):
+        """{key: bytes} of the trip's output objects in the data bucket."""
+        s3 = self.client("s3")
+        prefix = f"output/trip={trip}/"
+        listed = s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
+        return {o["Key"]: s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+    def trips_in_output(self):
+        listed = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix="output/trip=", Delimiter="/")
+        return {p["Prefix"][len("output/trip=") : -1] for p in listed.get("CommonPrefixes", [])}
+
+    def embedded_ride(self, trip):
+        """{key: bytes} the embedded `bus ride` writes for the same input and trip id."""
+        with tempfile.TemporaryDirectory() as work:
+            inputs, out = Path(work, "input"), Path(work, "out")
+            inputs.mkdir()
+            for path in INPUTS:
+                (inputs / path.name).write_bytes(path.read_bytes())
+            ride = ["cargo", "run", "--quiet", "--locked", "-p", "busline-cli", "--", "ride"]
+            run(ride + ["--input", str(inputs), "--output", str(out), "--trip-id", trip, "--parameter", f"RouteName={ROUTE}"])
+            return {
+                str(p.relative_to(out)): p.read_bytes() for p in (out / "output").rglob("*") if p.is_file()
+            }
+
+    def assert_trip_equals_embedded_ride(self, trip):
+        expected = self.embedded_ride(trip)
+        self.assertEqual(len(expected), 2, f"the embedded ride should write two buses: {sorted(expected)}")
+        # Both load buses land within seconds of each other; wait for the set, then compare bytes.
+        landed = poll(f"trip {trip}'s {len(expected)} output objects", lambda: (
+            found if len(found := self.outputs_of(trip)) >= len(expected) else None
+        ), timeout_s=90)
+        self.assertEqual(sorted(landed), sorted(expected))
+        for key, body in expected.items():
+            self.assertEqual(landed[key], body, f"{key} differs from the embedded ride's")
+
+    def quarantined(self):
+        """Every rejection in the quarantine queue, received and deleted."""
+        sqs, url = self.client("sqs"), self.outputs["QuarantineQueueUrl"]
+        rejections = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            if not messages:
+                return rejections
+            for message in messages:
+                bus = json.loads(message["Body"])
+                rejections += [{"trip": bus["trip"], **p} for p in bus["passengers"]]
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    # --- the proof ----------------------------------------------------------------------------
+
+    def test_1_api_call_starts_a_trip_that_matches_the_embedded_ride(self):
+        trip = f"proof-api-{uuid.uuid4().hex[:8]}"
+        # The README's command; the local cloud serves the API at <id>.execute-api.localhost.
+        answer = run([
+            "curl", "--silent", "--show-error", "--write-out", "\n%{http_code}",
+            "--aws-sigv4", f"aws:amz:{REGION}:execute-api", "--user", "test:test",
+            "--header", "content-type: application/json",
+            "--data", json.dumps({"trip_id": trip}),
+            self.outputs["TripsApiUrl"],
+        ]).stdout
+        body, status = answer.rsplit("\n", 1)
+        self.assertEqual(status, "202", body)
+        started = json.loads(body)
+        self.assertEqual(started, {"trip_id": trip, "tickets": len(INPUTS)}, body)
+        self.assert_trip_equals_embedded_ride(trip)
+
+        # The bad record is in quarantine with its reason; the rest of its bus arrived above.
+        rejections = poll("the API trip's rejection in the quarantine queue", lambda: [
+            r for r in self.quarantined() if r["trip"] == trip
+        ], timeout_s=30)
+        self.assertEqual([r["reason"] for r in rejections], [BAD_RECORD], rejections)
+        self.assertEqual(rejections[0]["data"]["raw"], ["Green", "#00FF00", "(0, 255, 0)"])
+        type(self).api_trip = trip
+
+    def test_2_poisoned_bus_is_dead_lettered_with_its_reason_after_max_receives(self):
+        sqs = self.client("sqs")
+        dead_letters = self.outputs["TransformDeadLetterQueueUrl"]
+        messages = poll("the poisoned bus in the transform dead-letter queue", lambda: sqs.receive_message(
+            QueueUrl=dead_letters, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"],
+        ).get("Messages"), timeout_s=120)
+        self.assertEqual([m["Body"] for m in messages], [POISON])
+        attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
+        self.assertEqual(attributes["busline.stop"], "transform")
+        self.assertEqual(attributes["busline.receive-count"], PARAMETERS["MaxReceiveCount"])
+        self.assertEqual(attributes["busline.class"], "retryable")
+        self.assertEqual(attributes["busline.reason"], "bus body is not a valid envelope: expected ident at line 1 column 2")
+        # The stop moved it on its last receive, so the queue's own redrive has nothing left to move.
+        queue = sqs.get_queue_attributes(QueueUrl=self.outputs["TransformQueueUrl"], AttributeNames=["All"])
+        counts = {k: queue["Attributes"][k] for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")}
+        self.assertEqual(counts, {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"})
+
+    def test_3_schedule_starts_a_trip_by_itself(self):
+        api_trip = getattr(self, "api_trip", None)
+        scheduled = poll("a trip started by the schedule", lambda: sorted(self.trips_in_output() - {api_trip}), timeout_s=150)
+        self.assert_trip_equals_embedded_ride(scheduled[0])
+
+    def test_4_json_logs_carry_trip_and_stop(self):
+        trip = getattr(self, "api_trip", None)
+        self.assertIsNotNone(trip, "test_1 did not start a trip")
+        logs = self.client("logs")
+        group = self.physical("TransformLogGroup")
+
+        def handled_lines():
+            events = logs.filter_log_events(logGroupName=group).get("events", [])
+            lines = [json.loads(e["message"]) for e in events if e["message"].startswith("{")]
+            return [line for line in lines if line.get("fields", {}).get("message") == "bus handled"
+                    and trip in json.dumps(line)]
+
+        lines = poll(f"transform's 'bus handled' lines for {trip} in {group}", handled_lines, timeout_s=30)
+        text = json.dumps(lines[0])
+        for needle in ['"stop": "transform"', f'"trip": "{trip}"', '"requestId"', '"message_id"']:
+            self.assertIn(needle, text)
+
+    def test_5_metrics_match_what_landed(self):
+        cloudwatch = self.client("cloudwatch")
+        listed = cloudwatch.list_metrics(Namespace="busline", Dimensions=[{"Name": "Route", "Value": ROUTE}])
+        self.assertIn("DroppedOff", {m["MetricName"] for m in listed["Metrics"]})
+
+        def dropped_off_at_load():
+            now = time.time()
+            stats = cloudwatch.get_metric_statistics(
+                Namespace="busline", MetricName="DroppedOff", StartTime=now - 3600, EndTime=now + 60,
+                Period=3600, Statistics=["Sum"],
+                Dimensions=[{"Name": "Route", "Value": ROUTE}, {"Name": "Stop", "Value": "load"}],
+            )
+            return int(sum(p["Sum"] for p in stats["Datapoints"]))
+
+        def landed_lines():
+            return sum(body.count(b"\n") for trip in self.trips_in_output() for body in self.outputs_of(trip).values())
+
+        # The schedule keeps starting trips, so read until both sides agree between two reads.
+        reads = []
+
+        def agreed():
+            reads.append((landed_lines(), dropped_off_at_load(), landed_lines()))
+            before, metric, after = reads[-1]
+            return before == metric == after and metric > 0
+
+        poll(lambda: f"DroppedOff at load to equal the passengers in the output objects; (landed, metric, landed): {reads}",
+             agreed, timeout_s=60)
+
+    def test_6_second_deploy_changes_nothing(self):
+        cloudformation = self.client("cloudformation")
+        events_before = cloudformation.describe_stack_events(StackName=self.stack)["StackEvents"]
+        again = run(self.deploy_argv, env=self.env)
+        self.assertIn("No changes to deploy", again.stdout + again.stderr)
+        events_after = cloudformation.describe_stack_events(StackName=self.stack)["StackEvents"]
+        self.assertEqual(len(events_after), len(events_before))
+        self.assertEqual(self.stack_resources().keys(), self.resources.keys())
+
+    def test_7_delete_leaves_only_the_data_bucket(self):
+        resources = self.stack_resources()
+        bucket = resources["DataBucket"]["PhysicalResourceId"]
+        run(["sam", "delete", "--stack-name", self.stack, "--no-prompts", "--region", REGION], env=self.env)
+        sqs, lam, iam, logs = (self.client(s) for s in ("sqs", "lambda", "iam", "logs"))
+        events, apis, cloudwatch, s3 = (self.client(s) for s in ("events", "apigatewayv2", "cloudwatch", "s3"))
+        gone = {
+            "AWS::SQS::Queue": lambda id: missing(
+                lambda: sqs.get_queue_attributes(QueueUrl=id), "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"),
+            "AWS::Lambda::Function": lambda id: missing(lambda: lam.get_function(FunctionName=id), "ResourceNotFoundException"),
+            "AWS::Lambda::EventSourceMapping": lambda id: missing(
+                lambda: lam.get_event_source_mapping(UUID=id), "ResourceNotFoundException"),
+            "AWS::IAM::Role": lambda id: missing(lambda: iam.get_role(RoleName=id), "NoSuchEntity"),
+            "AWS::Logs::LogGroup": lambda id: id not in {
+                g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=id)["logGroups"]},
+            "AWS::Events::Rule": lambda id: missing(
+                lambda: events.describe_rule(Name=id.split("|")[-1]), "ResourceNotFoundException"),
+            "AWS::ApiGatewayV2::Api": lambda id: missing(lambda: apis.get_api(ApiId=id), "NotFoundException"),
+            "AWS::CloudWatch::Alarm": lambda id: not cloudwatch.describe_alarms(AlarmNames=[id])["MetricAlarms"],
+            "AWS::S3::BucketPolicy": lambda _: missing(lambda: s3.get_bucket_policy(Bucket=bucket), "NoSuchBucketPolicy"),
+        }
+        # These live inside a resource above and go with it.
+        inside = {
+            "AWS::Lambda::Permission", "AWS::SQS::QueuePolicy", "AWS::ApiGatewayV2::Stage",
+            "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
+        }
+        left = []
+        for logical, resource in sorted(resources.items()):
+            kind, physical = resource["ResourceType"], resource["PhysicalResourceId"]
+            if logical == "DataBucket" or kind in inside:
+                continue
+            self.assertIn(kind, gone, f"no check for {logical} of type {kind}: add one")
+            if not gone[kind](physical):
+                left.append(f"{logical} ({kind} {physical})")
+        self.assertEqual(left, [], "resources left after sam delete")
+        # Retained: the data, and the output of every trip in it.
+        s3.head_bucket(Bucket=bucket)
+
+
+if __name__ == "__main__":
+    unittest.main()
