@@ -127,8 +127,8 @@ class DeployedRoute(unittest.TestCase):
         cls.first_deploy = run(cls.deploy_argv, env=cls.env)
         print(f"\nsam deploy of {cls.stack}: {time.monotonic() - started:.1f} s", flush=True)
 
-        stack = cls.client("cloudformation").describe_stacks(StackName=cls.stack)["Stacks"][0]
-        cls.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        listed = run(["sam", "list", "stack-outputs", "--stack-name", cls.stack, "--output", "json"], env=cls.env)
+        cls.outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(listed.stdout)}
         cls.resources = cls.stack_resources()
         cls.bucket = cls.outputs["DataBucketName"]
         s3 = cls.client("s3")
@@ -308,7 +308,6 @@ class DeployedRoute(unittest.TestCase):
     def test_7_delete_leaves_only_the_data_bucket(self):
         resources = self.stack_resources()
         bucket = resources["DataBucket"]["PhysicalResourceId"]
-        run(["sam", "delete", "--stack-name", self.stack, "--no-prompts", "--region", REGION], env=self.env)
         sqs, lam, iam, logs = (self.client(s) for s in ("sqs", "lambda", "iam", "logs"))
         events, apis, cloudwatch, s3 = (self.client(s) for s in ("events", "apigatewayv2", "cloudwatch", "s3"))
         gone = {
@@ -331,17 +330,19 @@ class DeployedRoute(unittest.TestCase):
             "AWS::Lambda::Permission", "AWS::SQS::QueuePolicy", "AWS::ApiGatewayV2::Stage",
             "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
         }
-        left = []
+        checked = []
         for logical, resource in sorted(resources.items()):
             kind, physical = resource["ResourceType"], resource["PhysicalResourceId"]
             if logical == "DataBucket" or kind in inside:
                 continue
             self.assertIn(kind, gone, f"no check for {logical} of type {kind}: add one")
-            if not gone[kind](physical):
-                left.append(f"{logical} ({kind} {physical})")
-        self.assertEqual(left, [], "resources left after sam delete")
-        # Retained: the data, and the output of every trip in it.
-        s3.head_bucket(Bucket=bucket)
+            checked.append((f"{logical} ({kind} {physical})", lambda kind=kind, physical=physical: gone[kind](physical)))
+        # Each check must see its resource before the delete, or it proves nothing after it.
+        self.assertEqual([name for name, is_gone in checked if is_gone()], [], "missing before sam delete")
+        run(["sam", "delete", "--stack-name", self.stack, "--no-prompts", "--region", REGION], env=self.env)
+        self.assertEqual([name for name, is_gone in checked if not is_gone()], [], "left after sam delete")
+        # Retained: the data bucket with the output of every trip.
+        self.assertIn(self.api_trip, self.trips_in_output())
 
 
 if __name__ == "__main__":
