@@ -1,6 +1,7 @@
-//! `bus`: ride a busline route locally, generate data.
+//! `bus`: ride a busline route locally, lint its template, benchmark its stops, generate data.
 
 use anyhow::{Context, Result};
+use busline_cli::bench::{BenchOptions, bench};
 use busline_cli::generate::{GenOptions, generate, megabytes};
 use busline_cli::ride::{RideOptions, ride};
 use busline_core::forwarder::RetryPolicy;
@@ -54,6 +55,34 @@ enum Command {
         #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
         parameters: Vec<(String, String)>,
         /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark each stop in process on generated data: throughput against the serde_json
+    /// ceiling, SQS calls and billed requests per 10,000 records, cost per million records.
+    Bench {
+        /// The SAM template that describes the route.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// Template parameter overrides, e.g. --parameter BusByteBudget=131072.
+        #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+        parameters: Vec<(String, String)>,
+        /// Generated records.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Files they are spread over.
+        #[arg(long, default_value_t = 10)]
+        files: u64,
+        /// Timed rounds per stop (the fastest counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Lambda memory for GB-seconds (the template's MemorySize).
+        #[arg(long, default_value_t = 256)]
+        memory_mb: u32,
+        /// Scratch folder for the generated input.
+        #[arg(long, default_value = "data/bench")]
+        work: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -172,6 +201,34 @@ fn main() -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Bench {
+            template,
+            parameters,
+            records,
+            files,
+            rounds,
+            memory_mb,
+            work,
+            json,
+        } => {
+            let parameters: HashMap<String, String> = parameters.into_iter().collect();
+            let options = BenchOptions {
+                route: busline_template::read_route(&template, &parameters)?,
+                records,
+                files,
+                work,
+                rounds,
+                memory_mb,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let report = runtime.block_on(bench(&options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Gen {
             records,

@@ -168,3 +168,58 @@ fn lint_passes_the_shipped_template_and_fails_a_broken_one() {
             .all(|f| f["rule"] == "visibility-timeout")
     );
 }
+
+#[test]
+fn bench_counts_add_up_across_the_route() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = bus(&[
+        "bench",
+        "--records",
+        "5000",
+        "--files",
+        "2",
+        "--rounds",
+        "1",
+        "--work",
+        work.path().to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+    let stops = report["stops"].as_array().expect("stops");
+    let by_stop = |name: &str| -> &serde_json::Value {
+        stops
+            .iter()
+            .find(|s| s["stop"] == name)
+            .expect("stop in report")
+    };
+    assert_eq!(
+        stops
+            .iter()
+            .map(|s| s["stop"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["depot", "extract", "transform", "load"]
+    );
+    // One ticket per file; every record reaches every stop after the depot.
+    assert_eq!(by_stop("depot")["passengers"], 2);
+    for stop in ["extract", "transform", "load"] {
+        assert_eq!(by_stop(stop)["passengers"], 5000, "{stop}");
+        assert!(
+            by_stop(stop)["ceiling_ratio"].as_f64().expect("ratio") > 0.0,
+            "{stop}"
+        );
+    }
+    // Extract reads the two tickets in two invocations (BatchSize 1).
+    assert_eq!(by_stop("extract")["invocations"], 2);
+    let invocations: u64 = stops
+        .iter()
+        .map(|s| s["invocations"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(report["usage"]["invocations"], invocations);
+    let cost = &report["cost_per_million"];
+    let parts: f64 = ["sqs", "lambda_requests", "lambda_duration", "s3"]
+        .iter()
+        .map(|k| cost[k].as_f64().expect("dollars"))
+        .sum();
+    assert!((cost["total"].as_f64().expect("total") - parts).abs() < 1e-12);
+}

@@ -1,0 +1,429 @@
+//! `bus bench`: each stop of the route, in process, on generated data: throughput against the
+//! serde_json round-trip ceiling of the same bytes, SQS calls and billed requests per 10,000
+//! records, and what a million records would cost on AWS.
+//!
+//! Stops run one after another: a first pass keeps each stop's buses to feed the next stop,
+//! then each stop is timed on those same SQS events with a sink that only counts.
+
+pub mod cost;
+pub mod sinks;
+mod table;
+
+use crate::generate::{GenOptions, generate};
+use crate::stops::consumer_stop;
+use aws_lambda_events::event::sqs::SqsEvent;
+use busline_core::forwarder::RetryPolicy;
+use busline_core::ports::{MetricsSink, NoMetrics, ObjectStore, OutgoingMessage, QueueSender};
+use busline_core::route::{Route, StopSpec};
+use busline_core::{BatchProcessor, StopConfig, StopRuntime};
+use busline_depot::{Depot, DepotConfig, TripRequest};
+use busline_embedded::{
+    FolderStore, ManualClock, MemoryQueue, MetricsBoard, QueueSettings, sqs_event,
+};
+use cost::{PRICES, Prices, Usage};
+use serde::Serialize;
+use sinks::{CountingQueues, CountingStore, SendTally, billed_requests};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The route.
+    pub route: Route,
+    /// Generated records.
+    pub records: u64,
+    /// Files they are spread over (one ticket each).
+    pub files: u64,
+    /// Scratch folder: the generated input is written to `input/` in it.
+    pub work: PathBuf,
+    /// Timed rounds per stop; the fastest counts, for the stop and for the ceiling alike.
+    pub rounds: u32,
+    /// Lambda memory size for GB-seconds (the template's `MemorySize`).
+    pub memory_mb: u32,
+}
+
+/// One stop's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopBench {
+    /// The stop.
+    pub stop: String,
+    /// Invocations (SQS events; one for the depot).
+    pub invocations: u64,
+    /// Passengers the handler took in (the records it picked up, for a source reader).
+    pub passengers: u64,
+    /// Bytes it read: bus bodies in, plus input objects for a stop that reads them.
+    pub bytes: u64,
+    /// Handler time of the fastest round, summed over invocations.
+    pub handler_secs: f64,
+    /// Passengers per second of handler time.
+    pub passengers_per_sec: f64,
+    /// Megabytes (10^6) per second of handler time.
+    pub mb_per_sec: f64,
+    /// serde_json parse + serialize of the stop's bus bodies (its output for a source reader),
+    /// in MB/s, in the same run.
+    pub ceiling_mb_per_sec: f64,
+    /// `mb_per_sec` over the ceiling's, on the bus bytes.
+    pub ceiling_ratio: f64,
+    /// SQS API calls (receive, delete, send) per 10,000 generated records.
+    pub sqs_calls_per_10k: f64,
+    /// SQS billed requests (64 KiB chunks) per 10,000 generated records.
+    pub sqs_billed_per_10k: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Route name.
+    pub route: String,
+    /// Generated records.
+    pub records: u64,
+    /// Bytes of generated input.
+    pub input_bytes: u64,
+    /// Per stop, in riding order.
+    pub stops: Vec<StopBench>,
+    /// Usage of the whole route for `records`.
+    pub usage: Usage,
+    /// Lambda memory assumed, MB.
+    pub memory_mb: u32,
+    /// Cost of a million records through the route.
+    pub cost_per_million: cost::Cost,
+    /// Prices used.
+    pub prices: Prices,
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// The route is not a depot followed by queue-reading stops this build knows.
+    #[error("route: {0}")]
+    Route(String),
+    /// Generating the input failed.
+    #[error("generating input in {path}: {source}")]
+    Generate {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// serde_json could not round-trip a bus body.
+    #[error("ceiling: a bus body is not JSON: {0}")]
+    Ceiling(#[from] serde_json::Error),
+    /// A stop failed where the benchmark expects success.
+    #[error("stop {stop}: {message}")]
+    Stop {
+        /// The stop.
+        stop: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn stop_error(spec: &StopSpec, err: impl std::fmt::Display) -> BenchError {
+    BenchError::Stop {
+        stop: spec.name.clone(),
+        message: err.to_string(),
+    }
+}
+
+/// Runs the benchmark.
+pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
+    let route = &options.route;
+    let (depot_spec, riders) = route
+        .stops
+        .split_first()
+        .filter(|(first, _)| first.kind == "depot")
+        .ok_or_else(|| BenchError::Route("the first stop must be a depot".into()))?;
+    let generated = generate(&GenOptions {
+        records: options.records,
+        files: options.files,
+        ndjson: false,
+        out: options.work.join("input"),
+        seed: 42,
+        bad_every: 0,
+    })
+    .map_err(|source| BenchError::Generate {
+        path: options.work.clone(),
+        source,
+    })?;
+    let depot_config =
+        DepotConfig::from_vars(&depot_spec.env).map_err(|e| stop_error(depot_spec, e))?;
+    let folder = || {
+        FolderStore::new("bench", options.work.join("bucket")).mount(
+            depot_config.input_prefix.clone(),
+            options.work.join("input"),
+        )
+    };
+    let per_10k = 10_000.0 / options.records.max(1) as f64;
+    let mut usage = Usage::default();
+    let mut stops = Vec::new();
+
+    // The depot: one invocation that lists the input and sends one ticket per object.
+    let depot_run = |queues: Arc<CountingQueues>, store: Arc<CountingStore<FolderStore>>| {
+        let depot = Depot::new(
+            depot_config.clone(),
+            runtime(depot_spec, queues, store, Arc::new(NoMetrics))?,
+        );
+        Ok::<_, BenchError>(async move {
+            let started = Instant::now();
+            depot
+                .start_trip(TripRequest {
+                    trip_id: Some("bench".into()),
+                    input_prefix: None,
+                })
+                .await
+                .map(|_| started.elapsed())
+        })
+    };
+    let keep = Arc::new(CountingQueues::keeping());
+    let store = Arc::new(CountingStore::new(folder(), "output/"));
+    depot_run(keep.clone(), store.clone())?
+        .await
+        .map_err(|e| stop_error(depot_spec, e))?;
+    let mut next_input = keep.take(next_queue(depot_spec)?);
+    let mut best = Duration::MAX;
+    let mut sent = SendTally::default();
+    for _ in 0..options.rounds.max(1) {
+        let queues = Arc::new(CountingQueues::counting());
+        let took = depot_run(
+            queues.clone(),
+            Arc::new(CountingStore::new(folder(), "output/")),
+        )?
+        .await
+        .map_err(|e| stop_error(depot_spec, e))?;
+        best = best.min(took);
+        sent = queues.tally();
+    }
+    let store_tally = store.tally();
+    usage.invocations += 1;
+    usage.gb_seconds += gb_seconds(best, options.memory_mb);
+    usage.sqs_billed += sent.billed;
+    usage.s3_writes += store_tally.lists;
+    stops.push(StopBench {
+        stop: depot_spec.name.clone(),
+        invocations: 1,
+        passengers: sent.messages,
+        bytes: 0,
+        handler_secs: best.as_secs_f64(),
+        passengers_per_sec: sent.messages as f64 / best.as_secs_f64(),
+        mb_per_sec: 0.0,
+        ceiling_mb_per_sec: 0.0,
+        ceiling_ratio: 0.0,
+        sqs_calls_per_10k: sent.calls as f64 * per_10k,
+        sqs_billed_per_10k: sent.billed as f64 * per_10k,
+    });
+
+    for spec in riders {
+        let input = std::mem::take(&mut next_input);
+        let events = sqs_events(spec, &input)?;
+        let (receive_calls, receive_billed) = receive_costs(&events);
+        // First pass: keep the output for the next stop, and for a source reader's ceiling.
+        let keep = Arc::new(CountingQueues::keeping());
+        let store = Arc::new(CountingStore::new(folder(), "output/"));
+        let board = Arc::new(MetricsBoard::default());
+        let keeper = processor(spec, keep.clone(), store.clone(), board.clone())?;
+        for event in &events {
+            keeper
+                .process(event.clone())
+                .await
+                .map_err(|e| stop_error(spec, e))?;
+        }
+        if let Some(queue) = spec.env.get("NEXT_QUEUE_URL") {
+            next_input = keep.take(queue);
+        }
+        let reads_objects = store.tally().gets > 0;
+        let ceiling_bodies: Vec<&str> = if reads_objects {
+            // A source reader's input is CSV; its bus bytes are what it writes.
+            next_input.iter().map(|m| m.body.as_str()).collect()
+        } else {
+            input.iter().map(|m| m.body.as_str()).collect()
+        };
+        let tally = board
+            .snapshot()
+            .get(&spec.name)
+            .copied()
+            .unwrap_or_default();
+
+        // Timed rounds: the same events, a sink that only counts.
+        let mut best = Duration::MAX;
+        let mut durations = Vec::new();
+        let mut sent = SendTally::default();
+        let mut store_tally = sinks::StoreTally::default();
+        for _ in 0..options.rounds.max(1) {
+            let queues = Arc::new(CountingQueues::counting());
+            let store = Arc::new(CountingStore::new(folder(), "output/"));
+            let processor = processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))?;
+            let events = events.clone();
+            let mut round = Vec::with_capacity(events.len());
+            for event in events {
+                let started = Instant::now();
+                processor
+                    .process(event)
+                    .await
+                    .map_err(|e| stop_error(spec, e))?;
+                round.push(started.elapsed());
+            }
+            let total: Duration = round.iter().sum();
+            if total < best {
+                best = total;
+                durations = round;
+            }
+            sent = queues.tally();
+            store_tally = store.tally();
+        }
+        let ceiling = ceiling(&ceiling_bodies, options.rounds)?;
+        let bus_bytes: u64 = ceiling_bodies.iter().map(|b| b.len() as u64).sum();
+        let input_bytes: u64 = input.iter().map(|m| m.body.len() as u64).sum();
+        let bytes = input_bytes + if reads_objects { generated.bytes } else { 0 };
+        let secs = best.as_secs_f64();
+        // A source reader's passengers are the records it picks up, not its tickets.
+        let passengers = match tally.counts.picked_up {
+            0 => tally.counts.passengers_in,
+            picked_up => picked_up,
+        };
+        let mb_per_sec = bytes as f64 / 1e6 / secs;
+        let bus_mb_per_sec = bus_bytes as f64 / 1e6 / secs;
+        let ceiling_mb_per_sec = bus_bytes as f64 / 1e6 / ceiling.as_secs_f64();
+        let calls = receive_calls + events.len() as u64 + sent.calls;
+        let billed = receive_billed + events.len() as u64 + sent.billed;
+        usage.invocations += events.len() as u64;
+        usage.gb_seconds += durations
+            .iter()
+            .map(|d| gb_seconds(*d, options.memory_mb))
+            .sum::<f64>();
+        usage.sqs_billed += billed;
+        usage.s3_writes += store_tally.puts + store_tally.lists;
+        usage.s3_reads += store_tally.gets;
+        stops.push(StopBench {
+            stop: spec.name.clone(),
+            invocations: events.len() as u64,
+            passengers,
+            bytes,
+            handler_secs: secs,
+            passengers_per_sec: passengers as f64 / secs,
+            mb_per_sec,
+            ceiling_mb_per_sec,
+            ceiling_ratio: bus_mb_per_sec / ceiling_mb_per_sec,
+            sqs_calls_per_10k: calls as f64 * per_10k,
+            sqs_billed_per_10k: billed as f64 * per_10k,
+        });
+    }
+    let scale = 1e6 / options.records.max(1) as f64;
+    Ok(BenchReport {
+        route: route.name.clone(),
+        records: options.records,
+        input_bytes: generated.bytes,
+        stops,
+        usage,
+        memory_mb: options.memory_mb,
+        cost_per_million: usage.cost(&PRICES, scale),
+        prices: PRICES,
+    })
+}
+
+fn next_queue(spec: &StopSpec) -> Result<&str, BenchError> {
+    spec.env
+        .get("NEXT_QUEUE_URL")
+        .map(String::as_str)
+        .ok_or_else(|| stop_error(spec, "has no NEXT_QUEUE_URL"))
+}
+
+fn runtime(
+    spec: &StopSpec,
+    queues: Arc<dyn QueueSender>,
+    objects: Arc<dyn ObjectStore>,
+    metrics: Arc<dyn MetricsSink>,
+) -> Result<StopRuntime, BenchError> {
+    Ok(StopRuntime {
+        config: StopConfig::from_vars(&spec.env).map_err(|e| stop_error(spec, e))?,
+        queues,
+        objects,
+        metrics,
+        retry: RetryPolicy::default(),
+    })
+}
+
+fn processor(
+    spec: &StopSpec,
+    queues: Arc<dyn QueueSender>,
+    objects: Arc<dyn ObjectStore>,
+    metrics: Arc<dyn MetricsSink>,
+) -> Result<BatchProcessor, BenchError> {
+    let stop = consumer_stop(&spec.kind, &spec.env)
+        .map_err(|e| stop_error(spec, e))?
+        .ok_or_else(|| stop_error(spec, format!("unknown stop kind {:?}", spec.kind)))?;
+    Ok(BatchProcessor::new(
+        stop,
+        runtime(spec, queues, objects, metrics)?,
+    ))
+}
+
+/// The stop's input as the SQS events Lambda would deliver: batches of its BatchSize, with
+/// the ids, receipt handles and attributes an in-memory SQS queue gives them.
+fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsEvent>, BenchError> {
+    let queue_name = spec.queue.clone().unwrap_or_else(|| spec.name.clone());
+    let queue = MemoryQueue::new(
+        &queue_name,
+        QueueSettings::default(),
+        Arc::new(ManualClock::default()),
+    );
+    for message in input {
+        queue.send(message).map_err(|e| stop_error(spec, e))?;
+    }
+    let mut events = Vec::new();
+    loop {
+        let received = queue
+            .receive(spec.batch_size.clamp(1, 10), None)
+            .map_err(|e| stop_error(spec, e))?;
+        if received.is_empty() {
+            return Ok(events);
+        }
+        events.push(sqs_event(&queue_name, &received));
+    }
+}
+
+/// ReceiveMessage calls (one per event) and the requests SQS bills for them.
+fn receive_costs(events: &[SqsEvent]) -> (u64, u64) {
+    let billed = events
+        .iter()
+        .map(|event| {
+            let bytes: usize = event
+                .records
+                .iter()
+                .map(|r| r.body.as_deref().map_or(0, str::len))
+                .sum();
+            billed_requests(bytes)
+        })
+        .sum();
+    (events.len() as u64, billed)
+}
+
+/// Fastest of `rounds` serde_json parse + serialize passes over `bodies`.
+fn ceiling(bodies: &[&str], rounds: u32) -> Result<Duration, BenchError> {
+    let mut best = Duration::MAX;
+    for _ in 0..rounds.max(1) {
+        let started = Instant::now();
+        for body in bodies {
+            let value: serde_json::Value = serde_json::from_str(body)?;
+            black_box(serde_json::to_vec(&value)?);
+        }
+        best = best.min(started.elapsed());
+    }
+    Ok(best)
+}
+
+/// Billed GB-seconds of one invocation: its duration rounded up to the millisecond.
+fn gb_seconds(duration: Duration, memory_mb: u32) -> f64 {
+    let billed_ms = duration.as_micros().div_ceil(1000) as f64;
+    billed_ms / 1000.0 * f64::from(memory_mb) / 1024.0
+}
+
+impl BenchReport {
+    /// The report as the table `bus bench` prints.
+    pub fn table(&self) -> String {
+        table::render(self)
+    }
+}

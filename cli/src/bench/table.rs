@@ -1,0 +1,83 @@
+//! The table `bus bench` prints.
+
+use super::BenchReport;
+use std::fmt::Write;
+
+/// One line per stop, then usage and cost per million records with the prices used.
+pub(super) fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let mb = report.input_bytes as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "route {}: {} generated records, {mb:.1} MB of CSV; fastest of the timed rounds\n",
+        report.route, report.records
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:>6} {:>11} {:>12} {:>9} {:>11} {:>8} {:>13} {:>15}",
+        "stop",
+        "calls",
+        "passengers",
+        "passengers/s",
+        "MB/s",
+        "ceiling MB/s",
+        "ratio",
+        "SQS calls/10k",
+        "SQS billed/10k"
+    );
+    for stop in &report.stops {
+        let ceiling = |value: f64, text: String| if value > 0.0 { text } else { "-".into() };
+        let _ = writeln!(
+            out,
+            "{:<10} {:>6} {:>11} {:>12.0} {:>9} {:>11} {:>8} {:>13.2} {:>15.2}",
+            stop.stop,
+            stop.invocations,
+            stop.passengers,
+            stop.passengers_per_sec,
+            ceiling(stop.mb_per_sec, format!("{:.1}", stop.mb_per_sec)),
+            ceiling(
+                stop.ceiling_mb_per_sec,
+                format!("{:.1}", stop.ceiling_mb_per_sec)
+            ),
+            ceiling(
+                stop.ceiling_ratio,
+                format!("{:.0}%", stop.ceiling_ratio * 100.0)
+            ),
+            stop.sqs_calls_per_10k,
+            stop.sqs_billed_per_10k,
+        );
+    }
+    let usage = &report.usage;
+    let cost = &report.cost_per_million;
+    let prices = &report.prices;
+    let _ = writeln!(
+        out,
+        "\nusage for {} records: {} SQS billed requests, {} invocations, {:.4} GB-s at {} MB, {} S3 writes, {} S3 reads",
+        report.records,
+        usage.sqs_billed,
+        usage.invocations,
+        usage.gb_seconds,
+        report.memory_mb,
+        usage.s3_writes,
+        usage.s3_reads
+    );
+    let _ = writeln!(
+        out,
+        "cost per million records: ${:.6} (SQS ${:.6}, Lambda requests ${:.6}, Lambda duration ${:.6}, S3 ${:.6})",
+        cost.total, cost.sqs, cost.lambda_requests, cost.lambda_duration, cost.s3
+    );
+    let _ = writeln!(
+        out,
+        "prices: SQS ${:.2}/M requests (64 KiB each), Lambda ${:.2}/M requests + ${:.10}/GB-s, S3 ${:.4}/1k writes, ${:.4}/1k reads",
+        prices.sqs_request * 1e6,
+        prices.lambda_request * 1e6,
+        prices.lambda_gb_second,
+        prices.s3_write_request * 1e3,
+        prices.s3_read_request * 1e3,
+    );
+    let _ = writeln!(
+        out,
+        "handler time is in process: a deployed stop adds its SQS and S3 round trips to its duration"
+    );
+    out
+}
