@@ -6,23 +6,17 @@
 //! then each stop is timed on those same SQS events with a sink that only counts.
 
 pub mod cost;
+pub mod prepare;
 pub mod sinks;
 mod table;
 
-use crate::generate::{GenOptions, generate};
-use crate::stops::consumer_stop;
 use aws_lambda_events::event::sqs::SqsEvent;
-use busline_core::forwarder::RetryPolicy;
-use busline_core::ports::{MetricsSink, NoMetrics, ObjectStore, OutgoingMessage, QueueSender};
-use busline_core::route::{Route, StopSpec};
-use busline_core::{BatchProcessor, StopConfig, StopRuntime};
-use busline_depot::{Depot, DepotConfig, TripRequest};
-use busline_embedded::{
-    FolderStore, ManualClock, MemoryQueue, MetricsBoard, QueueSettings, sqs_event,
-};
+use busline_core::ports::NoMetrics;
+use busline_core::route::Route;
 use cost::{PRICES, Prices, Usage};
+use prepare::{Prepared, stop_error};
 use serde::Serialize;
-use sinks::{CountingQueues, CountingStore, SendTally, billed_requests};
+use sinks::{CountingQueues, SendTally, StoreTally, billed_requests};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,88 +116,35 @@ pub enum BenchError {
     },
 }
 
-fn stop_error(spec: &StopSpec, err: impl std::fmt::Display) -> BenchError {
-    BenchError::Stop {
-        stop: spec.name.clone(),
-        message: err.to_string(),
-    }
-}
-
 /// Runs the benchmark.
 pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
-    let route = &options.route;
-    let (depot_spec, riders) = route
-        .stops
-        .split_first()
-        .filter(|(first, _)| first.kind == "depot")
-        .ok_or_else(|| BenchError::Route("the first stop must be a depot".into()))?;
-    let generated = generate(&GenOptions {
-        records: options.records,
-        files: options.files,
-        ndjson: false,
-        out: options.work.join("input"),
-        seed: 42,
-        bad_every: 0,
-    })
-    .map_err(|source| BenchError::Generate {
-        path: options.work.clone(),
-        source,
-    })?;
-    let depot_config =
-        DepotConfig::from_vars(&depot_spec.env).map_err(|e| stop_error(depot_spec, e))?;
-    let folder = || {
-        FolderStore::new("bench", options.work.join("bucket")).mount(
-            depot_config.input_prefix.clone(),
-            options.work.join("input"),
-        )
-    };
+    let prepared = Prepared::new(
+        &options.route,
+        options.records,
+        options.files,
+        &options.work,
+    )
+    .await?;
+    let rounds = options.rounds.max(1);
     let per_10k = 10_000.0 / options.records.max(1) as f64;
     let mut usage = Usage::default();
     let mut stops = Vec::new();
 
     // The depot: one invocation that lists the input and sends one ticket per object.
-    let depot_run = |queues: Arc<CountingQueues>, store: Arc<CountingStore<FolderStore>>| {
-        let depot = Depot::new(
-            depot_config.clone(),
-            runtime(depot_spec, queues, store, Arc::new(NoMetrics))?,
-        );
-        Ok::<_, BenchError>(async move {
-            let started = Instant::now();
-            depot
-                .start_trip(TripRequest {
-                    trip_id: Some("bench".into()),
-                    input_prefix: None,
-                })
-                .await
-                .map(|_| started.elapsed())
-        })
-    };
-    let keep = Arc::new(CountingQueues::keeping());
-    let store = Arc::new(CountingStore::new(folder(), "output/"));
-    depot_run(keep.clone(), store.clone())?
-        .await
-        .map_err(|e| stop_error(depot_spec, e))?;
-    let mut next_input = keep.take(next_queue(depot_spec)?);
     let mut best = Duration::MAX;
-    let mut sent = SendTally::default();
-    for _ in 0..options.rounds.max(1) {
+    let (mut sent, mut store_tally) = (SendTally::default(), StoreTally::default());
+    for _ in 0..rounds {
         let queues = Arc::new(CountingQueues::counting());
-        let took = depot_run(
-            queues.clone(),
-            Arc::new(CountingStore::new(folder(), "output/")),
-        )?
-        .await
-        .map_err(|e| stop_error(depot_spec, e))?;
-        best = best.min(took);
-        sent = queues.tally();
+        let store = Arc::new(prepared.store());
+        best = best.min(prepared.run_depot(queues.clone(), store.clone()).await?);
+        (sent, store_tally) = (queues.tally(), store.tally());
     }
-    let store_tally = store.tally();
     usage.invocations += 1;
     usage.gb_seconds += gb_seconds(best, options.memory_mb);
     usage.sqs_billed += sent.billed;
     usage.s3_writes += store_tally.lists;
     stops.push(StopBench {
-        stop: depot_spec.name.clone(),
+        stop: prepared.depot.0.name.clone(),
         invocations: 1,
         passengers: sent.messages,
         bytes: 0,
@@ -216,49 +157,20 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         sqs_billed_per_10k: sent.billed as f64 * per_10k,
     });
 
-    for spec in riders {
-        let input = std::mem::take(&mut next_input);
-        let events = sqs_events(spec, &input)?;
-        let (receive_calls, receive_billed) = receive_costs(&events);
-        // First pass: keep the output for the next stop, and for a source reader's ceiling.
-        let keep = Arc::new(CountingQueues::keeping());
-        let store = Arc::new(CountingStore::new(folder(), "output/"));
-        let board = Arc::new(MetricsBoard::default());
-        let keeper = processor(spec, keep.clone(), store.clone(), board.clone())?;
-        for event in &events {
-            keeper
-                .process(event.clone())
-                .await
-                .map_err(|e| stop_error(spec, e))?;
-        }
-        if let Some(queue) = spec.env.get("NEXT_QUEUE_URL") {
-            next_input = keep.take(queue);
-        }
-        let reads_objects = store.tally().gets > 0;
-        let ceiling_bodies: Vec<&str> = if reads_objects {
-            // A source reader's input is CSV; its bus bytes are what it writes.
-            next_input.iter().map(|m| m.body.as_str()).collect()
-        } else {
-            input.iter().map(|m| m.body.as_str()).collect()
-        };
-        let tally = board
-            .snapshot()
-            .get(&spec.name)
-            .copied()
-            .unwrap_or_default();
-
-        // Timed rounds: the same events, a sink that only counts.
+    for stage in &prepared.stages {
+        let spec = &stage.spec;
+        let (receive_calls, receive_billed) = receive_costs(&stage.events);
+        // Timed rounds: the stage's events, a sink that only counts.
         let mut best = Duration::MAX;
         let mut durations = Vec::new();
-        let mut sent = SendTally::default();
-        let mut store_tally = sinks::StoreTally::default();
-        for _ in 0..options.rounds.max(1) {
+        let (mut sent, mut store_tally) = (SendTally::default(), StoreTally::default());
+        for _ in 0..rounds {
             let queues = Arc::new(CountingQueues::counting());
-            let store = Arc::new(CountingStore::new(folder(), "output/"));
-            let processor = processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))?;
-            let events = events.clone();
-            let mut round = Vec::with_capacity(events.len());
-            for event in events {
+            let store = Arc::new(prepared.store());
+            let processor =
+                prepared.processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))?;
+            let mut round = Vec::with_capacity(stage.events.len());
+            for event in stage.events.clone() {
                 let started = Instant::now();
                 processor
                     .process(event)
@@ -271,25 +183,32 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
                 best = total;
                 durations = round;
             }
-            sent = queues.tally();
-            store_tally = store.tally();
+            (sent, store_tally) = (queues.tally(), store.tally());
         }
-        let ceiling = ceiling(&ceiling_bodies, options.rounds)?;
-        let bus_bytes: u64 = ceiling_bodies.iter().map(|b| b.len() as u64).sum();
-        let input_bytes: u64 = input.iter().map(|m| m.body.len() as u64).sum();
-        let bytes = input_bytes + if reads_objects { generated.bytes } else { 0 };
-        let secs = best.as_secs_f64();
-        // A source reader's passengers are the records it picks up, not its tickets.
-        let passengers = match tally.counts.picked_up {
-            0 => tally.counts.passengers_in,
-            picked_up => picked_up,
+        // The ceiling runs on bus bytes: what the stop reads, or for a source reader (whose
+        // input is CSV) what it writes.
+        let buses = if stage.reads_objects {
+            &stage.output
+        } else {
+            &stage.input
         };
-        let mb_per_sec = bytes as f64 / 1e6 / secs;
-        let bus_mb_per_sec = bus_bytes as f64 / 1e6 / secs;
+        let bodies: Vec<&str> = buses.iter().map(|m| m.body.as_str()).collect();
+        let ceiling = ceiling(&bodies, rounds)?;
+        let bus_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+        let input_bytes: u64 = stage.input.iter().map(|m| m.body.len() as u64).sum();
+        let bytes = input_bytes
+            + if stage.reads_objects {
+                prepared.generated.bytes
+            } else {
+                0
+            };
+        let secs = best.as_secs_f64();
         let ceiling_mb_per_sec = bus_bytes as f64 / 1e6 / ceiling.as_secs_f64();
-        let calls = receive_calls + events.len() as u64 + sent.calls;
-        let billed = receive_billed + events.len() as u64 + sent.billed;
-        usage.invocations += events.len() as u64;
+        let invocations = stage.events.len() as u64;
+        // Lambda's poller receives each batch, and deletes what succeeded in one call.
+        let calls = receive_calls + invocations + sent.calls;
+        let billed = receive_billed + invocations + sent.billed;
+        usage.invocations += invocations;
         usage.gb_seconds += durations
             .iter()
             .map(|d| gb_seconds(*d, options.memory_mb))
@@ -299,90 +218,29 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         usage.s3_reads += store_tally.gets;
         stops.push(StopBench {
             stop: spec.name.clone(),
-            invocations: events.len() as u64,
-            passengers,
+            invocations,
+            passengers: stage.passengers,
             bytes,
             handler_secs: secs,
-            passengers_per_sec: passengers as f64 / secs,
-            mb_per_sec,
+            passengers_per_sec: stage.passengers as f64 / secs,
+            mb_per_sec: bytes as f64 / 1e6 / secs,
             ceiling_mb_per_sec,
-            ceiling_ratio: bus_mb_per_sec / ceiling_mb_per_sec,
+            ceiling_ratio: bus_bytes as f64 / 1e6 / secs / ceiling_mb_per_sec,
             sqs_calls_per_10k: calls as f64 * per_10k,
             sqs_billed_per_10k: billed as f64 * per_10k,
         });
     }
     let scale = 1e6 / options.records.max(1) as f64;
     Ok(BenchReport {
-        route: route.name.clone(),
+        route: options.route.name.clone(),
         records: options.records,
-        input_bytes: generated.bytes,
+        input_bytes: prepared.generated.bytes,
         stops,
         usage,
         memory_mb: options.memory_mb,
         cost_per_million: usage.cost(&PRICES, scale),
         prices: PRICES,
     })
-}
-
-fn next_queue(spec: &StopSpec) -> Result<&str, BenchError> {
-    spec.env
-        .get("NEXT_QUEUE_URL")
-        .map(String::as_str)
-        .ok_or_else(|| stop_error(spec, "has no NEXT_QUEUE_URL"))
-}
-
-fn runtime(
-    spec: &StopSpec,
-    queues: Arc<dyn QueueSender>,
-    objects: Arc<dyn ObjectStore>,
-    metrics: Arc<dyn MetricsSink>,
-) -> Result<StopRuntime, BenchError> {
-    Ok(StopRuntime {
-        config: StopConfig::from_vars(&spec.env).map_err(|e| stop_error(spec, e))?,
-        queues,
-        objects,
-        metrics,
-        retry: RetryPolicy::default(),
-    })
-}
-
-fn processor(
-    spec: &StopSpec,
-    queues: Arc<dyn QueueSender>,
-    objects: Arc<dyn ObjectStore>,
-    metrics: Arc<dyn MetricsSink>,
-) -> Result<BatchProcessor, BenchError> {
-    let stop = consumer_stop(&spec.kind, &spec.env)
-        .map_err(|e| stop_error(spec, e))?
-        .ok_or_else(|| stop_error(spec, format!("unknown stop kind {:?}", spec.kind)))?;
-    Ok(BatchProcessor::new(
-        stop,
-        runtime(spec, queues, objects, metrics)?,
-    ))
-}
-
-/// The stop's input as the SQS events Lambda would deliver: batches of its BatchSize, with
-/// the ids, receipt handles and attributes an in-memory SQS queue gives them.
-fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsEvent>, BenchError> {
-    let queue_name = spec.queue.clone().unwrap_or_else(|| spec.name.clone());
-    let queue = MemoryQueue::new(
-        &queue_name,
-        QueueSettings::default(),
-        Arc::new(ManualClock::default()),
-    );
-    for message in input {
-        queue.send(message).map_err(|e| stop_error(spec, e))?;
-    }
-    let mut events = Vec::new();
-    loop {
-        let received = queue
-            .receive(spec.batch_size.clamp(1, 10), None)
-            .map_err(|e| stop_error(spec, e))?;
-        if received.is_empty() {
-            return Ok(events);
-        }
-        events.push(sqs_event(&queue_name, &received));
-    }
 }
 
 /// ReceiveMessage calls (one per event) and the requests SQS bills for them.

@@ -1,0 +1,106 @@
+//! Criterion benchmarks of the hot paths, on buses the route builds from generated data:
+//! envelope decode and encode, packing riders into buses, and each stop's batch processor
+//! from an SQS event to its batch response and forwarded buses (into a sink that counts).
+//!
+//! `cargo bench -p busline-cli --bench hot_paths`
+
+use busline_cli::bench::prepare::Prepared;
+use busline_cli::bench::sinks::CountingQueues;
+use busline_core::Passenger;
+use busline_core::envelope::{BusHeader, decode_envelope};
+use busline_core::packer::Packer;
+use busline_core::ports::NoMetrics;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+const RECORDS: u64 = 50_000;
+
+fn prepared(runtime: &tokio::runtime::Runtime, work: &Path) -> Prepared {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let route =
+        busline_template::read_route(&template, &HashMap::new()).expect("the shipped route");
+    runtime
+        .block_on(Prepared::new(&route, RECORDS, 2, work))
+        .expect("the route runs on generated data")
+}
+
+fn hot_paths(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let work = tempfile::tempdir().expect("tempdir");
+    let prepared = prepared(&runtime, work.path());
+    let transform = prepared
+        .stages
+        .iter()
+        .find(|s| s.spec.kind == "transform")
+        .expect("transform");
+    let bus = &transform.input[0].body;
+    let envelope = decode_envelope::<Passenger>(bus).expect("a bus");
+    let riders: Vec<String> = envelope
+        .passengers
+        .iter()
+        .map(|p| serde_json::to_string(p).expect("JSON"))
+        .collect();
+
+    let mut group = c.benchmark_group("envelope");
+    group.throughput(Throughput::Bytes(bus.len() as u64));
+    group.bench_function("decode", |b| {
+        b.iter(|| decode_envelope::<Passenger>(black_box(bus)))
+    });
+    group.bench_function("encode", |b| {
+        b.iter(|| serde_json::to_string(black_box(&envelope)))
+    });
+    group.bench_function("pack", |b| {
+        b.iter(|| {
+            let header = BusHeader {
+                trip: envelope.trip.clone(),
+                route: envelope.route.clone(),
+                from: "transform".into(),
+                hop: 2,
+                created: envelope.created.clone(),
+            };
+            let mut packer = Packer::new(header, &envelope.bus, 256 * 1024);
+            let mut out = Vec::new();
+            for rider in &riders {
+                packer.push(rider, &mut out);
+            }
+            out.extend(packer.finish());
+            out
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("stop");
+    for stage in &prepared.stages {
+        let event = stage.events[0].clone();
+        let bytes: usize = event
+            .records
+            .iter()
+            .map(|r| r.body.as_deref().map_or(0, str::len))
+            .sum();
+        group.throughput(Throughput::Bytes(bytes as u64));
+        group.bench_function(stage.spec.kind.as_str(), |b| {
+            b.to_async(&runtime).iter_batched(
+                || {
+                    let processor = prepared
+                        .processor(
+                            &stage.spec,
+                            Arc::new(CountingQueues::counting()),
+                            Arc::new(prepared.store()),
+                            Arc::new(NoMetrics),
+                        )
+                        .expect("processor");
+                    (processor, event.clone())
+                },
+                |(processor, event)| async move { processor.process(event).await.expect("handled") },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hot_paths);
+criterion_main!(benches);

@@ -1,0 +1,228 @@
+//! The benchmark's input: generated data, and for each queue-reading stop the SQS events it
+//! receives when the route runs on that data (a first, untimed pass that keeps every bus).
+
+use super::BenchError;
+use super::sinks::{CountingQueues, CountingStore};
+use crate::generate::{GenOptions, Generated, generate};
+use crate::stops::consumer_stop;
+use aws_lambda_events::event::sqs::SqsEvent;
+use busline_core::forwarder::RetryPolicy;
+use busline_core::ports::{MetricsSink, NoMetrics, ObjectStore, OutgoingMessage, QueueSender};
+use busline_core::route::{Route, StopSpec};
+use busline_core::{BatchProcessor, StopConfig, StopRuntime};
+use busline_depot::{Depot, DepotConfig, TripRequest};
+use busline_embedded::{
+    FolderStore, ManualClock, MemoryQueue, MetricsBoard, QueueSettings, sqs_event,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Output objects go here; the benchmark's store counts and drops them.
+const OUTPUT_PREFIX: &str = "output/";
+
+/// One queue-reading stop and what it receives.
+pub struct Stage {
+    /// The stop.
+    pub spec: StopSpec,
+    /// The buses sent to its queue.
+    pub input: Vec<OutgoingMessage>,
+    /// Those buses as the SQS events Lambda would deliver (batches of its BatchSize).
+    pub events: Vec<SqsEvent>,
+    /// The buses it sends to the next stop.
+    pub output: Vec<OutgoingMessage>,
+    /// Passengers it took in: the records it picked up, for a stop that reads input objects.
+    pub passengers: u64,
+    /// True when it read input objects (its input buses are tickets, not records).
+    pub reads_objects: bool,
+}
+
+/// The generated data and the route's stages on it.
+pub struct Prepared {
+    /// What was generated.
+    pub generated: Generated,
+    /// The depot's spec and settings.
+    pub depot: (StopSpec, DepotConfig),
+    /// The queue-reading stops, in riding order.
+    pub stages: Vec<Stage>,
+    work: PathBuf,
+}
+
+impl Prepared {
+    /// Generates `records` CSV records in `files` files under `work/input`, then runs each stop
+    /// once, keeping its output as the next stop's input.
+    pub async fn new(
+        route: &Route,
+        records: u64,
+        files: u64,
+        work: &Path,
+    ) -> Result<Self, BenchError> {
+        let (depot_spec, riders) = route
+            .stops
+            .split_first()
+            .filter(|(first, _)| first.kind == "depot")
+            .ok_or_else(|| BenchError::Route("the first stop must be a depot".into()))?;
+        let generated = generate(&GenOptions {
+            records,
+            files,
+            ndjson: false,
+            out: work.join("input"),
+            seed: 42,
+            bad_every: 0,
+        })
+        .map_err(|source| BenchError::Generate {
+            path: work.to_owned(),
+            source,
+        })?;
+        let config =
+            DepotConfig::from_vars(&depot_spec.env).map_err(|e| stop_error(depot_spec, e))?;
+        let mut prepared = Prepared {
+            generated,
+            depot: (depot_spec.clone(), config),
+            stages: Vec::new(),
+            work: work.to_owned(),
+        };
+        let keep = Arc::new(CountingQueues::keeping());
+        prepared
+            .run_depot(keep.clone(), Arc::new(prepared.store()))
+            .await?;
+        let mut input = keep.take(next_queue(depot_spec)?);
+        for spec in riders {
+            let events = sqs_events(spec, &input)?;
+            let keep = Arc::new(CountingQueues::keeping());
+            let store = Arc::new(prepared.store());
+            let board = Arc::new(MetricsBoard::default());
+            let processor = prepared.processor(spec, keep.clone(), store.clone(), board.clone())?;
+            for event in &events {
+                processor
+                    .process(event.clone())
+                    .await
+                    .map_err(|e| stop_error(spec, e))?;
+            }
+            let output = spec
+                .env
+                .get("NEXT_QUEUE_URL")
+                .map(|q| keep.take(q))
+                .unwrap_or_default();
+            let counts = board
+                .snapshot()
+                .get(&spec.name)
+                .copied()
+                .unwrap_or_default()
+                .counts;
+            let reads_objects = store.tally().gets > 0;
+            prepared.stages.push(Stage {
+                spec: spec.clone(),
+                input: std::mem::replace(&mut input, output.clone()),
+                events,
+                output,
+                passengers: if reads_objects {
+                    counts.picked_up
+                } else {
+                    counts.passengers_in
+                },
+                reads_objects,
+            });
+        }
+        Ok(prepared)
+    }
+
+    /// A store over the generated input that counts requests and drops output objects.
+    pub fn store(&self) -> CountingStore<FolderStore> {
+        let folder = FolderStore::new("bench", self.work.join("bucket"))
+            .mount(self.depot.1.input_prefix.clone(), self.work.join("input"));
+        CountingStore::new(folder, OUTPUT_PREFIX)
+    }
+
+    /// The stage's stop over these ports.
+    pub fn processor(
+        &self,
+        spec: &StopSpec,
+        queues: Arc<dyn QueueSender>,
+        objects: Arc<dyn ObjectStore>,
+        metrics: Arc<dyn MetricsSink>,
+    ) -> Result<BatchProcessor, BenchError> {
+        let stop = consumer_stop(&spec.kind, &spec.env)
+            .map_err(|e| stop_error(spec, e))?
+            .ok_or_else(|| stop_error(spec, format!("unknown stop kind {:?}", spec.kind)))?;
+        Ok(BatchProcessor::new(
+            stop,
+            runtime(spec, queues, objects, metrics)?,
+        ))
+    }
+
+    /// Starts one trip with the depot over these ports; returns how long it took.
+    pub async fn run_depot(
+        &self,
+        queues: Arc<dyn QueueSender>,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Result<Duration, BenchError> {
+        let (spec, config) = &self.depot;
+        let depot = Depot::new(
+            config.clone(),
+            runtime(spec, queues, objects, Arc::new(NoMetrics))?,
+        );
+        let started = Instant::now();
+        depot
+            .start_trip(TripRequest {
+                trip_id: Some("bench".into()),
+                input_prefix: None,
+            })
+            .await
+            .map_err(|e| stop_error(spec, e))?;
+        Ok(started.elapsed())
+    }
+}
+
+pub(super) fn stop_error(spec: &StopSpec, err: impl std::fmt::Display) -> BenchError {
+    BenchError::Stop {
+        stop: spec.name.clone(),
+        message: err.to_string(),
+    }
+}
+
+fn next_queue(spec: &StopSpec) -> Result<&str, BenchError> {
+    spec.env
+        .get("NEXT_QUEUE_URL")
+        .map(String::as_str)
+        .ok_or_else(|| stop_error(spec, "has no NEXT_QUEUE_URL"))
+}
+
+fn runtime(
+    spec: &StopSpec,
+    queues: Arc<dyn QueueSender>,
+    objects: Arc<dyn ObjectStore>,
+    metrics: Arc<dyn MetricsSink>,
+) -> Result<StopRuntime, BenchError> {
+    Ok(StopRuntime {
+        config: StopConfig::from_vars(&spec.env).map_err(|e| stop_error(spec, e))?,
+        queues,
+        objects,
+        metrics,
+        retry: RetryPolicy::default(),
+    })
+}
+
+/// `input` as the SQS events Lambda would deliver: batches of the stop's BatchSize, with the
+/// ids, receipt handles and attributes an in-memory SQS queue gives them.
+fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsEvent>, BenchError> {
+    let queue_name = spec.queue.clone().unwrap_or_else(|| spec.name.clone());
+    let queue = MemoryQueue::new(
+        &queue_name,
+        QueueSettings::default(),
+        Arc::new(ManualClock::default()),
+    );
+    for message in input {
+        queue.send(message).map_err(|e| stop_error(spec, e))?;
+    }
+    let mut events = Vec::new();
+    loop {
+        let received = queue
+            .receive(spec.batch_size.clamp(1, 10), None)
+            .map_err(|e| stop_error(spec, e))?;
+        if received.is_empty() {
+            return Ok(events);
+        }
+        events.push(sqs_event(&queue_name, &received));
+    }
+}
