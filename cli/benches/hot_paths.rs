@@ -75,12 +75,16 @@ fn hot_paths(c: &mut Criterion) {
     let mut group = c.benchmark_group("stop");
     for stage in &prepared.stages {
         let event = stage.events[0].clone();
-        let bytes: usize = event
-            .records
-            .iter()
-            .map(|r| r.body.as_deref().map_or(0, str::len))
-            .sum();
-        group.throughput(Throughput::Bytes(bytes as u64));
+        // A source reader's input is a ticket; count the records it reads instead.
+        group.throughput(if stage.reads_objects {
+            Throughput::Elements(stage.passengers / stage.events.len() as u64)
+        } else {
+            let bytes = event
+                .records
+                .iter()
+                .map(|r| r.body.as_deref().map_or(0, str::len));
+            Throughput::Bytes(bytes.sum::<usize>() as u64)
+        });
         group.bench_function(stage.spec.kind.as_str(), |b| {
             b.to_async(&runtime).iter_batched(
                 || {
