@@ -1,6 +1,7 @@
 //! `bus`: ride a busline route locally, lint its template, benchmark its stops, generate data.
 
 use anyhow::{Context, Result};
+use busline_cli::bench::stream::stream;
 use busline_cli::bench::{BenchOptions, bench};
 use busline_cli::generate::{GenOptions, generate, megabytes};
 use busline_cli::ride::{RideOptions, ride};
@@ -82,6 +83,10 @@ enum Command {
         /// Scratch folder for the generated input.
         #[arg(long, default_value = "data/bench")]
         work: PathBuf,
+        /// Instead: the streaming check, extract over one generated CSV of this many MB,
+        /// reporting throughput and peak RSS.
+        #[arg(long, value_name = "MB")]
+        stream_mb: Option<u64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -210,18 +215,38 @@ fn main() -> Result<ExitCode> {
             rounds,
             memory_mb,
             work,
+            stream_mb,
             json,
         } => {
             let parameters: HashMap<String, String> = parameters.into_iter().collect();
+            let route = busline_template::read_route(&template, &parameters)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            if let Some(size_mb) = stream_mb {
+                let report = runtime.block_on(stream(&route, size_mb, &work))?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!(
+                        "{} streamed {} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB",
+                        report.stop,
+                        megabytes(report.bytes),
+                        report.records,
+                        report.secs,
+                        report.mb_per_sec,
+                        report.records_per_sec,
+                        report.peak_rss_mib
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let options = BenchOptions {
-                route: busline_template::read_route(&template, &parameters)?,
+                route,
                 records,
                 files,
                 work,
                 rounds,
                 memory_mb,
             };
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let report = runtime.block_on(bench(&options))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -223,3 +223,27 @@ fn bench_counts_add_up_across_the_route() {
         .sum();
     assert!((cost["total"].as_f64().expect("total") - parts).abs() < 1e-12);
 }
+
+#[test]
+fn bench_stream_reads_every_record_of_one_large_object() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = bus(&[
+        "bench",
+        "--stream-mb",
+        "2",
+        "--work",
+        work.path().to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+    assert_eq!(report["stop"], "extract");
+    // 2 MB at the generator's 40-byte estimate.
+    assert_eq!(report["records"], 50_000);
+    let bytes = report["bytes"].as_u64().expect("bytes");
+    assert!((1_500_000..3_000_000).contains(&bytes), "{report}");
+    assert!(
+        report["peak_rss_mib"].as_f64().expect("rss") > 0.0,
+        "{report}"
+    );
+}

@@ -8,6 +8,7 @@
 pub mod cost;
 pub mod prepare;
 pub mod sinks;
+pub mod stream;
 mod table;
 
 use aws_lambda_events::event::sqs::SqsEvent;

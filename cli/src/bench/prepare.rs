@@ -43,15 +43,30 @@ pub struct Prepared {
     pub generated: Generated,
     /// The depot's spec and settings.
     pub depot: (StopSpec, DepotConfig),
-    /// The queue-reading stops, in riding order.
+    /// The tickets the depot sends, one per input object.
+    pub tickets: Vec<OutgoingMessage>,
+    /// The queue-reading stops with what they receive, once [`Prepared::ride`] ran.
     pub stages: Vec<Stage>,
+    riders: Vec<StopSpec>,
     work: PathBuf,
 }
 
 impl Prepared {
-    /// Generates `records` CSV records in `files` files under `work/input`, then runs each stop
-    /// once, keeping its output as the next stop's input.
+    /// [`Prepared::generate`], then [`Prepared::ride`].
     pub async fn new(
+        route: &Route,
+        records: u64,
+        files: u64,
+        work: &Path,
+    ) -> Result<Self, BenchError> {
+        let mut prepared = Prepared::generate(route, records, files, work).await?;
+        prepared.ride().await?;
+        Ok(prepared)
+    }
+
+    /// Generates `records` CSV records in `files` files under `work/input`, and lets the depot
+    /// hand out their tickets.
+    pub async fn generate(
         route: &Route,
         records: u64,
         files: u64,
@@ -79,6 +94,8 @@ impl Prepared {
         let mut prepared = Prepared {
             generated,
             depot: (depot_spec.clone(), config),
+            tickets: Vec::new(),
+            riders: riders.to_vec(),
             stages: Vec::new(),
             work: work.to_owned(),
         };
@@ -86,13 +103,21 @@ impl Prepared {
         prepared
             .run_depot(keep.clone(), Arc::new(prepared.store()))
             .await?;
-        let mut input = keep.take(next_queue(depot_spec)?);
-        for spec in riders {
+        prepared.tickets = keep.take(next_queue(depot_spec)?);
+        Ok(prepared)
+    }
+
+    /// Runs each queue-reading stop once on the tickets, keeping its output as the next
+    /// stop's input.
+    pub async fn ride(&mut self) -> Result<(), BenchError> {
+        let mut stages = Vec::new();
+        let mut input = self.tickets.clone();
+        for spec in &self.riders {
             let events = sqs_events(spec, &input)?;
             let keep = Arc::new(CountingQueues::keeping());
-            let store = Arc::new(prepared.store());
+            let store = Arc::new(self.store());
             let board = Arc::new(MetricsBoard::default());
-            let processor = prepared.processor(spec, keep.clone(), store.clone(), board.clone())?;
+            let processor = self.processor(spec, keep.clone(), store.clone(), board.clone())?;
             for event in &events {
                 processor
                     .process(event.clone())
@@ -111,7 +136,7 @@ impl Prepared {
                 .unwrap_or_default()
                 .counts;
             let reads_objects = store.tally().gets > 0;
-            prepared.stages.push(Stage {
+            stages.push(Stage {
                 spec: spec.clone(),
                 input: std::mem::replace(&mut input, output.clone()),
                 events,
@@ -124,7 +149,13 @@ impl Prepared {
                 reads_objects,
             });
         }
-        Ok(prepared)
+        self.stages = stages;
+        Ok(())
+    }
+
+    /// The queue-reading stop that reads the depot's tickets.
+    pub fn first_rider(&self) -> Option<&StopSpec> {
+        self.riders.first()
     }
 
     /// A store over the generated input that counts requests and drops output objects.
@@ -205,7 +236,7 @@ fn runtime(
 
 /// `input` as the SQS events Lambda would deliver: batches of the stop's BatchSize, with the
 /// ids, receipt handles and attributes an in-memory SQS queue gives them.
-fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsEvent>, BenchError> {
+pub fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsEvent>, BenchError> {
     let queue_name = spec.queue.clone().unwrap_or_else(|| spec.name.clone());
     let queue = MemoryQueue::new(
         &queue_name,

@@ -1,0 +1,95 @@
+//! The streaming check: the route's first queue-reading stop (extract) over one large generated
+//! CSV object, with its throughput and the process's peak resident memory while it runs.
+
+use super::BenchError;
+use super::prepare::{Prepared, sqs_events, stop_error};
+use super::sinks::CountingQueues;
+use busline_core::route::Route;
+use busline_embedded::MetricsBoard;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bytes of one generated CSV record, near enough to size the file.
+const BYTES_PER_RECORD: u64 = 40;
+
+/// What the streaming check measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    /// The stop that read the object.
+    pub stop: String,
+    /// Size of the object.
+    pub bytes: u64,
+    /// Records in it (all picked up).
+    pub records: u64,
+    /// Handler time.
+    pub secs: f64,
+    /// Megabytes (10^6) per second.
+    pub mb_per_sec: f64,
+    /// Records per second.
+    pub records_per_sec: f64,
+    /// Peak resident memory of this process while the stop ran, in MiB (VmHWM, reset before).
+    pub peak_rss_mib: f64,
+}
+
+/// Generates one CSV object of about `megabytes` MB under `work` and times the first queue
+/// reader over its ticket, forwarding into a sink that only counts.
+pub async fn stream(
+    route: &Route,
+    megabytes: u64,
+    work: &Path,
+) -> Result<StreamReport, BenchError> {
+    let records = megabytes * 1_000_000 / BYTES_PER_RECORD;
+    let prepared = Prepared::generate(route, records, 1, work).await?;
+    let spec = prepared
+        .first_rider()
+        .ok_or_else(|| BenchError::Route("the route has no stop after the depot".into()))?;
+    let events = sqs_events(spec, &prepared.tickets)?;
+    let board = Arc::new(MetricsBoard::default());
+    let processor = prepared.processor(
+        spec,
+        Arc::new(CountingQueues::counting()),
+        Arc::new(prepared.store()),
+        board.clone(),
+    )?;
+    reset_peak_rss();
+    let started = Instant::now();
+    for event in events {
+        processor
+            .process(event)
+            .await
+            .map_err(|e| stop_error(spec, e))?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let peak_rss_mib = peak_rss_kib().unwrap_or_default() as f64 / 1024.0;
+    let bytes = prepared.generated.bytes;
+    let tally = board
+        .snapshot()
+        .get(&spec.name)
+        .copied()
+        .unwrap_or_default();
+    let records = tally.counts.picked_up;
+    Ok(StreamReport {
+        stop: spec.name.clone(),
+        bytes,
+        records,
+        secs,
+        mb_per_sec: bytes as f64 / 1e6 / secs,
+        records_per_sec: records as f64 / secs,
+        peak_rss_mib,
+    })
+}
+
+/// Resets the kernel's peak-RSS mark for this process (Linux; ignored elsewhere).
+fn reset_peak_rss() {
+    // "5" clears VmHWM; without it the peak would include the generator and the runtime's start.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory since the last reset, in KiB, from /proc/self/status.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
