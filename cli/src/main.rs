@@ -1,6 +1,7 @@
 //! `bus`: ride a busline route locally, lint its template, benchmark its stops, generate data.
 
 use anyhow::{Context, Result};
+use busline_cli::bench::peer::PeerOptions;
 use busline_cli::bench::stream::stream;
 use busline_cli::bench::{BenchOptions, bench};
 use busline_cli::generate::{GenOptions, generate, megabytes};
@@ -83,6 +84,13 @@ enum Command {
         /// Scratch folder for the generated input.
         #[arg(long, default_value = "data/bench")]
         work: PathBuf,
+        /// Also run the Powertools BatchProcessor peer with this Python
+        /// (infra/.venv-powertools/bin/python after ./infra/install).
+        #[arg(long, value_name = "PYTHON")]
+        powertools: Option<PathBuf>,
+        /// The peer script.
+        #[arg(long, default_value = "infra/powertools-peer")]
+        peer_script: PathBuf,
         /// Instead: the streaming check, extract over one generated CSV of this many MB,
         /// reporting throughput and peak RSS.
         #[arg(long, value_name = "MB")]
@@ -216,6 +224,8 @@ fn main() -> Result<ExitCode> {
             memory_mb,
             work,
             stream_mb,
+            powertools,
+            peer_script,
             json,
         } => {
             let parameters: HashMap<String, String> = parameters.into_iter().collect();
@@ -246,6 +256,10 @@ fn main() -> Result<ExitCode> {
                 work,
                 rounds,
                 memory_mb,
+                peer: powertools.map(|python| PeerOptions {
+                    python,
+                    script: peer_script,
+                }),
             };
             let report = runtime.block_on(bench(&options))?;
             if json {

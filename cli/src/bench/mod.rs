@@ -6,6 +6,7 @@
 //! then each stop is timed on those same SQS events with a sink that only counts.
 
 pub mod cost;
+pub mod peer;
 pub mod prepare;
 pub mod sinks;
 pub mod stream;
@@ -39,6 +40,8 @@ pub struct BenchOptions {
     pub rounds: u32,
     /// Lambda memory size for GB-seconds (the template's `MemorySize`).
     pub memory_mb: u32,
+    /// Also run the Powertools peer on the transform stop's records.
+    pub peer: Option<peer::PeerOptions>,
 }
 
 /// One stop's numbers.
@@ -67,6 +70,19 @@ pub struct StopBench {
     pub sqs_calls_per_10k: f64,
     /// SQS billed requests (64 KiB chunks) per 10,000 generated records.
     pub sqs_billed_per_10k: f64,
+    /// The Powertools peer on the same records (transform only, with `--powertools`).
+    pub peer: Option<PeerBench>,
+}
+
+/// The peer's numbers beside a stop's.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerBench {
+    /// Records per second through Powertools' BatchProcessor.
+    pub records_per_sec: f64,
+    /// This stop's passengers per second over the peer's records per second.
+    pub ratio: f64,
+    /// The raw measurement.
+    pub result: peer::PeerResult,
 }
 
 /// The whole run.
@@ -104,6 +120,9 @@ pub enum BenchError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The Powertools peer could not run.
+    #[error("powertools peer: {0}")]
+    Peer(String),
     /// serde_json could not round-trip a bus body.
     #[error("ceiling: a bus body is not JSON: {0}")]
     Ceiling(#[from] serde_json::Error),
@@ -156,6 +175,7 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         ceiling_ratio: 0.0,
         sqs_calls_per_10k: sent.calls as f64 * per_10k,
         sqs_billed_per_10k: sent.billed as f64 * per_10k,
+        peer: None,
     });
 
     for stage in &prepared.stages {
@@ -229,6 +249,18 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
             ceiling_ratio: bus_bytes as f64 / 1e6 / secs / ceiling_mb_per_sec,
             sqs_calls_per_10k: calls as f64 * per_10k,
             sqs_billed_per_10k: billed as f64 * per_10k,
+            peer: match &options.peer {
+                Some(peer) if spec.kind == "transform" => {
+                    let result = peer::run_peer(peer, stage, &options.work, rounds)?;
+                    let records_per_sec = result.records as f64 / result.secs;
+                    Some(PeerBench {
+                        records_per_sec,
+                        ratio: stage.passengers as f64 / secs / records_per_sec,
+                        result,
+                    })
+                }
+                _ => None,
+            },
         });
     }
     let scale = 1e6 / options.records.max(1) as f64;
