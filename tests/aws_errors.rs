@@ -45,6 +45,7 @@ async fn missing_credentials_are_permanent_and_say_so() {
     // No credentials provider at all, as on a machine with no AWS configuration.
     let config = aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(busline_aws::clients::https_client())
         .region(Region::new("us-east-1"))
         .endpoint_url(&cloud.endpoint)
         .build();
@@ -113,4 +114,33 @@ async fn a_missing_bucket_is_not_found_and_named() {
             "{name}: {err}"
         );
     }
+}
+
+/// The SDK clients speak TLS through busline's ring-based HTTPS client with the system's root
+/// certificates. No AWS endpoint is reachable from CI, so this asks a public HTTPS server that
+/// is (the crates.io index): any HTTP answer proves the handshake; a dispatch failure is a TLS
+/// or connection problem.
+#[tokio::test]
+async fn the_https_client_completes_a_tls_handshake() {
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(busline_aws::clients::https_client())
+        .region(Region::new("us-east-1"))
+        .endpoint_url("https://index.crates.io")
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::new("a", "b", None, None, "test"),
+        ))
+        .build();
+    let clients = AwsClients::from_config(&config);
+    let err = clients
+        .s3
+        .list_objects_v2()
+        .bucket("busline-tls-check")
+        .send()
+        .await
+        .expect_err("crates.io is not S3");
+    assert!(
+        !matches!(err, aws_sdk_s3::error::SdkError::DispatchFailure(_)),
+        "no HTTP answer over TLS: {err:?}"
+    );
 }

@@ -71,6 +71,7 @@ impl Cloud {
 /// SDK configuration for `endpoint` with the emulators' test credentials.
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(busline_aws::clients::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
