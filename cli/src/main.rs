@@ -122,6 +122,10 @@ enum Command {
     },
 }
 
+// Passengers are many small allocations; see the workspace's note on mimalloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn default_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get() * 2)

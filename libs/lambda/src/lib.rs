@@ -11,6 +11,11 @@ use std::sync::Arc;
 
 mod logs;
 
+/// Every stop binary links this crate, so this sets their allocator: a stop allocates per
+/// passenger, and mimalloc handles that about twice as fast as glibc's malloc (`bus bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use logs::{LogFormat, init_logs};
 
 /// The ports and settings of a stop, from the process environment: `DATA_BUCKET`, the shared
