@@ -247,3 +247,41 @@ fn bench_stream_reads_every_record_of_one_large_object() {
         "{report}"
     );
 }
+
+#[test]
+fn bench_runs_the_powertools_peer_on_the_transform_records() {
+    let python = root().join("infra/.venv-powertools/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./infra/install",
+        python.display()
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = bus(&[
+        "bench",
+        "--records",
+        "3000",
+        "--files",
+        "1",
+        "--rounds",
+        "1",
+        "--work",
+        work.path().to_str().expect("utf-8"),
+        "--powertools",
+        python.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+    let stops = report["stops"].as_array().expect("stops");
+    let transform = stops
+        .iter()
+        .find(|s| s["stop"] == "transform")
+        .expect("transform");
+    let peer = &transform["peer"];
+    assert_eq!(peer["result"]["records"], 3000, "{peer}");
+    assert_eq!(peer["result"]["failures"], 0, "{peer}");
+    assert!(peer["ratio"].as_f64().expect("ratio") > 0.0, "{peer}");
+    // Only the transform stop has a peer.
+    assert_eq!(stops.iter().filter(|s| !s["peer"].is_null()).count(), 1);
+}
