@@ -16,7 +16,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use busline_core::ports::NoMetrics;
 use busline_core::route::Route;
 use cost::{PRICES, Prices, Usage};
-use prepare::{Prepared, stop_error};
+use prepare::{Prepared, Stage, stop_error};
 use serde::Serialize;
 use sinks::{CountingQueues, SendTally, StoreTally, billed_requests};
 use std::hint::black_box;
@@ -145,123 +145,10 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         &options.work,
     )
     .await?;
-    let rounds = options.rounds.max(1);
-    let per_10k = 10_000.0 / options.records.max(1) as f64;
     let mut usage = Usage::default();
-    let mut stops = Vec::new();
-
-    // The depot: one invocation that lists the input and sends one ticket per object.
-    let mut best = Duration::MAX;
-    let (mut sent, mut store_tally) = (SendTally::default(), StoreTally::default());
-    for _ in 0..rounds {
-        let queues = Arc::new(CountingQueues::counting());
-        let store = Arc::new(prepared.store());
-        best = best.min(prepared.run_depot(queues.clone(), store.clone()).await?);
-        (sent, store_tally) = (queues.tally(), store.tally());
-    }
-    usage.invocations += 1;
-    usage.gb_seconds += gb_seconds(best, options.memory_mb);
-    usage.sqs_billed += sent.billed;
-    usage.s3_writes += store_tally.lists;
-    stops.push(StopBench {
-        stop: prepared.depot.0.name.clone(),
-        invocations: 1,
-        passengers: sent.messages,
-        bytes: 0,
-        handler_secs: best.as_secs_f64(),
-        passengers_per_sec: sent.messages as f64 / best.as_secs_f64(),
-        mb_per_sec: 0.0,
-        ceiling_mb_per_sec: 0.0,
-        ceiling_ratio: 0.0,
-        sqs_calls_per_10k: sent.calls as f64 * per_10k,
-        sqs_billed_per_10k: sent.billed as f64 * per_10k,
-        peer: None,
-    });
-
+    let mut stops = vec![bench_depot(&prepared, options, &mut usage).await?];
     for stage in &prepared.stages {
-        let spec = &stage.spec;
-        let (receive_calls, receive_billed) = receive_costs(&stage.events);
-        // Timed rounds: the stage's events, a sink that only counts.
-        let mut best = Duration::MAX;
-        let mut durations = Vec::new();
-        let (mut sent, mut store_tally) = (SendTally::default(), StoreTally::default());
-        for _ in 0..rounds {
-            let queues = Arc::new(CountingQueues::counting());
-            let store = Arc::new(prepared.store());
-            let processor =
-                prepared.processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))?;
-            let mut round = Vec::with_capacity(stage.events.len());
-            for event in stage.events.clone() {
-                let started = Instant::now();
-                processor
-                    .process(event)
-                    .await
-                    .map_err(|e| stop_error(spec, e))?;
-                round.push(started.elapsed());
-            }
-            let total: Duration = round.iter().sum();
-            if total < best {
-                best = total;
-                durations = round;
-            }
-            (sent, store_tally) = (queues.tally(), store.tally());
-        }
-        // The ceiling runs on bus bytes: what the stop reads, or for a source reader (whose
-        // input is CSV) what it writes.
-        let buses = if stage.reads_objects {
-            &stage.output
-        } else {
-            &stage.input
-        };
-        let bodies: Vec<&str> = buses.iter().map(|m| m.body.as_str()).collect();
-        let ceiling = ceiling(&bodies, rounds)?;
-        let bus_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
-        let input_bytes: u64 = stage.input.iter().map(|m| m.body.len() as u64).sum();
-        let bytes = input_bytes
-            + if stage.reads_objects {
-                prepared.generated.bytes
-            } else {
-                0
-            };
-        let secs = best.as_secs_f64();
-        let ceiling_mb_per_sec = bus_bytes as f64 / 1e6 / ceiling.as_secs_f64();
-        let invocations = stage.events.len() as u64;
-        // Lambda's poller receives each batch, and deletes what succeeded in one call.
-        let calls = receive_calls + invocations + sent.calls;
-        let billed = receive_billed + invocations + sent.billed;
-        usage.invocations += invocations;
-        usage.gb_seconds += durations
-            .iter()
-            .map(|d| gb_seconds(*d, options.memory_mb))
-            .sum::<f64>();
-        usage.sqs_billed += billed;
-        usage.s3_writes += store_tally.puts + store_tally.lists;
-        usage.s3_reads += store_tally.gets;
-        stops.push(StopBench {
-            stop: spec.name.clone(),
-            invocations,
-            passengers: stage.passengers,
-            bytes,
-            handler_secs: secs,
-            passengers_per_sec: stage.passengers as f64 / secs,
-            mb_per_sec: bytes as f64 / 1e6 / secs,
-            ceiling_mb_per_sec,
-            ceiling_ratio: bus_bytes as f64 / 1e6 / secs / ceiling_mb_per_sec,
-            sqs_calls_per_10k: calls as f64 * per_10k,
-            sqs_billed_per_10k: billed as f64 * per_10k,
-            peer: match &options.peer {
-                Some(peer) if spec.kind == "transform" => {
-                    let result = peer::run_peer(peer, stage, &options.work, rounds)?;
-                    let records_per_sec = result.records as f64 / result.secs;
-                    Some(PeerBench {
-                        records_per_sec,
-                        ratio: stage.passengers as f64 / secs / records_per_sec,
-                        result,
-                    })
-                }
-                _ => None,
-            },
-        });
+        stops.push(bench_stage(&prepared, stage, options, &mut usage).await?);
     }
     let scale = 1e6 / options.records.max(1) as f64;
     Ok(BenchReport {
@@ -273,6 +160,138 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         memory_mb: options.memory_mb,
         cost_per_million: usage.cost(&PRICES, scale),
         prices: PRICES,
+    })
+}
+
+/// SQS calls (or billed requests) for all the records, per 10,000 records.
+fn per_10k(count: u64, options: &BenchOptions) -> f64 {
+    count as f64 * 10_000.0 / options.records.max(1) as f64
+}
+
+/// The depot: one invocation that lists the input and sends one ticket per object.
+async fn bench_depot(
+    prepared: &Prepared,
+    options: &BenchOptions,
+    usage: &mut Usage,
+) -> Result<StopBench, BenchError> {
+    let mut best = Duration::MAX;
+    let (mut sent, mut store_tally) = (SendTally::default(), StoreTally::default());
+    for _ in 0..options.rounds.max(1) {
+        let queues = Arc::new(CountingQueues::counting());
+        let store = Arc::new(prepared.store());
+        best = best.min(prepared.run_depot(queues.clone(), store.clone()).await?);
+        (sent, store_tally) = (queues.tally(), store.tally());
+    }
+    usage.invocations += 1;
+    usage.gb_seconds += gb_seconds(best, options.memory_mb);
+    usage.sqs_billed += sent.billed;
+    usage.s3_writes += store_tally.lists;
+    Ok(StopBench {
+        stop: prepared.depot.0.name.clone(),
+        invocations: 1,
+        passengers: sent.messages,
+        bytes: 0,
+        handler_secs: best.as_secs_f64(),
+        passengers_per_sec: sent.messages as f64 / best.as_secs_f64(),
+        mb_per_sec: 0.0,
+        ceiling_mb_per_sec: 0.0,
+        ceiling_ratio: 0.0,
+        sqs_calls_per_10k: per_10k(sent.calls, options),
+        sqs_billed_per_10k: per_10k(sent.billed, options),
+        peer: None,
+    })
+}
+
+/// One queue-reading stop, timed on its stage's events with a sink that only counts.
+async fn bench_stage(
+    prepared: &Prepared,
+    stage: &Stage,
+    options: &BenchOptions,
+    usage: &mut Usage,
+) -> Result<StopBench, BenchError> {
+    let spec = &stage.spec;
+    let rounds = options.rounds.max(1);
+    let mut best = Duration::MAX;
+    let mut durations = Vec::new();
+    let (mut sent, mut store_tally) = (SendTally::default(), StoreTally::default());
+    for _ in 0..rounds {
+        let queues = Arc::new(CountingQueues::counting());
+        let store = Arc::new(prepared.store());
+        let processor =
+            prepared.processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))?;
+        let mut round = Vec::with_capacity(stage.events.len());
+        for event in stage.events.clone() {
+            let started = Instant::now();
+            processor
+                .process(event)
+                .await
+                .map_err(|e| stop_error(spec, e))?;
+            round.push(started.elapsed());
+        }
+        let total: Duration = round.iter().sum();
+        if total < best {
+            best = total;
+            durations = round;
+        }
+        (sent, store_tally) = (queues.tally(), store.tally());
+    }
+    // The ceiling runs on bus bytes: what the stop reads, or for a source reader (whose
+    // input is CSV) what it writes.
+    let buses = if stage.reads_objects {
+        &stage.output
+    } else {
+        &stage.input
+    };
+    let bodies: Vec<&str> = buses.iter().map(|m| m.body.as_str()).collect();
+    let ceiling = ceiling(&bodies, rounds)?;
+    let bus_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+    let input_bytes: u64 = stage.input.iter().map(|m| m.body.len() as u64).sum();
+    let object_bytes = if stage.reads_objects {
+        prepared.generated.bytes
+    } else {
+        0
+    };
+    let bytes = input_bytes + object_bytes;
+    let secs = best.as_secs_f64();
+    let ceiling_mb_per_sec = bus_bytes as f64 / 1e6 / ceiling.as_secs_f64();
+    let invocations = stage.events.len() as u64;
+    // Lambda's poller receives each batch, and deletes what succeeded in one call.
+    let (receive_calls, receive_billed) = receive_costs(&stage.events);
+    let calls = receive_calls + invocations + sent.calls;
+    let billed = receive_billed + invocations + sent.billed;
+    usage.invocations += invocations;
+    usage.gb_seconds += durations
+        .iter()
+        .map(|d| gb_seconds(*d, options.memory_mb))
+        .sum::<f64>();
+    usage.sqs_billed += billed;
+    usage.s3_writes += store_tally.puts + store_tally.lists;
+    usage.s3_reads += store_tally.gets;
+    let peer = match &options.peer {
+        Some(peer) if spec.kind == "transform" => {
+            let result = peer::run_peer(peer, stage, &options.work, rounds)?;
+            let records_per_sec = result.records as f64 / result.secs;
+            Some(PeerBench {
+                records_per_sec,
+                ratio: stage.passengers as f64 / secs / records_per_sec,
+                result,
+            })
+        }
+        _ => None,
+    };
+    Ok(StopBench {
+        stop: spec.name.clone(),
+        invocations,
+        passengers: stage.passengers,
+        bytes,
+        handler_secs: secs,
+        passengers_per_sec: stage.passengers as f64 / secs,
+        mb_per_sec: bytes as f64 / 1e6 / secs,
+        ceiling_mb_per_sec,
+        ceiling_ratio: bus_bytes as f64 / 1e6 / secs / ceiling_mb_per_sec,
+        sqs_calls_per_10k: per_10k(calls, options),
+        sqs_billed_per_10k: per_10k(billed, options),
+        peer,
     })
 }
 
