@@ -11,7 +11,7 @@ mod read;
 mod resolve;
 
 use busline_core::route::{QueueSpec, Route};
-use read::{Failure, Function, read_resources};
+use read::{Function, read_resources};
 use serde_yaml_ng::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -93,18 +93,43 @@ pub fn parse_route(
     parameters: &HashMap<String, String>,
 ) -> Result<Route, TemplateError> {
     let resources = read_resources(text, file, parameters)?;
-    order_route(&resources.queues, &resources.functions).map_err(|(path, message)| {
-        TemplateError::Route {
-            file: file.to_owned(),
+    order_route(&resources.queues, &resources.functions).map_err(|problem| TemplateError::Route {
+        file: file.to_owned(),
+        path: problem.path,
+        message: problem.message,
+    })
+}
+
+/// Why the functions of a template do not form one route.
+#[derive(Debug)]
+pub(crate) struct RouteProblem {
+    /// The logical id at fault, or `Resources` when no one resource is.
+    pub(crate) resource: String,
+    /// Where in the template, e.g. `Resources.X.Properties.Events`.
+    pub(crate) path: String,
+    /// What is wrong.
+    pub(crate) message: String,
+    /// True when the route loops back to a stop it already passed.
+    pub(crate) cycle: bool,
+}
+
+impl RouteProblem {
+    fn new(resource: &str, path: String, message: String) -> Self {
+        RouteProblem {
+            resource: resource.to_owned(),
             path,
             message,
+            cycle: false,
         }
-    })
+    }
 }
 
 /// Orders the functions into a route: the one depot first, then each stop whose queue the one
 /// before names in `NEXT_QUEUE_URL`.
-pub(crate) fn order_route(queues: &[QueueSpec], functions: &[Function]) -> Result<Route, Failure> {
+pub(crate) fn order_route(
+    queues: &[QueueSpec],
+    functions: &[Function],
+) -> Result<Route, RouteProblem> {
     let depots: Vec<&Function> = functions
         .iter()
         .filter(|f| f.spec.queue.is_none())
@@ -112,14 +137,16 @@ pub(crate) fn order_route(queues: &[QueueSpec], functions: &[Function]) -> Resul
     let depot = match depots.as_slice() {
         [one] => *one,
         [] => {
-            return Err((
+            return Err(RouteProblem::new(
+                "Resources",
                 "Resources".into(),
                 "no depot: every function has an SQS event, so nothing starts a trip".into(),
             ));
         }
         many => {
             let names: Vec<&str> = many.iter().map(|f| f.spec.function.as_str()).collect();
-            return Err((
+            return Err(RouteProblem::new(
+                "Resources",
                 "Resources".into(),
                 format!(
                     "more than one function has no SQS event ({}); a route has one depot",
@@ -132,7 +159,8 @@ pub(crate) fn order_route(queues: &[QueueSpec], functions: &[Function]) -> Resul
         if let Some(queue) = &function.spec.queue
             && !queues.iter().any(|q| &q.name == queue)
         {
-            return Err((
+            return Err(RouteProblem::new(
+                &function.spec.function,
                 format!("Resources.{}.Properties.Events", function.spec.function),
                 format!("reads {queue}, which is not an AWS::SQS::Queue of this template"),
             ));
@@ -142,22 +170,23 @@ pub(crate) fn order_route(queues: &[QueueSpec], functions: &[Function]) -> Resul
     let mut seen: HashSet<&str> = HashSet::from([depot.spec.function.as_str()]);
     let mut next = depot.next_queue.clone();
     while let Some(queue) = next {
-        let at = format!(
-            "Resources.{}.Properties.Environment.Variables.NEXT_QUEUE_URL",
-            stops
-                .last()
-                .map(|s| s.function.as_str())
-                .unwrap_or_default()
-        );
+        let sender = stops.last().map(|s| s.function.clone()).unwrap_or_default();
+        let at = format!("Resources.{sender}.Properties.Environment.Variables.NEXT_QUEUE_URL");
         let reader = functions
             .iter()
             .find(|f| f.spec.queue.as_deref() == Some(queue.as_str()))
-            .ok_or_else(|| (at.clone(), format!("no function reads {queue}")))?;
+            .ok_or_else(|| {
+                RouteProblem::new(&sender, at.clone(), format!("no function reads {queue}"))
+            })?;
         if !seen.insert(reader.spec.function.as_str()) {
-            return Err((
-                at,
-                format!("the route loops back to {}", reader.spec.function),
-            ));
+            return Err(RouteProblem {
+                cycle: true,
+                ..RouteProblem::new(
+                    &sender,
+                    at,
+                    format!("the route loops back to {}", reader.spec.function),
+                )
+            });
         }
         stops.push(reader.spec.clone());
         next = reader.next_queue.clone();
@@ -166,7 +195,8 @@ pub(crate) fn order_route(queues: &[QueueSpec], functions: &[Function]) -> Resul
         .iter()
         .find(|f| !seen.contains(f.spec.function.as_str()))
     {
-        return Err((
+        return Err(RouteProblem::new(
+            &stray.spec.function,
             format!("Resources.{}", stray.spec.function),
             "is not on the route: no stop's NEXT_QUEUE_URL leads to its queue".into(),
         ));

@@ -41,20 +41,13 @@ pub fn lint(
     };
 
     // The route itself: one depot, NEXT_QUEUE_URL chains, no cycle, no stray function.
-    if let Err((path, message)) = order_route(&resources.queues, &resources.functions) {
-        let resource = path
-            .strip_prefix("Resources.")
-            .unwrap_or(&path)
-            .split('.')
-            .next()
-            .unwrap_or("Resources")
-            .to_owned();
-        let rule = if message.contains("loops back") {
-            "no-cycle"
-        } else {
-            "route"
-        };
-        finding(&resource, rule, format!("{path}: {message}"));
+    if let Err(problem) = order_route(&resources.queues, &resources.functions) {
+        let rule = if problem.cycle { "no-cycle" } else { "route" };
+        finding(
+            &problem.resource,
+            rule,
+            format!("{}: {}", problem.path, problem.message),
+        );
     }
 
     let queue = |name: &str| resources.queues.iter().find(|q| q.name == name);

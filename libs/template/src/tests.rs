@@ -135,12 +135,24 @@ mod lint_rules {
     }
 
     fn broken(from: &str, to: &str) -> Vec<String> {
+        broken_in("", from, to)
+    }
+
+    /// The findings once the first `from` after `resource`'s line (anywhere for "") becomes `to`.
+    fn broken_in(resource: &str, from: &str, to: &str) -> Vec<String> {
         let text = shipped();
+        let start = match resource {
+            "" => 0,
+            _ => text
+                .find(&format!("  {resource}"))
+                .unwrap_or_else(|| panic!("the shipped template no longer has {resource}")),
+        };
+        let (head, tail) = text.split_at(start);
         assert!(
-            text.contains(from),
-            "the shipped template no longer contains {from:?}"
+            tail.contains(from),
+            "the shipped template no longer contains {from:?} after {resource}"
         );
-        findings(&text.replacen(from, to, 1))
+        findings(&format!("{head}{}", tail.replacen(from, to, 1)))
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -180,18 +192,11 @@ mod lint_rules {
 
     #[test]
     fn a_visibility_timeout_shorter_than_six_function_timeouts() {
-        let text = shipped();
-        let load_queue = text.find("  LoadQueue:").expect("LoadQueue");
-        let patched = format!(
-            "{}{}",
-            &text[..load_queue],
-            text[load_queue..].replacen(
-                "VisibilityTimeout: !Ref QueueVisibilityTimeout",
-                "VisibilityTimeout: 100",
-                1,
-            )
+        let found = broken_in(
+            "LoadQueue:",
+            "VisibilityTimeout: !Ref QueueVisibilityTimeout",
+            "VisibilityTimeout: 100",
         );
-        let found: Vec<String> = findings(&patched).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             [
@@ -265,20 +270,11 @@ mod lint_rules {
 
     #[test]
     fn a_dead_letter_queue_that_forgets_sooner_than_its_source() {
-        let text = shipped();
-        let dlq = text
-            .find("  ExtractDeadLetterQueue:")
-            .expect("ExtractDeadLetterQueue");
-        let patched = format!(
-            "{}{}",
-            &text[..dlq],
-            text[dlq..].replacen(
-                "MessageRetentionPeriod: 1209600",
-                "MessageRetentionPeriod: 345600",
-                1
-            )
+        let found = broken_in(
+            "ExtractDeadLetterQueue:",
+            "MessageRetentionPeriod: 1209600",
+            "MessageRetentionPeriod: 345600",
         );
-        let found: Vec<String> = findings(&patched).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             [
