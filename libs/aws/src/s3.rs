@@ -150,17 +150,7 @@ impl ObjectStore for S3Store {
             .send();
         let mut objects = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| {
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_bucket())
-                {
-                    return PortError::NotFound {
-                        resource: resource.clone(),
-                    };
-                }
-                classify(err, &resource)
-            })?;
+            let page = page.map_err(|err| classify(err, &resource))?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
                     objects.push(ObjectInfo {
@@ -182,12 +172,8 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|err| {
-                let resource = self.resource(key);
-                if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
-                    return PortError::NotFound { resource };
-                }
                 let status = err.raw_response().map(|r| r.status().as_u16());
-                classify_with_status(err, status, &resource)
+                classify_with_status(err, status, &self.resource(key))
             })?;
         Ok(Box::pin(output.body.into_async_read()))
     }
@@ -213,6 +199,7 @@ impl ObjectStore for S3Store {
 mod tests {
     use super::*;
     use aws_sdk_s3::Client;
+    use aws_sdk_s3::error::ErrorMetadata;
     use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
     use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
     use aws_sdk_s3::types::Object;
@@ -264,7 +251,11 @@ mod tests {
             });
         let missing = mock!(Client::get_object)
             .match_requests(|req| req.key() == Some("input/gone.csv"))
-            .then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+            .then_error(|| {
+                // As S3 sends it: the code travels in the error's metadata.
+                let meta = ErrorMetadata::builder().code("NoSuchKey").build();
+                GetObjectError::NoSuchKey(NoSuchKey::builder().meta(meta).build())
+            });
         let store = S3Store::new(
             mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&found, &missing]),
             "data",
