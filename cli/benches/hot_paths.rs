@@ -36,7 +36,7 @@ fn hot_paths(c: &mut Criterion) {
         .iter()
         .find(|s| s.spec.kind == "transform")
         .expect("transform");
-    let bus = &transform.input[0].body;
+    let bus = transform.bodies()[0];
     let envelope = decode_envelope::<Passenger>(bus).expect("a bus");
     let riders: Vec<String> = envelope
         .passengers

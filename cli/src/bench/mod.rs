@@ -16,7 +16,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use busline_core::ports::NoMetrics;
 use busline_core::route::Route;
 use cost::{PRICES, Prices, Usage};
-use prepare::{Prepared, Stage, stop_error};
+use prepare::{Prepared, stop_error};
 use serde::Serialize;
 use sinks::{CountingQueues, SendTally, StoreTally, billed_requests};
 use std::hint::black_box;
@@ -123,6 +123,9 @@ pub enum BenchError {
     /// The Powertools peer could not run.
     #[error("powertools peer: {0}")]
     Peer(String),
+    /// Peak memory could not be measured (the streaming check needs Linux's /proc).
+    #[error("memory: {0}")]
+    Memory(String),
     /// serde_json could not round-trip a bus body.
     #[error("ceiling: a bus body is not JSON: {0}")]
     Ceiling(#[from] serde_json::Error),
@@ -147,8 +150,8 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     .await?;
     let mut usage = Usage::default();
     let mut stops = vec![bench_depot(&prepared, options, &mut usage).await?];
-    for stage in &prepared.stages {
-        stops.push(bench_stage(&prepared, stage, options, &mut usage).await?);
+    for index in 0..prepared.stages.len() {
+        stops.push(bench_stage(&prepared, index, options, &mut usage).await?);
     }
     let scale = 1e6 / options.records.max(1) as f64;
     Ok(BenchReport {
@@ -205,10 +208,11 @@ async fn bench_depot(
 /// One queue-reading stop, timed on its stage's events with a sink that only counts.
 async fn bench_stage(
     prepared: &Prepared,
-    stage: &Stage,
+    index: usize,
     options: &BenchOptions,
     usage: &mut Usage,
 ) -> Result<StopBench, BenchError> {
+    let stage = &prepared.stages[index];
     let spec = &stage.spec;
     let rounds = options.rounds.max(1);
     let mut best = Duration::MAX;
@@ -237,15 +241,15 @@ async fn bench_stage(
     }
     // The ceiling runs on bus bytes: what the stop reads, or for a source reader (whose
     // input is CSV) what it writes.
-    let buses = if stage.reads_objects {
-        &stage.output
+    let inputs = stage.bodies();
+    let bodies = if stage.reads_objects {
+        prepared.output_of(index)
     } else {
-        &stage.input
+        inputs.clone()
     };
-    let bodies: Vec<&str> = buses.iter().map(|m| m.body.as_str()).collect();
     let ceiling = ceiling(&bodies, rounds)?;
     let bus_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
-    let input_bytes: u64 = stage.input.iter().map(|m| m.body.len() as u64).sum();
+    let input_bytes: u64 = inputs.iter().map(|b| b.len() as u64).sum();
     let object_bytes = if stage.reads_objects {
         prepared.generated.bytes
     } else {

@@ -40,8 +40,8 @@ pub fn run_peer(
 ) -> Result<PeerResult, BenchError> {
     let fail = |message: String| BenchError::Peer(message);
     let mut records = Vec::new();
-    for bus in &stage.input {
-        let envelope = decode_envelope::<Passenger>(&bus.body).map_err(|e| fail(e.to_string()))?;
+    for body in stage.bodies() {
+        let envelope = decode_envelope::<Passenger>(body).map_err(|e| fail(e.to_string()))?;
         for passenger in envelope.passengers {
             let body = Value::Object(passenger.data).to_string();
             records.push(json!({

@@ -18,23 +18,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Output objects go here; the benchmark's store counts and drops them.
-const OUTPUT_PREFIX: &str = "output/";
-
 /// One queue-reading stop and what it receives.
 pub struct Stage {
     /// The stop.
     pub spec: StopSpec,
-    /// The buses sent to its queue.
-    pub input: Vec<OutgoingMessage>,
-    /// Those buses as the SQS events Lambda would deliver (batches of its BatchSize).
+    /// The buses sent to its queue, as the SQS events Lambda would deliver (batches of its
+    /// BatchSize).
     pub events: Vec<SqsEvent>,
-    /// The buses it sends to the next stop.
-    pub output: Vec<OutgoingMessage>,
     /// Passengers it took in: the records it picked up, for a stop that reads input objects.
     pub passengers: u64,
     /// True when it read input objects (its input buses are tickets, not records).
     pub reads_objects: bool,
+}
+
+impl Stage {
+    /// The bodies of the buses it receives.
+    pub fn bodies(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .flat_map(|event| &event.records)
+            .filter_map(|record| record.body.as_deref())
+            .collect()
+    }
 }
 
 /// The generated data and the route's stages on it.
@@ -48,6 +53,7 @@ pub struct Prepared {
     /// The queue-reading stops with what they receive, once [`Prepared::ride`] ran.
     pub stages: Vec<Stage>,
     riders: Vec<StopSpec>,
+    claim_check_prefix: String,
     work: PathBuf,
 }
 
@@ -91,12 +97,16 @@ impl Prepared {
         })?;
         let config =
             DepotConfig::from_vars(&depot_spec.env).map_err(|e| stop_error(depot_spec, e))?;
+        let claim_check_prefix = StopConfig::from_vars(&depot_spec.env)
+            .map_err(|e| stop_error(depot_spec, e))?
+            .claim_check_prefix;
         let mut prepared = Prepared {
             generated,
             depot: (depot_spec.clone(), config),
             tickets: Vec::new(),
             riders: riders.to_vec(),
             stages: Vec::new(),
+            claim_check_prefix,
             work: work.to_owned(),
         };
         let keep = Arc::new(CountingQueues::keeping());
@@ -136,11 +146,10 @@ impl Prepared {
                 .unwrap_or_default()
                 .counts;
             let reads_objects = store.tally().gets > 0;
+            input = output;
             stages.push(Stage {
                 spec: spec.clone(),
-                input: std::mem::replace(&mut input, output.clone()),
                 events,
-                output,
                 passengers: if reads_objects {
                     counts.picked_up
                 } else {
@@ -158,11 +167,19 @@ impl Prepared {
         self.riders.first()
     }
 
-    /// A store over the generated input that counts requests and drops output objects.
+    /// The bodies of the buses stage `index` sends to the next stop (what the next stage reads).
+    pub fn output_of(&self, index: usize) -> Vec<&str> {
+        self.stages
+            .get(index + 1)
+            .map_or_else(Vec::new, Stage::bodies)
+    }
+
+    /// A store over the generated input that counts requests and keeps only claim checks
+    /// (stops read them back); every other put, such as load's output, is counted and dropped.
     pub fn store(&self) -> CountingStore<FolderStore> {
         let folder = FolderStore::new("bench", self.work.join("bucket"))
             .mount(self.depot.1.input_prefix.clone(), self.work.join("input"));
-        CountingStore::new(folder, OUTPUT_PREFIX)
+        CountingStore::new(folder, &self.claim_check_prefix)
     }
 
     /// The stage's stop over these ports.

@@ -102,20 +102,21 @@ pub struct StoreTally {
     pub put_bytes: u64,
 }
 
-/// Reads from `inner`; counts every request; puts under `discard_prefix` are counted and
-/// dropped (the load stop's output), others go to `inner` (claim checks must be readable).
+/// Reads from `inner` and counts every request. Only puts under `keep_prefix` reach `inner`
+/// (claim checks, which stops read back); the rest, such as load's output, are counted and
+/// dropped.
 pub struct CountingStore<S> {
     inner: S,
-    discard_prefix: String,
+    keep_prefix: String,
     tally: Mutex<StoreTally>,
 }
 
 impl<S: ObjectStore> CountingStore<S> {
-    /// Counts requests to `inner`, dropping puts under `discard_prefix`.
-    pub fn new(inner: S, discard_prefix: impl Into<String>) -> Self {
+    /// Counts requests to `inner`, dropping puts outside `keep_prefix`.
+    pub fn new(inner: S, keep_prefix: impl Into<String>) -> Self {
         CountingStore {
             inner,
-            discard_prefix: discard_prefix.into(),
+            keep_prefix: keep_prefix.into(),
             tally: Mutex::new(StoreTally::default()),
         }
     }
@@ -153,7 +154,7 @@ impl<S: ObjectStore> ObjectStore for CountingStore<S> {
             t.puts += 1;
             t.put_bytes += body.len() as u64;
         });
-        if key.starts_with(&self.discard_prefix) {
+        if !key.starts_with(&self.keep_prefix) {
             return Ok(());
         }
         self.inner.put(key, body, content_type).await

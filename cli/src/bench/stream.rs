@@ -11,6 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+const CLEAR_REFS: &str = "/proc/self/clear_refs";
+const STATUS: &str = "/proc/self/status";
+
 /// Bytes of one generated CSV record, near enough to size the file.
 const BYTES_PER_RECORD: u64 = 40;
 
@@ -53,7 +56,7 @@ pub async fn stream(
         Arc::new(prepared.store()),
         board.clone(),
     )?;
-    reset_peak_rss();
+    reset_peak_rss()?;
     let started = Instant::now();
     for event in events {
         processor
@@ -62,7 +65,7 @@ pub async fn stream(
             .map_err(|e| stop_error(spec, e))?;
     }
     let secs = started.elapsed().as_secs_f64();
-    let peak_rss_mib = peak_rss_kib().unwrap_or_default() as f64 / 1024.0;
+    let peak_rss_mib = peak_rss_kib()? as f64 / 1024.0;
     let bytes = prepared.generated.bytes;
     let tally = board
         .snapshot()
@@ -81,15 +84,21 @@ pub async fn stream(
     })
 }
 
-/// Resets the kernel's peak-RSS mark for this process (Linux; ignored elsewhere).
-fn reset_peak_rss() {
-    // "5" clears VmHWM; without it the peak would include the generator and the runtime's start.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// Resets the kernel's peak-RSS mark for this process (Linux). "5" clears VmHWM; without it the
+/// peak would include the generator and the runtime's start.
+fn reset_peak_rss() -> Result<(), BenchError> {
+    std::fs::write(CLEAR_REFS, "5")
+        .map_err(|e| BenchError::Memory(format!("resetting the peak through {CLEAR_REFS}: {e}")))
 }
 
-/// Peak resident memory since the last reset, in KiB, from /proc/self/status.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// Peak resident memory since the last reset, in KiB, from /proc/self/status (Linux).
+fn peak_rss_kib() -> Result<u64, BenchError> {
+    let status = std::fs::read_to_string(STATUS)
+        .map_err(|e| BenchError::Memory(format!("reading {STATUS}: {e}")))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .ok_or_else(|| BenchError::Memory(format!("{STATUS} has no VmHWM line in kB")))
 }
