@@ -184,11 +184,7 @@ fn main() -> Result<ExitCode> {
             if let Some(bar) = progress {
                 bar.finish_and_clear();
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
+            emit(json, &report, || report.table())?;
             Ok(if report.dead_lettered() {
                 ExitCode::from(2)
             } else {
@@ -205,14 +201,15 @@ fn main() -> Result<ExitCode> {
             let parameters: HashMap<String, String> = parameters.into_iter().collect();
             let findings =
                 busline_template::lint::lint(&text, &template.display().to_string(), &parameters)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&findings)?);
-            } else {
-                for finding in &findings {
-                    println!("{finding}");
-                }
-                println!("{}: {} finding(s)", template.display(), findings.len());
-            }
+            emit(json, &findings, || {
+                let mut text: String = findings.iter().map(|f| format!("{f}\n")).collect();
+                text.push_str(&format!(
+                    "{}: {} finding(s)\n",
+                    template.display(),
+                    findings.len()
+                ));
+                text
+            })?;
             Ok(if findings.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -237,20 +234,7 @@ fn main() -> Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             if let Some(size_mb) = stream_mb {
                 let report = runtime.block_on(stream(&route, size_mb, &work))?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    println!(
-                        "{} streamed {} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB",
-                        report.stop,
-                        megabytes(report.bytes),
-                        report.records,
-                        report.secs,
-                        report.mb_per_sec,
-                        report.records_per_sec,
-                        report.peak_rss_mib
-                    );
-                }
+                emit(json, &report, || report.line())?;
                 return Ok(ExitCode::SUCCESS);
             }
             let options = BenchOptions {
@@ -266,11 +250,7 @@ fn main() -> Result<ExitCode> {
                 }),
             };
             let report = runtime.block_on(bench(&options))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
+            emit(json, &report, || report.table())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen {
@@ -300,6 +280,16 @@ fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints `value` as pretty JSON, or `text()` for people.
+fn emit<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
 }
 
 fn progress_bar(show: bool) -> Option<indicatif::ProgressBar> {

@@ -4,6 +4,7 @@
 use super::BenchError;
 use super::prepare::{Prepared, sqs_events, stop_error};
 use super::sinks::CountingQueues;
+use crate::generate::megabytes;
 use busline_core::route::Route;
 use busline_embedded::MetricsBoard;
 use serde::Serialize;
@@ -34,6 +35,22 @@ pub struct StreamReport {
     pub records_per_sec: f64,
     /// Peak resident memory of this process while the stop ran, in MiB (VmHWM, reset before).
     pub peak_rss_mib: f64,
+}
+
+impl StreamReport {
+    /// The report as one line for people.
+    pub fn line(&self) -> String {
+        format!(
+            "{} streamed {} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB\n",
+            self.stop,
+            megabytes(self.bytes),
+            self.records,
+            self.secs,
+            self.mb_per_sec,
+            self.records_per_sec,
+            self.peak_rss_mib
+        )
+    }
 }
 
 /// Generates one CSV object of about `megabytes` MB under `work` and times the first queue
