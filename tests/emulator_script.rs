@@ -10,6 +10,15 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
+/// `infra/emulator stop <name>` on the state folder `state`, with a 1 s grace period.
+fn stop(name: &str, state: &std::path::Path) -> std::process::Output {
+    Command::new(workspace_root().join("infra/emulator"))
+        .args(["stop", name, "--state", state.to_str().expect("utf-8")])
+        .env("BUSLINE_EMULATOR_GRACE_S", "1")
+        .output()
+        .expect("infra/emulator runs")
+}
+
 #[test]
 fn stop_kills_a_process_that_ignores_sigterm_after_the_grace_period() {
     let state = tempfile::tempdir().expect("tempdir");
@@ -27,16 +36,7 @@ fn stop_kills_a_process_that_ignores_sigterm_after_the_grace_period() {
     .expect("state");
 
     let started = Instant::now();
-    let stop = Command::new(workspace_root().join("infra/emulator"))
-        .args([
-            "stop",
-            "localstack",
-            "--state",
-            state.path().to_str().expect("utf-8"),
-        ])
-        .env("BUSLINE_EMULATOR_GRACE_S", "1")
-        .output()
-        .expect("infra/emulator runs");
+    let stop = stop("localstack", state.path());
     let took = started.elapsed();
     let _ = stubborn.wait();
 
@@ -63,15 +63,7 @@ fn stop_kills_a_process_that_ignores_sigterm_after_the_grace_period() {
 #[test]
 fn stop_of_an_emulator_that_is_not_running_says_so() {
     let state = tempfile::tempdir().expect("tempdir");
-    let stop = Command::new(workspace_root().join("infra/emulator"))
-        .args([
-            "stop",
-            "ministack",
-            "--state",
-            state.path().to_str().expect("utf-8"),
-        ])
-        .output()
-        .expect("infra/emulator runs");
+    let stop = stop("ministack", state.path());
     assert!(stop.status.success());
     assert_eq!(
         String::from_utf8_lossy(&stop.stdout).trim(),
