@@ -168,13 +168,13 @@ pub(crate) fn order_route(
     }
     let mut stops = vec![depot.spec.clone()];
     let mut seen: HashSet<&str> = HashSet::from([depot.spec.function.as_str()]);
-    let mut next = depot.next_queue.clone();
+    let mut next = depot.next_queue();
     while let Some(queue) = next {
         let sender = stops.last().map(|s| s.function.clone()).unwrap_or_default();
         let at = format!("Resources.{sender}.Properties.Environment.Variables.NEXT_QUEUE_URL");
         let reader = functions
             .iter()
-            .find(|f| f.spec.queue.as_deref() == Some(queue.as_str()))
+            .find(|f| f.spec.queue.as_deref() == Some(queue))
             .ok_or_else(|| {
                 RouteProblem::new(&sender, at.clone(), format!("no function reads {queue}"))
             })?;
@@ -189,7 +189,7 @@ pub(crate) fn order_route(
             });
         }
         stops.push(reader.spec.clone());
-        next = reader.next_queue.clone();
+        next = reader.next_queue();
     }
     if let Some(stray) = functions
         .iter()

@@ -100,7 +100,6 @@ pub(crate) struct SqsTrigger {
 /// One function as the route and the linter see it.
 pub(crate) struct Function {
     pub(crate) spec: StopSpec,
-    pub(crate) next_queue: Option<String>,
     /// `Timeout` (the function's, else Globals', else Lambda's default), in seconds.
     pub(crate) timeout: u64,
     pub(crate) trigger: Option<SqsTrigger>,
@@ -211,7 +210,6 @@ fn read_function(
             reports_batch_item_failures,
         });
     }
-    let next_queue = env.get("NEXT_QUEUE_URL").cloned();
     let stop_name = env
         .get("STOP_NAME")
         .cloned()
@@ -227,11 +225,17 @@ fn read_function(
             batch_size,
             env,
         },
-        next_queue,
         timeout,
         trigger,
         send_targets: send_targets(resolver, properties),
     })
+}
+
+impl Function {
+    /// The queue its `NEXT_QUEUE_URL` names (a logical id once resolved), if any.
+    pub(crate) fn next_queue(&self) -> Option<&str> {
+        self.spec.env.get("NEXT_QUEUE_URL").map(String::as_str)
+    }
 }
 
 fn variables_of(scope: &Value) -> Option<&Mapping> {
