@@ -78,12 +78,9 @@ async fn a_missing_queue_is_not_found_and_named() {
             .send_batch(&queue, &message())
             .await
             .expect_err("no queue");
-        assert_eq!(
-            err,
-            PortError::NotFound {
-                resource: queue.clone()
-            },
-            "{name}"
+        assert!(
+            matches!(&err, PortError::NotFound { resource } if *resource == queue),
+            "{name}: {err}"
         );
         assert_eq!(err.to_string(), format!("{queue}: not found"));
     }
@@ -96,12 +93,9 @@ async fn a_missing_bucket_is_not_found_and_named() {
         let bucket = unique("no-such-bucket");
         let store = S3Store::new(cloud.clients.s3, &bucket);
         let err = store.list("input/").await.expect_err("no bucket");
-        assert_eq!(
-            err,
-            PortError::NotFound {
-                resource: format!("s3://{bucket}/input/")
-            },
-            "{name}"
+        assert!(
+            matches!(&err, PortError::NotFound { resource } if *resource == format!("s3://{bucket}/input/")),
+            "{name}: {err}"
         );
         let err = store
             .put("output/x", b"x".to_vec(), "text/plain")

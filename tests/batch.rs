@@ -32,7 +32,7 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
         ]
     );
     let response = processor
-        .process(event)
+        .process(event, &busline_core::Invocation::default())
         .await
         .expect("partial failure is not a function error");
 
@@ -44,7 +44,7 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
         .flat_map(|m| {
             let envelope: busline_core::Envelope<busline_core::Passenger> =
                 busline_core::envelope::decode_envelope(&m.body).expect("bus");
-            envelope.passengers.into_iter().map(|p| p.id)
+            envelope.passengers.into_iter().map(|p| p.id().to_owned())
         })
         .collect();
     ids.sort();
@@ -74,7 +74,10 @@ async fn every_message_failing_is_a_function_error() {
     );
     let processor = h.scripted(&[]);
     let (event, _) = h.receive(10);
-    let err = processor.process(event).await.expect_err("all failed");
+    let err = processor
+        .process(event, &busline_core::Invocation::default())
+        .await
+        .expect_err("all failed");
     assert_eq!(err.count, 2);
     assert_eq!(
         err.first_reason,
@@ -92,9 +95,12 @@ async fn a_permanent_failure_is_dead_lettered_at_once_with_reason_attributes() {
     let fine = send(h.queue("in"), &bus_body("b2", &[json!({"n": 2})]));
     let processor = h.scripted(&[]);
     let (event, _) = h.receive(10);
-    let response = processor.process(event).await.expect("ok");
+    let response = processor
+        .process(event, &busline_core::Invocation::default())
+        .await
+        .expect("ok");
     assert!(
-        response.batch_item_failures.is_empty(),
+        response.retry.is_empty(),
         "dead-lettered buses are acknowledged"
     );
 
@@ -122,7 +128,10 @@ async fn a_retryable_failure_is_retried_then_dead_lettered_on_its_last_receive()
     let processor = h.scripted(&[]);
     for receive in 1..=3 {
         let (event, messages) = h.receive(10);
-        let failed = match processor.process(event).await {
+        let failed = match processor
+            .process(event, &busline_core::Invocation::default())
+            .await
+        {
             Ok(response) => failure_ids(&response),
             Err(err) => {
                 // Alone in its batch, the flaky bus fails the whole invocation, as Lambda expects.

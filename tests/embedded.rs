@@ -198,8 +198,12 @@ async fn folder_store_lists_reads_streams_and_overwrites() {
 }
 
 mod flow_control {
+    use async_trait::async_trait;
     use busline_core::ports::OutgoingMessage;
-    use busline_core::{BatchProcessor, Stop, StopConfig, StopError, StopRuntime};
+    use busline_core::{
+        BatchProcessor, ErrorClass, Outbox, Passenger, Stop, StopConfig, StopContext, StopError,
+        StopRuntime,
+    };
     use busline_embedded::{
         BusStop, EmbeddedBus, EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings,
     };
@@ -285,6 +289,12 @@ mod flow_control {
         }
 
         async fn run(&self, consumer: Arc<dyn Stop>) {
+            self.run_with_timeout(consumer, Duration::from_secs(30))
+                .await
+        }
+
+        /// Rides with the consumer's function timeout set to `timeout`.
+        async fn run_with_timeout(&self, consumer: Arc<dyn Stop>, timeout: Duration) {
             let tickets = self.queues.get("tickets").expect("queue").clone();
             tickets
                 .send(&OutgoingMessage {
@@ -298,6 +308,7 @@ mod flow_control {
                     queue: tickets,
                     batch_size: 1,
                     max_concurrency: 1,
+                    timeout: Duration::from_secs(30),
                     processor: self.processor("producer", Some("mid"), Arc::new(Fanout)),
                 },
                 BusStop {
@@ -305,6 +316,7 @@ mod flow_control {
                     queue: self.queues.get("mid").expect("queue").clone(),
                     batch_size: 10,
                     max_concurrency: 2,
+                    timeout,
                     processor: self.processor("consumer", None, consumer),
                 },
             ];
@@ -358,7 +370,8 @@ mod flow_control {
         let failing = Arc::new(FlakyStop::new(
             Arc::new(DropAll),
             u32::MAX,
-            StopError::Retryable("down".into()),
+            ErrorClass::Retryable,
+            "down",
         ));
         line.run(failing).await;
         let buses = line.counts("producer").buses_out;
@@ -375,5 +388,44 @@ mod flow_control {
             "each bus was received maxReceiveCount times"
         );
         assert_eq!(consumer.buses_dead_lettered, buses);
+    }
+
+    /// Waits past any function timeout before dropping its passengers off.
+    struct Slow(Duration);
+
+    #[async_trait]
+    impl Stop for Slow {
+        async fn handle(
+            &self,
+            ctx: &StopContext<'_>,
+            passengers: Vec<Passenger>,
+            outbox: &mut Outbox,
+        ) -> Result<(), StopError> {
+            assert!(
+                ctx.deadline.is_some(),
+                "the embedded bus gives every invocation a deadline"
+            );
+            tokio::time::sleep(self.0).await;
+            outbox.drop_off(passengers.len() as u64);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invocation_past_its_function_timeout_is_ended_and_its_buses_return() {
+        let line = Line::new();
+        line.run_with_timeout(
+            Arc::new(Slow(Duration::from_secs(5))),
+            Duration::from_millis(20),
+        )
+        .await;
+        let buses = line.counts("producer").buses_out;
+        assert!(buses > 1, "{buses}");
+        // Lambda would have ended each invocation: nothing was deleted, so after two receives
+        // the queue's redrive policy moved every bus, and the stop reported no counts.
+        let dead = line.queues.get("dlq").expect("queue").drain();
+        assert_eq!(dead.len() as u64, buses);
+        assert_eq!(line.counts("consumer"), busline_core::StopCounts::default());
+        assert_eq!(line.queues.get("mid").expect("queue").depth(), (0, 0));
     }
 }

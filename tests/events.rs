@@ -1,10 +1,10 @@
 //! The sample events in events/ (also used with `cargo lambda invoke --data-file`) drive the
-//! real handlers, on the embedded backends.
+//! real handlers through the Lambda host's mapping, on the embedded backends; each stop is
+//! built by its kind as the Lambda host builds it.
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use busline_core::envelope::{Envelope, Passenger, decode_envelope};
-use busline_core::{BatchProcessor, Stop};
-use busline_depot::{Depot, DepotConfig};
+use busline_core::{BatchProcessor, Extensions, Invocation, StopKind, TripStarter};
 use busline_tests::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -19,8 +19,43 @@ fn sqs_event(name: &str) -> SqsEvent {
     serde_json::from_value(event_file(name)).expect("an SQS event")
 }
 
-fn processor(h: &Harness, stop: Arc<dyn Stop>) -> BatchProcessor {
-    h.processor(stop, h.config(&[]), Arc::new(h.queues.clone()))
+/// The harness's settings plus `extra`.
+fn settings(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = [
+        ("STOP_NAME", "scripted"),
+        ("ROUTE_NAME", "test"),
+        ("NEXT_QUEUE_URL", "next"),
+        ("DEAD_LETTER_QUEUE_URL", "dlq"),
+        ("QUARANTINE_QUEUE_URL", "quarantine"),
+        ("MAX_RECEIVE_COUNT", "3"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    vars
+}
+
+async fn built(h: &Harness, kind: StopKind, extra: &[(&str, &str)]) -> busline_core::ReadyStop {
+    kind.build(
+        Arc::new(settings(extra)),
+        h.ports(Arc::new(h.queues.clone())),
+        Extensions::default(),
+    )
+    .await
+    .expect("the stop builds")
+}
+
+async fn processor(h: &Harness, kind: StopKind, extra: &[(&str, &str)]) -> BatchProcessor {
+    let name = kind.name().to_owned();
+    built(h, kind, extra).await.into_bus(&name).expect("a stop")
+}
+
+/// The event file `name` through the Lambda host's SQS mapping.
+async fn handle(processor: &BatchProcessor, name: &str) -> SqsBatchResponse {
+    busline_lambda::sqs::handle(processor, sqs_event(name), &Default::default())
+        .await
+        .expect("not a function error")
 }
 
 fn forwarded(h: &Harness) -> Vec<Passenger> {
@@ -44,18 +79,15 @@ async fn extract_event_reads_the_ticketed_object() {
         h.dir.path().join("input/colors.csv"),
     )
     .expect("copy");
-    let extract = busline_extract::Extract::new(busline_extract::ExtractConfig::default_csv());
-    let response = processor(&h, Arc::new(extract))
-        .process(sqs_event("sqs-extract.json"))
-        .await
-        .expect("ok");
+    let extract = processor(&h, busline_extract::kind(), &[]).await;
+    let response = handle(&extract, "sqs-extract.json").await;
     assert!(response.batch_item_failures.is_empty());
     let passengers = forwarded(&h);
     assert_eq!(passengers.len(), 30);
-    assert_eq!(passengers[0].id, "6c1f0a9e2b7d4c35:2");
-    assert_eq!(passengers[0].source.as_deref(), Some("input/colors.csv:2"));
+    assert_eq!(passengers[0].id(), "6c1f0a9e2b7d4c35:2");
+    assert_eq!(passengers[0].source(), Some("input/colors.csv:2"));
     assert_eq!(
-        Value::Object(passengers[0].data.clone()),
+        Value::Object(passengers[0].data().clone()),
         json!({"Name": "Black", "HEX": "#000000", "RGB": "(0, 0, 0)"})
     );
 }
@@ -63,17 +95,13 @@ async fn extract_event_reads_the_ticketed_object() {
 #[tokio::test]
 async fn transform_event_drops_hex_from_both_buses() {
     let h = Harness::new();
-    let vars = HashMap::from([(
-        "TRANSFORM_OPS".to_owned(),
-        r#"[{"drop": ["HEX"]}]"#.to_owned(),
-    )]);
-    let transform = busline_transform::Transform::new(
-        busline_transform::TransformConfig::from_vars(&vars).expect("ops"),
-    );
-    let response = processor(&h, Arc::new(transform))
-        .process(sqs_event("sqs-transform.json"))
-        .await
-        .expect("ok");
+    let transform = processor(
+        &h,
+        busline_transform::kind(),
+        &[("TRANSFORM_OPS", r#"[{"drop": ["HEX"]}]"#)],
+    )
+    .await;
+    let response = handle(&transform, "sqs-transform.json").await;
     assert!(response.batch_item_failures.is_empty());
     let passengers = forwarded(&h);
     assert_transformed_sample_event(&passengers);
@@ -82,12 +110,8 @@ async fn transform_event_drops_hex_from_both_buses() {
 #[tokio::test]
 async fn load_event_writes_one_object_keyed_by_trip_and_bus() {
     let h = Harness::new();
-    let vars = HashMap::from([("OUTPUT_PREFIX".to_owned(), "output/".to_owned())]);
-    let load = busline_load::Load::new(busline_load::LoadConfig::from_vars(&vars).expect("config"));
-    let response = processor(&h, Arc::new(load))
-        .process(sqs_event("sqs-load.json"))
-        .await
-        .expect("ok");
+    let load = processor(&h, busline_load::kind(), &[("OUTPUT_PREFIX", "output/")]).await;
+    let response = handle(&load, "sqs-load.json").await;
     assert!(response.batch_item_failures.is_empty());
     let written = std::fs::read_to_string(
         h.dir
@@ -101,38 +125,35 @@ async fn load_event_writes_one_object_keyed_by_trip_and_bus() {
     );
 }
 
-fn depot(h: &Harness) -> Depot {
+async fn depot(h: &Harness) -> TripStarter {
     std::fs::create_dir_all(h.dir.path().join("input")).expect("mkdir");
     std::fs::copy(
         workspace_root().join("samples/colors/colors.csv"),
         h.dir.path().join("input/colors.csv"),
     )
     .expect("copy");
-    let runtime = busline_core::StopRuntime {
-        config: h.config(&[("STOP_NAME", "depot")]),
-        queues: Arc::new(h.queues.clone()),
-        objects: h.store.clone(),
-        metrics: h.metrics.clone(),
-        retry: fast_retry(),
-    };
-    Depot::new(
-        DepotConfig {
-            input_prefix: "input/".into(),
-        },
-        runtime,
+    built(
+        h,
+        busline_depot::kind(),
+        &[("STOP_NAME", "depot"), ("INPUT_PREFIX", "input/")],
     )
+    .await
+    .into_depot("depot")
+    .expect("a depot")
+}
+
+async fn respond(depot: &TripStarter, event: Value) -> Value {
+    busline_lambda::trigger::respond(depot, event, &Invocation::default())
+        .await
+        .expect("answered")
 }
 
 #[tokio::test]
 async fn the_schedule_starts_the_same_trip_for_the_same_event() {
     let h = Harness::new();
-    let depot = depot(&h);
-    let first = busline_depot::trigger::respond(&depot, event_file("schedule.json"))
-        .await
-        .expect("started");
-    let again = busline_depot::trigger::respond(&depot, event_file("schedule.json"))
-        .await
-        .expect("started");
+    let depot = depot(&h).await;
+    let first = respond(&depot, event_file("schedule.json")).await;
+    let again = respond(&depot, event_file("schedule.json")).await;
     assert_eq!(first["tickets"], 1);
     assert!(
         first["trip_id"]
@@ -152,17 +173,18 @@ async fn the_schedule_starts_the_same_trip_for_the_same_event() {
         .map(|m| decode_envelope(&m.body).expect("bus"))
         .collect();
     assert_eq!(tickets.len(), 2);
-    assert_eq!(tickets[0].passengers[0].data["key"], "input/colors.csv");
-    assert_eq!(tickets[0].passengers[0].data["size"], 926);
+    assert_eq!(
+        tickets[0].passengers[0].get_str("key"),
+        Some("input/colors.csv")
+    );
+    assert_eq!(tickets[0].passengers[0].get("size"), Some(&json!(926)));
 }
 
 #[tokio::test]
 async fn the_http_api_starts_a_trip_and_answers_with_its_id() {
     let h = Harness::new();
-    let depot = depot(&h);
-    let response = busline_depot::trigger::respond(&depot, event_file("http-start-trip.json"))
-        .await
-        .expect("answered");
+    let depot = depot(&h).await;
+    let response = respond(&depot, event_file("http-start-trip.json")).await;
     assert_eq!(response["statusCode"], 202);
     assert_eq!(response["headers"]["content-type"], "application/json");
     let body: Value =
@@ -171,17 +193,10 @@ async fn the_http_api_starts_a_trip_and_answers_with_its_id() {
 
     let mut get = event_file("http-start-trip.json");
     get["requestContext"]["http"]["method"] = json!("GET");
-    assert_eq!(
-        busline_depot::trigger::respond(&depot, get)
-            .await
-            .expect("answered")["statusCode"],
-        405
-    );
+    assert_eq!(respond(&depot, get).await["statusCode"], 405);
     let mut bad = event_file("http-start-trip.json");
     bad["body"] = json!("{\"trip\": 1}");
-    let answer = busline_depot::trigger::respond(&depot, bad)
-        .await
-        .expect("answered");
+    let answer = respond(&depot, bad).await;
     assert_eq!(answer["statusCode"], 400);
     assert!(
         answer["body"]

@@ -30,8 +30,11 @@ async fn a_partial_batch_failure_is_retried_entry_by_entry() {
     let queues = flaky(&h, vec![("\"b1-0\"", 2, false)]);
     let processor = h.processor(Arc::new(ScriptedStop), h.config(&[]), queues.clone());
     let (event, _) = h.receive(10);
-    let response = processor.process(event).await.expect("ok");
-    assert!(response.batch_item_failures.is_empty());
+    let response = processor
+        .process(event, &busline_core::Invocation::default())
+        .await
+        .expect("ok");
+    assert!(response.retry.is_empty());
     // One pooled call with all three buses, then two retries carrying only the failed entry.
     assert_eq!(*queues.calls.lock().expect("lock"), [3, 1, 1]);
     let delivered = h.queue("next").drain();
@@ -53,7 +56,10 @@ async fn a_failure_that_remains_is_mapped_back_to_the_message_that_produced_it()
     let queues = flaky(&h, vec![("\"b2-0\"", 1, true), ("\"b0-0\"", 100, false)]);
     let processor = h.processor(Arc::new(ScriptedStop), h.config(&[]), queues.clone());
     let (event, _) = h.receive(10);
-    let response = processor.process(event).await.expect("b1 succeeded");
+    let response = processor
+        .process(event, &busline_core::Invocation::default())
+        .await
+        .expect("b1 succeeded");
     // b0 is retryable and not on its last receive: reported for SQS to retry.
     assert_eq!(failure_ids(&response), HashSet::from([ids[0].clone()]));
     // b2 is permanent: dead-lettered with the queue's reason, and acknowledged.

@@ -191,7 +191,8 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
         })
         .collect();
     passengers.sort_by_key(|p| {
-        p.id.rsplit(':')
+        p.id()
+            .rsplit(':')
             .next()
             .and_then(|line| line.parse::<u32>().ok())
     });

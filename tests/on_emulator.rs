@@ -5,11 +5,9 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use busline_aws::{S3Store, SqsQueues};
 use busline_cli::ride::ride;
-use busline_cli::stops::consumer_stop;
 use busline_core::ports::{NoMetrics, ObjectStore};
 use busline_core::route::Route;
-use busline_core::{BatchProcessor, StopConfig, StopRuntime};
-use busline_depot::{Depot, DepotConfig, TripRequest};
+use busline_core::{BatchProcessor, Extensions, Invocation, Ports, ReadyStop, TripRequest};
 use busline_tests::backends::{QueueBackend, SqsBackend};
 use busline_tests::cloud::{Cloud, cloud, unique};
 use busline_tests::*;
@@ -57,7 +55,19 @@ fn env_on(
         .collect()
 }
 
-/// The event Lambda's poller would build from received SQS messages.
+/// The event Lambda's poller would build from received SQS messages, as the Lambda host maps
+/// it for the processor.
+fn deliveries(
+    messages: &[aws_sdk_sqs::types::Message],
+    queue_url: &str,
+) -> Vec<busline_core::Delivery> {
+    lambda_event(messages, queue_url)
+        .records
+        .into_iter()
+        .map(busline_lambda::sqs::delivery)
+        .collect()
+}
+
 fn lambda_event(messages: &[aws_sdk_sqs::types::Message], queue_url: &str) -> SqsEvent {
     let queue_name = queue_url.rsplit('/').next().unwrap_or_default();
     let queue_arn = format!("arn:aws:sqs:us-east-1:000000000000:{queue_name}");
@@ -131,12 +141,15 @@ async fn poll_until_empty(cloud: &Cloud, stops: &[PolledStop]) {
                 continue;
             }
             worked = true;
-            let response = stop
+            let outcome = stop
                 .processor
-                .process(lambda_event(messages, &stop.queue_url))
+                .process(
+                    deliveries(messages, &stop.queue_url),
+                    &Invocation::default(),
+                )
                 .await
                 .expect("a batch that fails entirely");
-            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            assert!(outcome.retry.is_empty(), "{outcome:?}");
             for message in messages {
                 sqs.delete_message()
                     .queue_url(&stop.queue_url)
@@ -203,35 +216,40 @@ async fn colors_route_matches_the_embedded_ride(name: &'static str) {
         .await
         .expect("upload");
 
-    let runtime = |env: &HashMap<String, String>| StopRuntime {
-        config: StopConfig::from_vars(env).expect("stop config"),
+    // Every stop built by the registry over the AWS ports, as the Lambda host builds it.
+    let ports = Ports {
         queues: Arc::new(SqsQueues::new(cloud.clients.sqs.clone())),
         objects: store.clone(),
         metrics: Arc::new(NoMetrics),
         retry: fast_retry(),
     };
+    let mut extensions = Extensions::default();
+    extensions.insert(cloud.config.clone());
+    let registry = busline_builtin::registry();
+    let mut depot = None;
     let mut stops = Vec::new();
-    for spec in &route.stops[1..] {
+    for spec in &route.stops {
         let env = env_on(&spec.env, &urls, &bucket);
-        let stop = consumer_stop(&spec.kind, &env)
-            .expect("config")
-            .expect("known kind");
-        stops.push(PolledStop {
-            queue_url: urls[spec.queue.as_deref().expect("queue")].clone(),
-            batch_size: spec.batch_size as i32,
-            processor: BatchProcessor::new(stop, runtime(&env)),
-        });
+        let built = registry
+            .build(&spec.kind, Arc::new(env), ports.clone(), extensions.clone())
+            .await
+            .expect("the stop builds");
+        match built {
+            ReadyStop::Depot(starter) => depot = Some(starter),
+            ReadyStop::Bus(processor) => stops.push(PolledStop {
+                queue_url: urls[spec.queue.as_deref().expect("queue")].clone(),
+                batch_size: spec.batch_size as i32,
+                processor,
+            }),
+        }
     }
-    let depot_env = env_on(&route.stops[0].env, &urls, &bucket);
-    let depot = Depot::new(
-        DepotConfig::from_vars(&depot_env).expect("depot config"),
-        runtime(&depot_env),
-    );
+    let request = TripRequest {
+        trip_id: Some(trip.clone()),
+        ..TripRequest::default()
+    };
     let started = depot
-        .start_trip(TripRequest {
-            trip_id: Some(trip.clone()),
-            input_prefix: None,
-        })
+        .expect("the route has a depot")
+        .start_trip(request, &Invocation::default())
         .await
         .expect("trip starts");
     assert_eq!(started.tickets, 1);

@@ -1,7 +1,7 @@
 //! The whole route in one process (`bus ride`'s engine) on the shipped template.
 
 use busline_cli::ride::ride;
-use busline_core::StopError;
+use busline_core::ErrorClass;
 use busline_tests::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -178,13 +178,14 @@ async fn bad_rows_and_failed_transforms_are_quarantined_with_file_line_and_field
 async fn a_transient_failure_is_retried_and_succeeds() {
     let out = tempfile::tempdir().expect("tempdir");
     let mut options = ride_options(shipped_route(&[]), &colors_input(), out.path());
-    options.wrap = Some(wrap_stop("transform", |inner| {
+    options.registry = wrap_kind("transform", |inner| {
         Arc::new(FlakyStop::new(
             inner,
             1,
-            StopError::Retryable("throttled by the enrichment API".into()),
+            ErrorClass::Retryable,
+            "throttled by the enrichment API",
         ))
-    }));
+    });
     let report = ride(options, |_| {}).await.expect("ride");
 
     let transform = &report.stops[2];
@@ -208,13 +209,14 @@ async fn a_failure_every_time_ends_in_the_dead_letter_queue_with_its_reason() {
         &colors_input(),
         out.path(),
     );
-    options.wrap = Some(wrap_stop("transform", |inner| {
+    options.registry = wrap_kind("transform", |inner| {
         Arc::new(FlakyStop::new(
             inner,
             u32::MAX,
-            StopError::Retryable("enrichment API is down".into()),
+            ErrorClass::Retryable,
+            "enrichment API is down",
         ))
-    }));
+    });
     let report = ride(options, |_| {}).await.expect("ride");
 
     assert!(report.dead_lettered());

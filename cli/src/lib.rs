@@ -1,8 +1,13 @@
-//! The `bus` command's library: ride a route in one process, generate data, benchmark the stops. `main.rs` parses
-//! arguments and calls in here; tests call in here too.
+//! The `bus` command as a library: [`main`] runs it with the stop kinds of a [`Registry`], so a
+//! user's repository builds its own `bus` with its own kinds beside the built-in ones. Tests
+//! call the modules directly.
+//!
+//! [`Registry`]: busline_core::Registry
 
+mod app;
 pub mod bench;
 pub mod generate;
 pub mod report;
 pub mod ride;
-pub mod stops;
+
+pub use app::main;

@@ -71,7 +71,7 @@ impl StopReport {
             } else {
                 0.0
             },
-            adds_up: counts.adds_up() && counts.unaccounted == 0,
+            adds_up: counts.adds_up(),
         }
     }
 }

@@ -1,14 +1,15 @@
-//! `bus ride`: the whole route of a template in one process, on the embedded backends.
+//! `bus ride`: the whole route of a template in one process, on the embedded backends, with
+//! every stop built through the registry.
 
 use crate::report::{DeadLetter, Quarantined, RideReport, StopReport};
-use crate::stops::{KINDS, consumer_stop};
 use busline_core::envelope::{Envelope, PayloadPointer, Rejection, decode_envelope};
 use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::ObjectStore;
 use busline_core::processor::dead_letter_attributes as attr;
 use busline_core::route::{Route, StopSpec};
-use busline_core::{BatchProcessor, StopConfig, StopRuntime};
-use busline_depot::{Depot, DepotConfig, TripRequest};
+use busline_core::{
+    Extensions, InitError, Invocation, Ports, ReadyStop, Registry, TripError, TripRequest,
+};
 use busline_embedded::queue::attribute;
 use busline_embedded::{
     BusStop, EmbeddedBus, EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, MetricsBoard,
@@ -25,16 +26,16 @@ use tokio::sync::Notify;
 /// it bounds memory when one stop outruns the next; SQS itself has no such limit).
 pub const BACKLOG_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Wraps a stop before it rides (tests inject faults this way).
-pub type StopWrapper = Box<
-    dyn Fn(&StopSpec, Arc<dyn busline_core::Stop>) -> Arc<dyn busline_core::Stop> + Send + Sync,
->;
+/// Where `--input` is served when the first stop names no `INPUT_PREFIX`.
+pub const DEFAULT_INPUT_PREFIX: &str = "input/";
 
 /// What to ride.
 pub struct RideOptions {
     /// The route.
     pub route: Route,
-    /// Folder served under the depot's `INPUT_PREFIX`.
+    /// The stop kinds the route's stops are built from.
+    pub registry: Registry,
+    /// Folder served under the first stop's `INPUT_PREFIX`.
     pub input: PathBuf,
     /// Folder standing in for the data bucket: output, quarantine and dead-letter reports land here.
     pub output: PathBuf,
@@ -44,22 +45,21 @@ pub struct RideOptions {
     pub concurrency: usize,
     /// How failed sends are retried.
     pub retry: RetryPolicy,
-    /// Optional wrapper around each queue-reading stop.
-    pub wrap: Option<StopWrapper>,
 }
 
 /// Why a ride could not run.
 #[derive(Debug, Error)]
 pub enum RideError {
-    /// A stop's configuration is bad.
-    #[error("stop {stop} ({function}): {message}")]
-    Config {
+    /// A stop could not be built.
+    #[error("stop {stop} ({function})")]
+    Init {
         /// The stop.
         stop: String,
         /// Its function's logical id.
         function: String,
-        /// What is wrong, naming the variable.
-        message: String,
+        /// What is wrong, naming the variable, resource or kind.
+        #[source]
+        source: InitError,
     },
     /// The route refers to a queue the template does not declare, or similar.
     #[error("route: {0}")]
@@ -68,14 +68,14 @@ pub enum RideError {
     #[error("input folder {0} does not exist")]
     MissingInput(PathBuf),
     /// The trip could not start.
-    #[error("depot: {0}")]
-    Depot(#[from] busline_depot::DepotError),
+    #[error("the first stop could not start the trip")]
+    Trip(#[source] TripError),
     /// The bus stopped early.
     #[error(transparent)]
     Bus(#[from] busline_embedded::RideError),
     /// Writing a report object failed.
-    #[error("writing report: {0}")]
-    Report(#[from] busline_core::PortError),
+    #[error("writing report")]
+    Report(#[source] busline_core::PortError),
     /// A report line could not be serialized.
     #[error("serializing report: {0}")]
     Serialize(String),
@@ -91,55 +91,27 @@ pub async fn ride(
     if !options.input.is_dir() {
         return Err(RideError::MissingInput(options.input.clone()));
     }
+    let (first, riders) = route
+        .stops
+        .split_first()
+        .ok_or_else(|| RideError::Route("the route has no stops".into()))?;
     let clock = Arc::new(ManualClock::default());
     let signal = Arc::new(Notify::new());
     let queues = Arc::new(build_queues(route, &clock, &signal)?);
-    let depot_spec = &route.stops[0];
-    if depot_spec.kind != "depot" {
-        return Err(RideError::Route(format!(
-            "the first stop ({}) must be a depot, found kind {}",
-            depot_spec.function, depot_spec.kind
-        )));
-    }
-    let depot_config =
-        DepotConfig::from_vars(&depot_spec.env).map_err(|err| config_error(depot_spec, err))?;
-    let bucket = depot_spec
-        .env
-        .get("DATA_BUCKET")
-        .cloned()
-        .unwrap_or_else(|| "DataBucket".into());
-    let objects = Arc::new(
-        FolderStore::new(bucket, &options.output)
-            .mount(depot_config.input_prefix.clone(), &options.input),
-    );
     let metrics = Arc::new(MetricsBoard::default());
-    let runtime_for = |spec: &StopSpec| -> Result<StopRuntime, RideError> {
-        Ok(StopRuntime {
-            config: StopConfig::from_vars(&spec.env).map_err(|err| config_error(spec, err))?,
-            queues: queues.clone(),
-            objects: objects.clone(),
-            metrics: metrics.clone(),
-            retry: options.retry,
-        })
+    let ports = Ports {
+        queues: queues.clone(),
+        objects: Arc::new(bucket(first, &options)),
+        metrics: metrics.clone(),
+        retry: options.retry,
     };
 
     let mut bus_stops = Vec::new();
-    for spec in &route.stops[1..] {
-        let stop = consumer_stop(&spec.kind, &spec.env)
-            .map_err(|err| config_error(spec, err))?
-            .ok_or_else(|| RideError::Config {
-                stop: spec.name.clone(),
-                function: spec.function.clone(),
-                message: format!(
-                    "unknown stop kind {:?}; this build has {}",
-                    spec.kind,
-                    KINDS.join(", ")
-                ),
-            })?;
-        let stop = match &options.wrap {
-            Some(wrap) => wrap(spec, stop),
-            None => stop,
-        };
+    for spec in riders {
+        let processor = build(&options.registry, spec, &ports)
+            .await?
+            .into_bus(&spec.kind)
+            .map_err(|err| init_error(spec, err))?;
         let queue_name = spec.queue.as_deref().unwrap_or_default();
         bus_stops.push(BusStop {
             name: spec.name.clone(),
@@ -149,16 +121,22 @@ pub async fn ride(
                 .clone(),
             batch_size: spec.batch_size,
             max_concurrency: options.concurrency,
-            processor: Arc::new(BatchProcessor::new(stop, runtime_for(spec)?)),
+            timeout: spec.timeout,
+            processor: Arc::new(processor),
         });
     }
-    let depot = Depot::new(depot_config, runtime_for(depot_spec)?);
+    let depot = build(&options.registry, first, &ports)
+        .await?
+        .into_depot(&first.kind)
+        .map_err(|err| init_error(first, err))?;
+    let request = TripRequest {
+        trip_id: options.trip_id.clone(),
+        ..TripRequest::default()
+    };
     let trip = depot
-        .start_trip(TripRequest {
-            trip_id: options.trip_id.clone(),
-            input_prefix: None,
-        })
-        .await?;
+        .start_trip(request, &Invocation::default())
+        .await
+        .map_err(RideError::Trip)?;
 
     let mut on_batch = on_batch;
     EmbeddedBus::new(clock, signal, bus_stops)
@@ -167,7 +145,13 @@ pub async fn ride(
 
     let quarantined = drain_quarantine(route, &queues)?;
     let dead_letters = drain_dead_letters(route, &queues)?;
-    write_reports(objects.as_ref(), &trip.trip_id, &quarantined, &dead_letters).await?;
+    write_reports(
+        ports.objects.as_ref(),
+        &trip.trip_id,
+        &quarantined,
+        &dead_letters,
+    )
+    .await?;
     let tallies = metrics.snapshot();
     let stops = route
         .stops
@@ -195,11 +179,45 @@ pub async fn ride(
     })
 }
 
-fn config_error(spec: &StopSpec, err: impl std::fmt::Display) -> RideError {
-    RideError::Config {
+/// The folder standing in for the data bucket (named by the first stop's `DATA_BUCKET`), with
+/// `--input` served under its `INPUT_PREFIX`.
+fn bucket(first: &StopSpec, options: &RideOptions) -> FolderStore {
+    let setting = |name: &str, default: &str| {
+        first
+            .env
+            .get(name)
+            .filter(|value| !value.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    };
+    FolderStore::new(setting("DATA_BUCKET", "DataBucket"), &options.output).mount(
+        setting("INPUT_PREFIX", DEFAULT_INPUT_PREFIX),
+        &options.input,
+    )
+}
+
+/// Builds the stop of `spec` from its kind in `registry`, over the embedded ports.
+async fn build(
+    registry: &Registry,
+    spec: &StopSpec,
+    ports: &Ports,
+) -> Result<ReadyStop, RideError> {
+    registry
+        .build(
+            &spec.kind,
+            Arc::new(spec.env.clone()),
+            ports.clone(),
+            Extensions::default(),
+        )
+        .await
+        .map_err(|err| init_error(spec, err))
+}
+
+fn init_error(spec: &StopSpec, source: InitError) -> RideError {
+    RideError::Init {
         stop: spec.name.clone(),
         function: spec.function.clone(),
-        message: err.to_string(),
+        source,
     }
 }
 
@@ -350,7 +368,8 @@ async fn write_reports(
                 lines,
                 "application/x-ndjson",
             )
-            .await?;
+            .await
+            .map_err(RideError::Report)?;
     }
     let mut by_stop: HashMap<&str, Vec<&DeadLetter>> = HashMap::new();
     for letter in dead {
@@ -367,7 +386,8 @@ async fn write_reports(
                 lines,
                 "application/x-ndjson",
             )
-            .await?;
+            .await
+            .map_err(RideError::Report)?;
     }
     Ok(())
 }

@@ -6,15 +6,14 @@ pub mod backends;
 pub mod cloud;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use busline_cli::ride::{RideOptions, StopWrapper};
+use busline_cli::ride::RideOptions;
 use busline_core::envelope::Passenger;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::{EntryFailure, MetricsSink, OutgoingMessage, QueueSender};
 use busline_core::route::Route;
 use busline_core::{
-    BatchProcessor, InvocationMetrics, Outbox, PortError, Stop, StopConfig, StopContext, StopError,
-    StopRuntime,
+    BatchOutcome, BatchProcessor, Delivery, ErrorClass, Invocation, InvocationMetrics, Outbox,
+    PortError, Ports, Registry, Stop, StopConfig, StopContext, StopError, StopRuntime,
 };
 use busline_embedded::{EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings};
 use serde_json::{Map, Value};
@@ -52,27 +51,27 @@ pub fn fast_retry() -> RetryPolicy {
 pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
     RideOptions {
         route,
+        registry: busline_builtin::registry(),
         input: input.to_owned(),
         output: output.to_owned(),
         trip_id: None,
         concurrency: 4,
         retry: fast_retry(),
-        wrap: None,
     }
 }
 
-/// Wraps the stop named `stop` with `make`, leaving the others alone.
-pub fn wrap_stop(
-    stop: &'static str,
+/// The built-in registry with the stops of kind `kind` wrapped by `make`.
+pub fn wrap_kind(
+    kind: &str,
     make: impl Fn(Arc<dyn Stop>) -> Arc<dyn Stop> + Send + Sync + 'static,
-) -> StopWrapper {
-    Box::new(move |spec, inner| {
-        if spec.name == stop {
-            make(inner)
-        } else {
-            inner
-        }
-    })
+) -> Registry {
+    let registry = busline_builtin::registry();
+    let wrapped = registry
+        .get(kind)
+        .expect("a built-in kind")
+        .clone()
+        .wrapped(make);
+    registry.with(wrapped)
 }
 
 /// Every NDJSON record of every file under `dir`, sorted by its JSON text.
@@ -126,20 +125,22 @@ pub fn csv_records(path: &Path) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-/// Fails every bus it sees the first `times` times, then lets it through.
+/// Fails every bus it sees the first `times` times with `reason` of `class`, then lets it through.
 pub struct FlakyStop {
     pub inner: Arc<dyn Stop>,
     pub times: u32,
-    pub error: StopError,
+    pub class: ErrorClass,
+    pub reason: String,
     seen: Mutex<HashMap<String, u32>>,
 }
 
 impl FlakyStop {
-    pub fn new(inner: Arc<dyn Stop>, times: u32, error: StopError) -> Self {
+    pub fn new(inner: Arc<dyn Stop>, times: u32, class: ErrorClass, reason: &str) -> Self {
         FlakyStop {
             inner,
             times,
-            error,
+            class,
+            reason: reason.to_owned(),
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -160,7 +161,10 @@ impl Stop for FlakyStop {
             *count
         };
         if attempt <= self.times {
-            return Err(self.error.clone());
+            return Err(match self.class {
+                ErrorClass::Retryable => StopError::retryable(self.reason.clone()),
+                _ => StopError::permanent(self.reason.clone()),
+            });
         }
         self.inner.handle(ctx, passengers, outbox).await
     }
@@ -178,26 +182,29 @@ impl Stop for ScriptedStop {
         outbox: &mut Outbox,
     ) -> Result<(), StopError> {
         for passenger in passengers {
-            if passenger.data.get("panic") == Some(&Value::Bool(true)) {
-                panic!("scripted panic on {}", passenger.id);
+            if passenger.get("panic") == Some(&Value::Bool(true)) {
+                panic!("scripted panic on {}", passenger.id());
             }
-            match passenger.data.get("fail").and_then(Value::as_str) {
+            match passenger.get_str("fail") {
                 Some("permanent") => {
-                    return Err(StopError::Permanent(format!("{} is poison", passenger.id)));
+                    return Err(StopError::permanent(format!(
+                        "{} is poison",
+                        passenger.id()
+                    )));
                 }
                 Some("retryable") => {
-                    return Err(StopError::Retryable(format!(
+                    return Err(StopError::retryable(format!(
                         "{} hit a throttle",
-                        passenger.id
+                        passenger.id()
                     )));
                 }
                 _ => {}
             }
-            if passenger.data.get("reject") == Some(&Value::Bool(true)) {
+            if passenger.get("reject") == Some(&Value::Bool(true)) {
                 outbox
                     .reject(&passenger.reject("scripted rejection"))
                     .await?;
-            } else if passenger.data.get("drop") == Some(&Value::Bool(true)) {
+            } else if passenger.get("drop") == Some(&Value::Bool(true)) {
                 outbox.drop_off(1);
             } else {
                 outbox.board(&passenger).await?;
@@ -329,22 +336,22 @@ impl Harness {
         StopConfig::from_vars(&vars).expect("valid config")
     }
 
+    pub fn ports(&self, queues: Arc<dyn QueueSender>) -> Ports {
+        Ports {
+            queues,
+            objects: self.store.clone(),
+            metrics: self.metrics.clone(),
+            retry: fast_retry(),
+        }
+    }
+
     pub fn processor(
         &self,
         stop: Arc<dyn Stop>,
         config: StopConfig,
         queues: Arc<dyn QueueSender>,
     ) -> BatchProcessor {
-        BatchProcessor::new(
-            stop,
-            StopRuntime {
-                config,
-                queues,
-                objects: self.store.clone(),
-                metrics: self.metrics.clone(),
-                retry: fast_retry(),
-            },
-        )
+        BatchProcessor::new(stop, StopRuntime::new(config, &self.ports(queues)))
     }
 
     /// A processor running [`ScriptedStop`] over the embedded queues with extra settings.
@@ -358,22 +365,22 @@ impl Harness {
 
     /// Receives up to `max` messages, processes them, and checks every one was acknowledged.
     pub async fn process_all_ok(&self, processor: &BatchProcessor, max: usize) {
-        let (event, _) = self.receive(max);
-        let response = processor
-            .process(event)
+        let (batch, _) = self.receive(max);
+        let outcome = processor
+            .process(batch, &Invocation::default())
             .await
             .expect("not a function error");
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        assert!(outcome.retry.is_empty(), "{outcome:?}");
     }
 
     pub fn queue(&self, name: &str) -> &Arc<MemoryQueue> {
         self.queues.get(name).expect("queue")
     }
 
-    /// Receives one batch from `in` as a Lambda event.
-    pub fn receive(&self, max: usize) -> (SqsEvent, Vec<busline_embedded::ReceivedMessage>) {
+    /// Receives one batch from `in`, as the processor takes it.
+    pub fn receive(&self, max: usize) -> (Vec<Delivery>, Vec<busline_embedded::ReceivedMessage>) {
         let messages = self.queue("in").receive(max, None).expect("receive");
-        (busline_embedded::sqs_event("in", &messages), messages)
+        (messages.iter().map(|m| m.delivery()).collect(), messages)
     }
 }
 
@@ -406,20 +413,12 @@ pub fn send(queue: &MemoryQueue, body: &str) -> String {
         .expect("send")
 }
 
-pub fn message_ids(event: &SqsEvent) -> Vec<String> {
-    event
-        .records
-        .iter()
-        .map(|r: &SqsMessage| r.message_id.clone().unwrap_or_default())
-        .collect()
+pub fn message_ids(batch: &[Delivery]) -> Vec<String> {
+    batch.iter().map(|d| d.id.clone()).collect()
 }
 
-pub fn failure_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> HashSet<String> {
-    response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect()
+pub fn failure_ids(outcome: &BatchOutcome) -> HashSet<String> {
+    outcome.retry.iter().cloned().collect()
 }
 
 /// For each ticket `{"count": n}`, picks up and boards n passengers `{"n": i}`.
@@ -435,7 +434,6 @@ impl Stop for Fanout {
     ) -> Result<(), StopError> {
         for ticket in passengers {
             let count = ticket
-                .data
                 .get("count")
                 .and_then(Value::as_u64)
                 .unwrap_or_default();
@@ -444,11 +442,7 @@ impl Stop for Fanout {
                 data.insert("n".into(), i.into());
                 outbox.pick_up(1);
                 outbox
-                    .board(&Passenger {
-                        id: format!("{}:{i}", ticket.id),
-                        source: None,
-                        data,
-                    })
+                    .board(&Passenger::new(format!("{}:{i}", ticket.id()), None, data))
                     .await?;
             }
             outbox.drop_off(1);
@@ -477,8 +471,8 @@ impl Stop for DropAll {
 pub fn assert_transformed_sample_event(passengers: &[Passenger]) {
     let names: Vec<&str> = passengers
         .iter()
-        .filter_map(|p| p.data["Name"].as_str())
+        .filter_map(|p| p.get_str("Name"))
         .collect();
     assert_eq!(names, ["Black", "White", "Red", "Lime", "Blue"]);
-    assert!(passengers.iter().all(|p| !p.data.contains_key("HEX")));
+    assert!(passengers.iter().all(|p| p.get("HEX").is_none()));
 }

@@ -6,17 +6,16 @@
 //! then each stop is timed on those same SQS events with a sink that only counts.
 
 pub mod cost;
-pub mod peer;
 pub mod prepare;
 pub mod sinks;
 pub mod stream;
 mod table;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use busline_core::ports::NoMetrics;
 use busline_core::route::Route;
+use busline_core::{Invocation, Registry};
 use cost::{PRICES, Prices, Usage};
-use prepare::{Prepared, stop_error};
+use prepare::{Batch, Prepared, stop_error};
 use serde::Serialize;
 use sinks::{CountingQueues, SendTally, StoreTally, billed_requests};
 use std::hint::black_box;
@@ -26,10 +25,12 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// What to measure.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BenchOptions {
     /// The route.
     pub route: Route,
+    /// The stop kinds the route's stops are built from.
+    pub registry: Registry,
     /// Generated records.
     pub records: u64,
     /// Files they are spread over (one ticket each).
@@ -40,8 +41,6 @@ pub struct BenchOptions {
     pub rounds: u32,
     /// Lambda memory size for GB-seconds (the template's `MemorySize`).
     pub memory_mb: u32,
-    /// Also run the Powertools peer on the transform stop's records.
-    pub peer: Option<peer::PeerOptions>,
 }
 
 /// One stop's numbers.
@@ -70,19 +69,6 @@ pub struct StopBench {
     pub sqs_calls_per_10k: f64,
     /// SQS billed requests (64 KiB chunks) per 10,000 generated records.
     pub sqs_billed_per_10k: f64,
-    /// The Powertools peer on the same records (transform only, with `--powertools`).
-    pub peer: Option<PeerBench>,
-}
-
-/// The peer's numbers beside a stop's.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerBench {
-    /// Records per second through Powertools' BatchProcessor.
-    pub records_per_sec: f64,
-    /// This stop's passengers per second over the peer's records per second.
-    pub ratio: f64,
-    /// The raw measurement.
-    pub result: peer::PeerResult,
 }
 
 /// The whole run.
@@ -120,9 +106,6 @@ pub enum BenchError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The Powertools peer could not run.
-    #[error("powertools peer: {0}")]
-    Peer(String),
     /// Peak memory could not be measured (the streaming check needs Linux's /proc).
     #[error("memory: {0}")]
     Memory(String),
@@ -143,6 +126,7 @@ pub enum BenchError {
 pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     let prepared = Prepared::new(
         &options.route,
+        &options.registry,
         options.records,
         options.files,
         &options.work,
@@ -190,7 +174,7 @@ async fn bench_depot(
     usage.sqs_billed += sent.billed;
     usage.s3_writes += store_tally.lists;
     Ok(StopBench {
-        stop: prepared.depot.0.name.clone(),
+        stop: prepared.depot.name.clone(),
         invocations: 1,
         passengers: sent.messages,
         bytes: 0,
@@ -201,7 +185,6 @@ async fn bench_depot(
         ceiling_ratio: 0.0,
         sqs_calls_per_10k: per_10k(sent.calls, options),
         sqs_billed_per_10k: per_10k(sent.billed, options),
-        peer: None,
     })
 }
 
@@ -221,13 +204,14 @@ async fn bench_stage(
     for _ in 0..rounds {
         let queues = Arc::new(CountingQueues::counting());
         let store = Arc::new(prepared.store());
-        let processor =
-            prepared.processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))?;
+        let processor = prepared
+            .processor(spec, queues.clone(), store.clone(), Arc::new(NoMetrics))
+            .await?;
         let mut round = Vec::with_capacity(stage.events.len());
         for event in stage.events.clone() {
             let started = Instant::now();
             processor
-                .process(event)
+                .process(event, &Invocation::default())
                 .await
                 .map_err(|e| stop_error(spec, e))?;
             round.push(started.elapsed());
@@ -271,18 +255,6 @@ async fn bench_stage(
     usage.sqs_billed += billed;
     usage.s3_writes += store_tally.puts + store_tally.lists;
     usage.s3_reads += store_tally.gets;
-    let peer = match &options.peer {
-        Some(peer) if spec.kind == "transform" => {
-            let result = peer::run_peer(peer, stage, &options.work, rounds)?;
-            let records_per_sec = result.records as f64 / result.secs;
-            Some(PeerBench {
-                records_per_sec,
-                ratio: stage.passengers as f64 / secs / records_per_sec,
-                result,
-            })
-        }
-        _ => None,
-    };
     Ok(StopBench {
         stop: spec.name.clone(),
         invocations,
@@ -295,22 +267,14 @@ async fn bench_stage(
         ceiling_ratio: bus_bytes as f64 / 1e6 / secs / ceiling_mb_per_sec,
         sqs_calls_per_10k: per_10k(calls, options),
         sqs_billed_per_10k: per_10k(billed, options),
-        peer,
     })
 }
 
-/// ReceiveMessage calls (one per event) and the requests SQS bills for them.
-fn receive_costs(events: &[SqsEvent]) -> (u64, u64) {
+/// ReceiveMessage calls (one per batch) and the requests SQS bills for them.
+fn receive_costs(events: &[Batch]) -> (u64, u64) {
     let billed = events
         .iter()
-        .map(|event| {
-            let bytes: usize = event
-                .records
-                .iter()
-                .map(|r| r.body.as_deref().map_or(0, str::len))
-                .sum();
-            billed_requests(bytes)
-        })
+        .map(|event| billed_requests(event.iter().map(|d| d.body.len()).sum()))
         .sum();
     (events.len() as u64, billed)
 }

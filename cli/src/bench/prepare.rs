@@ -1,30 +1,31 @@
-//! The benchmark's input: generated data, and for each queue-reading stop the SQS events it
+//! The benchmark's input: generated data, and for each queue-reading stop the batches it
 //! receives when the route runs on that data (a first, untimed pass that keeps every bus).
 
 use super::BenchError;
 use super::sinks::{CountingQueues, CountingStore};
 use crate::generate::{GenOptions, Generated, generate};
-use crate::stops::consumer_stop;
-use aws_lambda_events::event::sqs::SqsEvent;
+use crate::ride::DEFAULT_INPUT_PREFIX;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::{MetricsSink, NoMetrics, ObjectStore, OutgoingMessage, QueueSender};
 use busline_core::route::{Route, StopSpec};
-use busline_core::{BatchProcessor, StopConfig, StopRuntime};
-use busline_depot::{Depot, DepotConfig, TripRequest};
-use busline_embedded::{
-    FolderStore, ManualClock, MemoryQueue, MetricsBoard, QueueSettings, sqs_event,
+use busline_core::{
+    BatchProcessor, Delivery, Extensions, Invocation, Ports, ReadyStop, Registry, StopConfig,
+    TripRequest,
 };
+use busline_embedded::{FolderStore, ManualClock, MemoryQueue, MetricsBoard, QueueSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// One batch, as a host hands it to the processor.
+pub type Batch = Vec<Delivery>;
 
 /// One queue-reading stop and what it receives.
 pub struct Stage {
     /// The stop.
     pub spec: StopSpec,
-    /// The buses sent to its queue, as the SQS events Lambda would deliver (batches of its
-    /// BatchSize).
-    pub events: Vec<SqsEvent>,
+    /// The buses sent to its queue, in the batches Lambda's poller would make (its BatchSize).
+    pub events: Vec<Batch>,
     /// Passengers it took in: the records it picked up, for a stop that reads input objects.
     pub passengers: u64,
     /// True when it read input objects (its input buses are tickets, not records).
@@ -36,8 +37,8 @@ impl Stage {
     pub fn bodies(&self) -> Vec<&str> {
         self.events
             .iter()
-            .flat_map(|event| &event.records)
-            .filter_map(|record| record.body.as_deref())
+            .flatten()
+            .map(|delivery| delivery.body.as_str())
             .collect()
     }
 }
@@ -46,13 +47,15 @@ impl Stage {
 pub struct Prepared {
     /// What was generated.
     pub generated: Generated,
-    /// The depot's spec and settings.
-    pub depot: (StopSpec, DepotConfig),
+    /// The first stop (the depot), which hands out the tickets.
+    pub depot: StopSpec,
     /// The tickets the depot sends, one per input object.
     pub tickets: Vec<OutgoingMessage>,
     /// The queue-reading stops with what they receive, once [`Prepared::ride`] ran.
     pub stages: Vec<Stage>,
     riders: Vec<StopSpec>,
+    registry: Registry,
+    input_prefix: String,
     claim_check_prefix: String,
     work: PathBuf,
 }
@@ -61,11 +64,12 @@ impl Prepared {
     /// [`Prepared::generate`], then [`Prepared::ride`].
     pub async fn new(
         route: &Route,
+        registry: &Registry,
         records: u64,
         files: u64,
         work: &Path,
     ) -> Result<Self, BenchError> {
-        let mut prepared = Prepared::generate(route, records, files, work).await?;
+        let mut prepared = Prepared::generate(route, registry, records, files, work).await?;
         prepared.ride().await?;
         Ok(prepared)
     }
@@ -74,6 +78,7 @@ impl Prepared {
     /// hand out their tickets.
     pub async fn generate(
         route: &Route,
+        registry: &Registry,
         records: u64,
         files: u64,
         work: &Path,
@@ -81,8 +86,7 @@ impl Prepared {
         let (depot_spec, riders) = route
             .stops
             .split_first()
-            .filter(|(first, _)| first.kind == "depot")
-            .ok_or_else(|| BenchError::Route("the first stop must be a depot".into()))?;
+            .ok_or_else(|| BenchError::Route("the route has no stops".into()))?;
         let generated = generate(&GenOptions {
             records,
             files,
@@ -95,17 +99,22 @@ impl Prepared {
             path: work.to_owned(),
             source,
         })?;
-        let config =
-            DepotConfig::from_vars(&depot_spec.env).map_err(|e| stop_error(depot_spec, e))?;
         let claim_check_prefix = StopConfig::from_vars(&depot_spec.env)
             .map_err(|e| stop_error(depot_spec, e))?
             .claim_check_prefix;
+        let input_prefix = depot_spec
+            .env
+            .get("INPUT_PREFIX")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_INPUT_PREFIX.to_owned());
         let mut prepared = Prepared {
             generated,
-            depot: (depot_spec.clone(), config),
+            depot: depot_spec.clone(),
             tickets: Vec::new(),
             riders: riders.to_vec(),
             stages: Vec::new(),
+            registry: registry.clone(),
+            input_prefix,
             claim_check_prefix,
             work: work.to_owned(),
         };
@@ -123,14 +132,16 @@ impl Prepared {
         let mut stages = Vec::new();
         let mut input = self.tickets.clone();
         for spec in &self.riders {
-            let events = sqs_events(spec, &input)?;
+            let events = batches(spec, &input)?;
             let keep = Arc::new(CountingQueues::keeping());
             let store = Arc::new(self.store());
             let board = Arc::new(MetricsBoard::default());
-            let processor = self.processor(spec, keep.clone(), store.clone(), board.clone())?;
+            let processor = self
+                .processor(spec, keep.clone(), store.clone(), board.clone())
+                .await?;
             for event in &events {
                 processor
-                    .process(event.clone())
+                    .process(event.clone(), &Invocation::default())
                     .await
                     .map_err(|e| stop_error(spec, e))?;
             }
@@ -178,25 +189,22 @@ impl Prepared {
     /// (stops read them back); every other put, such as load's output, is counted and dropped.
     pub fn store(&self) -> CountingStore<FolderStore> {
         let folder = FolderStore::new("bench", self.work.join("bucket"))
-            .mount(self.depot.1.input_prefix.clone(), self.work.join("input"));
+            .mount(self.input_prefix.clone(), self.work.join("input"));
         CountingStore::new(folder, &self.claim_check_prefix)
     }
 
-    /// The stage's stop over these ports.
-    pub fn processor(
+    /// The stage's stop over these ports, built by the registry.
+    pub async fn processor(
         &self,
         spec: &StopSpec,
         queues: Arc<dyn QueueSender>,
         objects: Arc<dyn ObjectStore>,
         metrics: Arc<dyn MetricsSink>,
     ) -> Result<BatchProcessor, BenchError> {
-        let stop = consumer_stop(&spec.kind, &spec.env)
-            .map_err(|e| stop_error(spec, e))?
-            .ok_or_else(|| stop_error(spec, format!("unknown stop kind {:?}", spec.kind)))?;
-        Ok(BatchProcessor::new(
-            stop,
-            runtime(spec, queues, objects, metrics)?,
-        ))
+        self.build(spec, queues, objects, metrics)
+            .await?
+            .into_bus(&spec.kind)
+            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))
     }
 
     /// Starts one trip with the depot over these ports; returns how long it took.
@@ -205,20 +213,46 @@ impl Prepared {
         queues: Arc<dyn QueueSender>,
         objects: Arc<dyn ObjectStore>,
     ) -> Result<Duration, BenchError> {
-        let (spec, config) = &self.depot;
-        let depot = Depot::new(
-            config.clone(),
-            runtime(spec, queues, objects, Arc::new(NoMetrics))?,
-        );
+        let spec = &self.depot;
+        let depot = self
+            .build(spec, queues, objects, Arc::new(NoMetrics))
+            .await?
+            .into_depot(&spec.kind)
+            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))?;
+        let request = TripRequest {
+            trip_id: Some("bench".into()),
+            ..TripRequest::default()
+        };
         let started = Instant::now();
         depot
-            .start_trip(TripRequest {
-                trip_id: Some("bench".into()),
-                input_prefix: None,
-            })
+            .start_trip(request, &Invocation::default())
             .await
-            .map_err(|e| stop_error(spec, e))?;
+            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))?;
         Ok(started.elapsed())
+    }
+
+    async fn build(
+        &self,
+        spec: &StopSpec,
+        queues: Arc<dyn QueueSender>,
+        objects: Arc<dyn ObjectStore>,
+        metrics: Arc<dyn MetricsSink>,
+    ) -> Result<ReadyStop, BenchError> {
+        let ports = Ports {
+            queues,
+            objects,
+            metrics,
+            retry: RetryPolicy::default(),
+        };
+        self.registry
+            .build(
+                &spec.kind,
+                Arc::new(spec.env.clone()),
+                ports,
+                Extensions::default(),
+            )
+            .await
+            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))
     }
 }
 
@@ -236,24 +270,9 @@ fn next_queue(spec: &StopSpec) -> Result<&str, BenchError> {
         .ok_or_else(|| stop_error(spec, "has no NEXT_QUEUE_URL"))
 }
 
-fn runtime(
-    spec: &StopSpec,
-    queues: Arc<dyn QueueSender>,
-    objects: Arc<dyn ObjectStore>,
-    metrics: Arc<dyn MetricsSink>,
-) -> Result<StopRuntime, BenchError> {
-    Ok(StopRuntime {
-        config: StopConfig::from_vars(&spec.env).map_err(|e| stop_error(spec, e))?,
-        queues,
-        objects,
-        metrics,
-        retry: RetryPolicy::default(),
-    })
-}
-
-/// `input` as the SQS events Lambda would deliver: batches of the stop's BatchSize, with the
-/// ids, receipt handles and attributes an in-memory SQS queue gives them.
-pub fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsEvent>, BenchError> {
+/// `input` as the batches Lambda's poller would deliver: the stop's BatchSize at a time, with
+/// the ids and attributes an in-memory SQS queue gives them.
+pub fn batches(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<Batch>, BenchError> {
     let queue_name = spec.queue.clone().unwrap_or_else(|| spec.name.clone());
     let queue = MemoryQueue::new(
         &queue_name,
@@ -271,6 +290,6 @@ pub fn sqs_events(spec: &StopSpec, input: &[OutgoingMessage]) -> Result<Vec<SqsE
         if received.is_empty() {
             return Ok(events);
         }
-        events.push(sqs_event(&queue_name, &received));
+        events.push(received.iter().map(|m| m.delivery()).collect());
     }
 }

@@ -2,10 +2,11 @@
 //! CSV object, with its throughput and the process's peak resident memory while it runs.
 
 use super::BenchError;
-use super::prepare::{Prepared, sqs_events, stop_error};
+use super::prepare::{Prepared, batches, stop_error};
 use super::sinks::CountingQueues;
 use crate::generate::megabytes;
 use busline_core::route::Route;
+use busline_core::{Invocation, Registry};
 use busline_embedded::MetricsBoard;
 use serde::Serialize;
 use std::path::Path;
@@ -57,27 +58,30 @@ impl StreamReport {
 /// reader over its ticket, forwarding into a sink that only counts.
 pub async fn stream(
     route: &Route,
+    registry: &Registry,
     megabytes: u64,
     work: &Path,
 ) -> Result<StreamReport, BenchError> {
     let records = megabytes * 1_000_000 / BYTES_PER_RECORD;
-    let prepared = Prepared::generate(route, records, 1, work).await?;
+    let prepared = Prepared::generate(route, registry, records, 1, work).await?;
     let spec = prepared
         .first_rider()
         .ok_or_else(|| BenchError::Route("the route has no stop after the depot".into()))?;
-    let events = sqs_events(spec, &prepared.tickets)?;
+    let events = batches(spec, &prepared.tickets)?;
     let board = Arc::new(MetricsBoard::default());
-    let processor = prepared.processor(
-        spec,
-        Arc::new(CountingQueues::counting()),
-        Arc::new(prepared.store()),
-        board.clone(),
-    )?;
+    let processor = prepared
+        .processor(
+            spec,
+            Arc::new(CountingQueues::counting()),
+            Arc::new(prepared.store()),
+            board.clone(),
+        )
+        .await?;
     reset_peak_rss()?;
     let started = Instant::now();
     for event in events {
         processor
-            .process(event)
+            .process(event, &Invocation::default())
             .await
             .map_err(|e| stop_error(spec, e))?;
     }

@@ -47,15 +47,6 @@ pub(super) fn render(report: &BenchReport) -> String {
             stop.sqs_billed_per_10k,
         );
     }
-    for stop in &report.stops {
-        if let Some(peer) = &stop.peer {
-            let _ = writeln!(
-                out,
-                "\npeer: Powertools for AWS Lambda BatchProcessor, {} one-record messages of {}'s records: {:.0} records/s; {} is {:.0}x faster",
-                peer.result.records, stop.stop, peer.records_per_sec, stop.stop, peer.ratio
-            );
-        }
-    }
     let usage = &report.usage;
     let cost = &report.cost_per_million;
     let prices = &report.prices;

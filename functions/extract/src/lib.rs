@@ -7,10 +7,21 @@ mod rows;
 use async_trait::async_trait;
 use busline_core::config::{Vars, optional};
 use busline_core::envelope::{Passenger, Rejection};
-use busline_core::{ConfigError, Outbox, Stop, StopContext, StopError};
+use busline_core::{ConfigError, InitError, Outbox, Stop, StopContext, StopError, StopKind};
 pub use rows::InputFormat;
 use rows::Row;
 use serde_json::Value;
+
+/// The kind's name: the template's `BuildProperties.Binary`.
+pub const KIND: &str = "extract";
+
+/// The extract kind, as the registry builds it.
+pub fn kind() -> StopKind {
+    StopKind::stop(KIND, |init| {
+        let config = ExtractConfig::from_vars(init.settings());
+        async move { Ok::<_, InitError>(Extract::new(config?)) }
+    })
+}
 
 /// Rows handed from the parser thread at a time.
 const CHUNK_ROWS: usize = 512;
@@ -86,12 +97,7 @@ impl Extract {
         ticket: Passenger,
         outbox: &mut Outbox,
     ) -> Result<(), StopError> {
-        let Some(key) = ticket
-            .data
-            .get("key")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
+        let Some(key) = ticket.get_str("key").map(str::to_owned) else {
             return outbox
                 .reject(&ticket.reject("ticket has no string field `key`"))
                 .await;
@@ -109,7 +115,7 @@ impl Extract {
             format,
             self.config.csv_delimiter,
             key.clone(),
-            ticket.id.clone(),
+            ticket.id().to_owned(),
             sender,
             CHUNK_ROWS,
         );
@@ -125,7 +131,7 @@ impl Extract {
         match parser.await {
             Ok(result) => result?,
             Err(join) => {
-                return Err(StopError::Retryable(format!(
+                return Err(StopError::retryable(format!(
                     "{key}: parser thread failed: {join}"
                 )));
             }

@@ -1,10 +1,9 @@
 //! The extract stop as a Lambda function.
 
-use busline_extract::{Extract, ExtractConfig};
-use std::sync::Arc;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    busline_lambda::serve_stop(|vars| Ok(Arc::new(Extract::new(ExtractConfig::from_vars(vars)?))))
-        .await
+async fn main() -> Result<(), busline_lambda::Error> {
+    busline_lambda::run(busline_extract::kind()).await
 }

@@ -1,9 +1,9 @@
 //! The parser thread: reads CSV or NDJSON from a streaming object read and sends rows in chunks.
 
 use crate::raw_rejection;
-use busline_core::StopError;
 use busline_core::envelope::{Passenger, Rejection};
 use busline_core::ports::ObjectReader;
+use busline_core::{BoxError, StopError};
 use serde_json::{Map, Value};
 use std::io::BufRead;
 use tokio::sync::mpsc::Sender;
@@ -34,6 +34,15 @@ impl InputFormat {
         let extension = key.rsplit_once('.')?.1;
         InputFormat::from_name(extension)
     }
+}
+
+/// Reading the object failed part way (retryable: the connection may come back).
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: read failed")]
+struct ReadFailed {
+    key: String,
+    #[source]
+    source: BoxError,
 }
 
 /// One parsed row: a passenger, or raw input refused with its reason.
@@ -83,19 +92,22 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn passenger(&self, line: u64, data: Map<String, Value>) -> Row {
-        Row::Passenger(Passenger {
-            id: format!("{}:{line}", self.ticket_id),
-            source: Some(format!("{}:{line}", self.key)),
+        Row::Passenger(Passenger::new(
+            format!("{}:{line}", self.ticket_id),
+            Some(format!("{}:{line}", self.key)),
             data,
-        })
+        ))
     }
 
     fn rejected(&self, line: u64, reason: String, raw: Value) -> Row {
         Row::Rejected(raw_rejection(self.ticket_id, self.key, line, reason, raw))
     }
 
-    fn read_failed(&self, err: impl std::fmt::Display) -> StopError {
-        StopError::Retryable(format!("{}: read failed: {err}", self.key))
+    fn read_failed(&self, err: impl Into<BoxError>) -> StopError {
+        StopError::retryable(ReadFailed {
+            key: self.key.to_owned(),
+            source: err.into(),
+        })
     }
 }
 
@@ -142,7 +154,7 @@ fn parse_csv(
         .enumerate()
         .find(|(i, name)| header[..*i].contains(name))
     {
-        return Err(StopError::Permanent(format!(
+        return Err(StopError::permanent(format!(
             "{}:1: header names column `{}` twice",
             source.key, duplicate.1
         )));
@@ -182,7 +194,7 @@ fn csv_fatal(source: &Source<'_>, err: csv::Error) -> StopError {
     if err.is_io_error() {
         source.read_failed(err)
     } else {
-        StopError::Permanent(format!("{}: {err}", source.key))
+        StopError::permanent(format!("{}: {err}", source.key))
     }
 }
 

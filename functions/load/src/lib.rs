@@ -5,8 +5,19 @@
 use async_trait::async_trait;
 use busline_core::config::{Vars, optional, required};
 use busline_core::envelope::Passenger;
-use busline_core::{ConfigError, Outbox, Stop, StopContext, StopError};
+use busline_core::{ConfigError, InitError, Outbox, Stop, StopContext, StopError, StopKind};
 use serde_json::Value;
+
+/// The kind's name: the template's `BuildProperties.Binary`.
+pub const KIND: &str = "load";
+
+/// The load kind, as the registry builds it.
+pub fn kind() -> StopKind {
+    StopKind::stop(KIND, |init| {
+        let config = LoadConfig::from_vars(init.settings());
+        async move { Ok::<_, InitError>(Load::new(config?)) }
+    })
+}
 
 /// The output formats load writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +126,8 @@ impl Stop for Load {
 fn ndjson(passengers: &[Passenger]) -> Result<Vec<u8>, StopError> {
     let mut body = Vec::with_capacity(passengers.len() * 64);
     for passenger in passengers {
-        serde_json::to_writer(&mut body, &passenger.data)
-            .map_err(|err| StopError::Permanent(format!("passenger {}: {err}", passenger.id)))?;
+        serde_json::to_writer(&mut body, passenger.data())
+            .map_err(|err| StopError::permanent(format!("passenger {}: {err}", passenger.id())))?;
         body.push(b'\n');
     }
     Ok(body)
@@ -125,17 +136,17 @@ fn ndjson(passengers: &[Passenger]) -> Result<Vec<u8>, StopError> {
 fn csv(passengers: &[Passenger]) -> Result<Vec<u8>, StopError> {
     let mut header: Vec<&str> = Vec::new();
     for passenger in passengers {
-        for key in passenger.data.keys() {
+        for key in passenger.data().keys() {
             if !header.contains(&key.as_str()) {
                 header.push(key);
             }
         }
     }
-    let failed = |err: csv::Error| StopError::Permanent(format!("writing CSV: {err}"));
+    let failed = |err: csv::Error| StopError::permanent(format!("writing CSV: {err}"));
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(&header).map_err(failed)?;
     for passenger in passengers {
-        let row = header.iter().map(|name| match passenger.data.get(*name) {
+        let row = header.iter().map(|name| match passenger.get(name) {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
@@ -144,5 +155,5 @@ fn csv(passengers: &[Passenger]) -> Result<Vec<u8>, StopError> {
     }
     writer
         .into_inner()
-        .map_err(|err| StopError::Permanent(format!("writing CSV: {err}")))
+        .map_err(|err| StopError::permanent(format!("writing CSV: {err}")))
 }

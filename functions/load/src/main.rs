@@ -1,9 +1,9 @@
 //! The load stop as a Lambda function.
 
-use busline_load::{Load, LoadConfig};
-use std::sync::Arc;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    busline_lambda::serve_stop(|vars| Ok(Arc::new(Load::new(LoadConfig::from_vars(vars)?)))).await
+async fn main() -> Result<(), busline_lambda::Error> {
+    busline_lambda::run(busline_load::kind()).await
 }

@@ -6,10 +6,21 @@ mod ops;
 
 use async_trait::async_trait;
 use busline_core::config::{Vars, required};
-use busline_core::envelope::Passenger;
-use busline_core::{ConfigError, Outbox, Stop, StopContext, StopError};
-pub use ops::{CastTo, Comparison, Condition, Op, Verdict};
+use busline_core::{
+    ConfigError, InitError, Passenger, PassengerStop, StopContext, StopError, StopKind, Verdict,
+};
+pub use ops::{CastTo, Comparison, Condition, Op};
 
+/// The kind's name: the template's `BuildProperties.Binary`.
+pub const KIND: &str = "transform";
+
+/// The transform kind, as the registry builds it: a passenger at a time.
+pub fn kind() -> StopKind {
+    StopKind::each_passenger(KIND, |init| {
+        let config = TransformConfig::from_vars(init.settings());
+        async move { Ok::<_, InitError>(Transform::new(config?)) }
+    })
+}
 /// The transform stop's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransformConfig {
@@ -49,20 +60,12 @@ impl Transform {
 }
 
 #[async_trait]
-impl Stop for Transform {
-    async fn handle(
+impl PassengerStop for Transform {
+    async fn ride(
         &self,
         _ctx: &StopContext<'_>,
-        passengers: Vec<Passenger>,
-        outbox: &mut Outbox,
-    ) -> Result<(), StopError> {
-        for mut passenger in passengers {
-            match ops::apply_all(&self.config.ops, &mut passenger.data) {
-                Verdict::Keep => outbox.board(&passenger).await?,
-                Verdict::Filtered => outbox.drop_off(1),
-                Verdict::Reject(reason) => outbox.reject(&passenger.reject(reason)).await?,
-            }
-        }
-        Ok(())
+        passenger: &mut Passenger,
+    ) -> Result<Verdict, StopError> {
+        Ok(ops::apply_all(&self.config.ops, passenger.data_mut()))
     }
 }

@@ -1,12 +1,9 @@
 //! The transform stop as a Lambda function.
 
-use busline_transform::{Transform, TransformConfig};
-use std::sync::Arc;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    busline_lambda::serve_stop(|vars| {
-        Ok(Arc::new(Transform::new(TransformConfig::from_vars(vars)?)))
-    })
-    .await
+async fn main() -> Result<(), busline_lambda::Error> {
+    busline_lambda::run(busline_transform::kind()).await
 }

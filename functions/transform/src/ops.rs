@@ -1,5 +1,6 @@
 //! The declarative operations: select, drop, rename, cast, filter, require.
 
+use busline_core::Verdict;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
@@ -70,17 +71,6 @@ pub enum Comparison {
     Missing,
 }
 
-/// What the operations decided for one passenger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Ride on.
-    Keep,
-    /// A filter did not match: drop off.
-    Filtered,
-    /// Refused, with the reason naming the field.
-    Reject(String),
-}
-
 impl Op {
     /// Checks an operation makes sense before any passenger meets it.
     pub fn check(&self) -> Result<(), String> {
@@ -114,11 +104,11 @@ impl Op {
 pub fn apply_all(ops: &[Op], data: &mut Map<String, Value>) -> Verdict {
     for op in ops {
         match apply(op, data) {
-            Verdict::Keep => {}
+            Verdict::Board => {}
             other => return other,
         }
     }
-    Verdict::Keep
+    Verdict::Board
 }
 
 fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
@@ -166,7 +156,7 @@ fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
             }
         }
     }
-    Verdict::Keep
+    Verdict::Board
 }
 
 fn cast(value: &Value, to: CastTo) -> Result<Value, String> {
@@ -235,9 +225,9 @@ fn filter(condition: &Condition, data: &Map<String, Value>) -> Verdict {
         },
     };
     if matched {
-        Verdict::Keep
+        Verdict::Board
     } else {
-        Verdict::Filtered
+        Verdict::DropOff
     }
 }
 
@@ -277,7 +267,7 @@ mod tests {
             &ops(r#"[{"drop":["HEX"]},{"rename":{"Name":"name"}},{"cast":{"n":"number"}}]"#),
             &mut data,
         );
-        assert_eq!(verdict, Verdict::Keep);
+        assert_eq!(verdict, Verdict::Board);
         assert_eq!(
             Value::Object(data).to_string(),
             r#"{"name":"Red","RGB":"(255,0,0)","n":7}"#
@@ -316,13 +306,13 @@ mod tests {
         let gte = ops(r#"[{"filter":{"field":"age","op":"gte","value":18}}]"#);
         assert_eq!(
             apply_all(&gte, &mut record(json!({"age": 20}))),
-            Verdict::Keep
+            Verdict::Board
         );
         assert_eq!(
             apply_all(&gte, &mut record(json!({"age": 3}))),
-            Verdict::Filtered
+            Verdict::DropOff
         );
-        assert_eq!(apply_all(&gte, &mut record(json!({}))), Verdict::Filtered);
+        assert_eq!(apply_all(&gte, &mut record(json!({}))), Verdict::DropOff);
         assert_eq!(
             apply_all(&gte, &mut record(json!({"age": "x"}))),
             Verdict::Reject("field `age`: cannot compare \"x\" with 18 (cast it first)".into())
@@ -330,7 +320,7 @@ mod tests {
         let eq = ops(r#"[{"filter":{"field":"n","op":"eq","value":1}}]"#);
         assert_eq!(
             apply_all(&eq, &mut record(json!({"n": 1.0}))),
-            Verdict::Keep
+            Verdict::Board
         );
     }
 
@@ -339,7 +329,7 @@ mod tests {
         let require = ops(r#"[{"require":["Name"]}]"#);
         assert_eq!(
             apply_all(&require, &mut record(json!({"Name": "x"}))),
-            Verdict::Keep
+            Verdict::Board
         );
         assert_eq!(
             apply_all(&require, &mut record(json!({"Name": null}))),

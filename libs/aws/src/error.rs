@@ -2,6 +2,7 @@
 
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use busline_core::PortError;
+use busline_core::error::{BoxError, chain};
 use std::error::Error;
 
 /// Error codes that mean "slow down, then try again".
@@ -29,32 +30,66 @@ const NOT_FOUND_CODES: [&str; 5] = [
 /// `NotFound`; everything else (bad request, access denied, no credentials) is permanent.
 pub fn classify<E, R>(err: SdkError<E, R>, resource: &str) -> PortError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let message = describe(&err);
-    match &err {
+    let kind = match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             if NOT_FOUND_CODES.contains(&code) {
-                PortError::NotFound {
+                return PortError::NotFound {
                     resource: resource.to_owned(),
-                }
+                };
             } else if THROTTLE_CODES.contains(&code) || code.starts_with("Internal") {
-                PortError::retryable(resource, message)
+                Kind::Retryable(message)
             } else {
-                PortError::permanent(resource, message)
+                Kind::Permanent(message)
             }
         }
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            PortError::retryable(resource, message)
-        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Kind::Retryable(message),
         SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-            PortError::retryable(resource, format!("cannot reach the endpoint: {message}"))
+            Kind::Retryable(format!("cannot reach the endpoint: {message}"))
         }
         // No credentials, a malformed endpoint, an invalid request: retrying cannot help.
-        _ => PortError::permanent(resource, message),
+        _ => Kind::Permanent(message),
+    };
+    kind.into_port_error(resource, err)
+}
+
+/// A classified SDK error before it becomes a [`PortError`].
+enum Kind {
+    Retryable(String),
+    Permanent(String),
+}
+
+impl Kind {
+    /// The port error, with `err` kept as the cause under the described text.
+    fn into_port_error(self, resource: &str, err: impl Error + Send + Sync + 'static) -> PortError {
+        let (retryable, text) = match self {
+            Kind::Retryable(text) => (true, text),
+            Kind::Permanent(text) => (false, text),
+        };
+        let source = Described {
+            text,
+            source: Box::new(err),
+        };
+        if retryable {
+            PortError::retryable(resource, source)
+        } else {
+            PortError::permanent(resource, source)
+        }
     }
+}
+
+/// The SDK error's whole chain in one line (its own text says little), with the SDK error
+/// itself kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct Described {
+    text: String,
+    #[source]
+    source: BoxError,
 }
 
 /// Classifies an S3 error whose HTTP status is all that is known (HeadObject and GetObject
@@ -65,31 +100,21 @@ pub fn classify_with_status<E, R>(
     resource: &str,
 ) -> PortError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match status {
         Some(404) => PortError::NotFound {
             resource: resource.to_owned(),
         },
-        Some(500..=599) => PortError::retryable(resource, describe(&err)),
+        Some(500..=599) => Kind::Retryable(describe(&err)).into_port_error(resource, err),
         _ => classify(err, resource),
     }
 }
 
-/// The error and its causes, each once, joined by ": "; with a hint when credentials are missing.
+/// The error and its causes (see [`chain`]); with a hint when credentials are missing.
 fn describe(err: &(dyn Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(current) = next {
-        let text = current.to_string();
-        // SDK errors often repeat their cause in their own message; keep the new part only.
-        if !parts.last().is_some_and(|last| last.contains(&text)) {
-            parts.push(text);
-        }
-        next = current.source();
-    }
-    let message = parts.join(": ");
+    let message = chain(err);
     let lower = message.to_lowercase();
     if lower.contains("credential") || lower.contains("no identity resolver") {
         format!(

@@ -201,14 +201,16 @@ mod tests {
         let throttled = call_failing_with("ThrottlingException").await;
         assert_eq!(throttled.class(), ErrorClass::Retryable);
         assert!(throttled.to_string().starts_with(QUEUE), "{throttled}");
-        assert_eq!(
-            call_failing_with("AWS.SimpleQueueService.NonExistentQueue").await,
-            PortError::NotFound {
-                resource: QUEUE.into()
-            }
+        let missing = call_failing_with("AWS.SimpleQueueService.NonExistentQueue").await;
+        assert!(
+            matches!(&missing, PortError::NotFound { resource } if resource == QUEUE),
+            "{missing}"
         );
         let denied = call_failing_with("AccessDenied").await;
         assert_eq!(denied.class(), ErrorClass::Permanent);
         assert!(denied.to_string().contains("from the service"), "{denied}");
+        // The SDK error itself is kept as the cause.
+        let cause = denied.cause().expect("a cause");
+        assert!(std::error::Error::source(cause).is_some(), "{denied}");
     }
 }

@@ -6,8 +6,9 @@ use crate::ports::SQS_MAX_BYTES;
 use std::collections::HashMap;
 use std::str::FromStr;
 
-/// Where configuration variables come from.
-pub trait Vars {
+/// Where configuration variables come from: the process environment in Lambda, the template's
+/// `Environment.Variables` in embedded mode.
+pub trait Vars: Send + Sync {
     /// The value of `name`, if set.
     fn var(&self, name: &str) -> Option<String>;
 }

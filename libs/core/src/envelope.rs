@@ -9,18 +9,75 @@ use serde_json::{Map, Value};
 pub const ENVELOPE_VERSION: u32 = 1;
 
 /// One record riding the bus: a JSON object with a stable id.
+///
+/// Its fields are reached through methods, never directly, so that a later envelope can carry
+/// a passenger as raw JSON bytes and parse it only when a stop reads a field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Passenger {
     /// Deterministic id, derived from the trip and the source position.
-    pub id: String,
+    id: String,
     /// Where it was picked up, as `file:line`, so later stops can name it in a rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    source: Option<String>,
     /// The record.
-    pub data: Map<String, Value>,
+    data: Map<String, Value>,
 }
 
 impl Passenger {
+    /// A passenger with a deterministic `id`, where it was picked up (`file:line`), and its record.
+    pub fn new(id: impl Into<String>, source: Option<String>, data: Map<String, Value>) -> Self {
+        Passenger {
+            id: id.into(),
+            source,
+            data,
+        }
+    }
+
+    /// Its deterministic id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where it was picked up (`file:line`), when known.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// The value of `field`, if present.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.data.get(field)
+    }
+
+    /// The value of `field` when it is a string.
+    pub fn get_str(&self, field: &str) -> Option<&str> {
+        self.data.get(field).and_then(Value::as_str)
+    }
+
+    /// Sets `field` (appended when new, in place when present); returns the old value.
+    pub fn insert(&mut self, field: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.data.insert(field.into(), value.into())
+    }
+
+    /// Removes `field`, keeping the order of the others; returns its value.
+    pub fn remove(&mut self, field: &str) -> Option<Value> {
+        self.data.shift_remove(field)
+    }
+
+    /// The whole record, in field order.
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
+    /// The whole record, to change in place.
+    pub fn data_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.data
+    }
+
+    /// The record, taken out of the passenger.
+    pub fn into_data(self) -> Map<String, Value> {
+        self.data
+    }
+
     /// A rejection of this passenger, its reason prefixed with where it was picked up.
     pub fn reject(self, reason: impl std::fmt::Display) -> Rejection {
         let reason = match &self.source {
@@ -187,14 +244,14 @@ mod tests {
 
     #[test]
     fn prefix_plus_passengers_is_a_valid_envelope() {
-        let passenger = Passenger {
-            id: "p1".into(),
-            source: Some("input/a.csv:2".into()),
-            data: serde_json::json!({"Name": "Red"})
+        let passenger = Passenger::new(
+            "p1",
+            Some("input/a.csv:2".into()),
+            serde_json::json!({"Name": "Red"})
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-        };
+        );
         let body = format!(
             "{}{}{}",
             header().json_prefix("b1"),

@@ -24,47 +24,79 @@ impl std::fmt::Display for ErrorClass {
     }
 }
 
+/// Any error, boxed: the cause a [`PortError`], [`StopError`] or [`InitError`] carries.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A failure of a port (queue, object store) naming the resource at fault.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+///
+/// It prints as `resource: cause`; as its own text already holds the cause's, `source()`
+/// continues below the cause, so chain printers (anyhow, [`chain`]) say everything once.
+/// [`PortError::cause`] is the cause itself.
+#[derive(Debug)]
 pub enum PortError {
     /// Worth retrying: throttling, a 5xx, a timeout, a dropped connection.
-    #[error("{resource}: {message}")]
     Retryable {
         /// The queue URL, bucket/key or endpoint involved.
         resource: String,
         /// What went wrong.
-        message: String,
+        source: BoxError,
     },
     /// Retrying cannot help: bad request, access denied, too large.
-    #[error("{resource}: {message}")]
     Permanent {
         /// The queue URL, bucket/key or endpoint involved.
         resource: String,
         /// What went wrong.
-        message: String,
+        source: BoxError,
     },
     /// The queue, bucket or object does not exist.
-    #[error("{resource}: not found")]
     NotFound {
         /// The queue URL, bucket/key involved.
         resource: String,
     },
 }
 
+impl std::fmt::Display for PortError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortError::Retryable { resource, source }
+            | PortError::Permanent { resource, source } => {
+                write!(f, "{resource}: {source}")
+            }
+            PortError::NotFound { resource } => write!(f, "{resource}: not found"),
+        }
+    }
+}
+
+impl std::error::Error for PortError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause()?.source()
+    }
+}
+
 impl PortError {
-    /// Builds a retryable error.
-    pub fn retryable(resource: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A retryable error on `resource`, caused by `source` (an error or a message).
+    pub fn retryable(resource: impl Into<String>, source: impl Into<BoxError>) -> Self {
         PortError::Retryable {
             resource: resource.into(),
-            message: message.into(),
+            source: source.into(),
         }
     }
 
-    /// Builds a permanent error.
-    pub fn permanent(resource: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A permanent error on `resource`, caused by `source` (an error or a message).
+    pub fn permanent(resource: impl Into<String>, source: impl Into<BoxError>) -> Self {
         PortError::Permanent {
             resource: resource.into(),
-            message: message.into(),
+            source: source.into(),
+        }
+    }
+
+    /// What went wrong, as the port reported it (none for `NotFound`).
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PortError::Retryable { source, .. } | PortError::Permanent { source, .. } => {
+                Some(source.as_ref())
+            }
+            PortError::NotFound { .. } => None,
         }
     }
 
@@ -77,18 +109,30 @@ impl PortError {
     }
 }
 
-/// What a stop's handler returns when the whole bus cannot be handled.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+/// What a stop's handler returns when the whole bus cannot be handled: the cause, classified.
+/// It prints as its cause and continues with the cause's own sources, so the whole chain
+/// becomes the dead-letter reason ([`StopError::reason`]); [`StopError::cause`] is the cause.
+#[derive(Debug, Error)]
 pub enum StopError {
     /// Try the bus again later (SQS redelivers it after the visibility timeout).
-    #[error("{0}")]
-    Retryable(String),
+    #[error(transparent)]
+    Retryable(BoxError),
     /// The bus can never succeed: dead-letter it now with this reason.
-    #[error("{0}")]
-    Permanent(String),
+    #[error(transparent)]
+    Permanent(BoxError),
 }
 
 impl StopError {
+    /// A retryable failure caused by `cause` (an error or a message): throttles, outages.
+    pub fn retryable(cause: impl Into<BoxError>) -> Self {
+        StopError::Retryable(cause.into())
+    }
+
+    /// A permanent failure caused by `cause` (an error or a message): the bus is bad.
+    pub fn permanent(cause: impl Into<BoxError>) -> Self {
+        StopError::Permanent(cause.into())
+    }
+
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -96,15 +140,45 @@ impl StopError {
             StopError::Permanent(_) => ErrorClass::Permanent,
         }
     }
+
+    /// What went wrong, as the handler said it.
+    pub fn cause(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            StopError::Retryable(cause) | StopError::Permanent(cause) => cause.as_ref(),
+        }
+    }
+
+    /// The error and every cause below it, as one line (see [`chain`]).
+    pub fn reason(&self) -> String {
+        chain(self)
+    }
 }
 
 impl From<PortError> for StopError {
     fn from(err: PortError) -> Self {
         match err.class() {
-            ErrorClass::Retryable => StopError::Retryable(err.to_string()),
-            _ => StopError::Permanent(err.to_string()),
+            ErrorClass::Retryable => StopError::Retryable(Box::new(err)),
+            _ => StopError::Permanent(Box::new(err)),
         }
     }
+}
+
+/// An error and its causes, each once, joined by ": ". A cause whose text the line already
+/// holds is skipped: many errors repeat their source in their own message.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = next {
+        let text = current.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = current.source();
+    }
+    line
 }
 
 /// A message body that is not a bus this stop can read.
@@ -171,4 +245,93 @@ pub enum ConfigError {
         /// Why it is unusable.
         reason: String,
     },
+}
+
+/// Why a stop could not be built at init, naming the variable, resource or kind at fault.
+#[derive(Debug, Error)]
+pub enum InitError {
+    /// A setting is missing or invalid.
+    #[error(transparent)]
+    Setting(#[from] ConfigError),
+    /// An outside resource the stop needs (a database, an API, a client) is unusable.
+    #[error("{resource}")]
+    Resource {
+        /// The URL, endpoint or name of the resource.
+        resource: String,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// The stop needs something the host does not provide (e.g. the AWS configuration).
+    #[error("stop kind {kind} needs {needs}, which this host does not provide")]
+    Missing {
+        /// The stop kind.
+        kind: String,
+        /// What it needs (a type name).
+        needs: String,
+    },
+    /// The template names a kind this build has not registered.
+    #[error("unknown stop kind {kind:?}; this build knows {known}")]
+    UnknownKind {
+        /// The kind asked for.
+        kind: String,
+        /// The kinds registered, comma-separated.
+        known: String,
+    },
+    /// The kind exists but plays another part (a depot where a queue reader is needed).
+    #[error("stop kind {kind} {found}, but here {wanted}")]
+    WrongPart {
+        /// The kind.
+        kind: String,
+        /// What it is.
+        found: &'static str,
+        /// What the route needs here.
+        wanted: &'static str,
+    },
+}
+
+impl InitError {
+    /// An unusable outside resource, caused by `source` (an error or a message).
+    pub fn resource(resource: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        InitError::Resource {
+            resource: resource.into(),
+            source: source.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Error)]
+    #[error("reading row 7")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_stop_error_keeps_its_cause_chain() {
+        let cause = Outer(std::io::Error::other("connection reset"));
+        let err = StopError::retryable(cause);
+        assert_eq!(err.class(), ErrorClass::Retryable);
+        assert_eq!(err.reason(), "reading row 7: connection reset");
+        assert_eq!(err.to_string(), "reading row 7");
+        assert_eq!(err.cause().to_string(), "reading row 7");
+        let below = std::error::Error::source(&err).expect("the cause's source");
+        assert_eq!(below.to_string(), "connection reset");
+    }
+
+    #[test]
+    fn a_port_error_becomes_a_stop_error_of_its_class_with_its_resource() {
+        let port = PortError::retryable("s3://b/k", std::io::Error::other("503 Slow Down"));
+        let err = StopError::from(port);
+        assert_eq!(err.class(), ErrorClass::Retryable);
+        assert_eq!(err.reason(), "s3://b/k: 503 Slow Down");
+        let err = StopError::from(PortError::NotFound {
+            resource: "queue q".into(),
+        });
+        assert_eq!(
+            (err.class(), err.reason()),
+            (ErrorClass::Permanent, "queue q: not found".into())
+        );
+    }
 }

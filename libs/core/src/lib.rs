@@ -1,7 +1,10 @@
-//! busline core: the envelope ("bus"), the [`Stop`] trait, the batch processor, the forwarder
-//! and the ports. No AWS SDK here: adapters live beside this crate.
+//! busline core: the envelope ("bus"), the [`Stop`] and [`PassengerStop`] traits, the
+//! [`Depot`], the batch processor, the forwarder, the ports and the [`Registry`] of stop kinds.
+//! No AWS SDK and no Lambda types here: hosts and adapters live beside this crate.
 
 pub mod config;
+pub mod delivery;
+pub mod depot;
 pub mod envelope;
 pub mod error;
 pub mod forwarder;
@@ -11,16 +14,22 @@ pub mod outbox;
 pub mod packer;
 pub mod ports;
 pub mod processor;
+pub mod registry;
 pub mod route;
+pub mod runtime;
 pub mod stop;
 
-pub use config::StopConfig;
+pub use config::{StopConfig, Vars};
+pub use delivery::{BatchOutcome, Deadline, Delivery, Invocation};
+pub use depot::{Depot, TripError, TripRequest, TripStarted, TripStarter};
 pub use envelope::{Envelope, Passenger, Rejection};
-pub use error::{ConfigError, ErrorClass, PortError, StopError};
+pub use error::{BoxError, ConfigError, ErrorClass, InitError, PortError, StopError};
 pub use metrics::{InvocationMetrics, StopCounts};
 pub use outbox::Outbox;
-pub use processor::{BatchError, BatchProcessor, StopRuntime};
-pub use stop::{Stop, StopContext};
+pub use processor::{BatchError, BatchProcessor};
+pub use registry::{Extensions, InitContext, ReadyStop, Registry, StopKind};
+pub use runtime::{Ports, StopRuntime};
+pub use stop::{EachPassenger, PassengerStop, Stop, StopContext, Verdict};
 
 /// The README's code examples, compiled as doctests so they stay correct.
 #[cfg(doctest)]

@@ -29,8 +29,6 @@ pub struct StopCounts {
     pub buses_out: u64,
     /// Bytes of bus bodies sent to the next stop.
     pub bytes_out: u64,
-    /// Passengers a handler neither forwarded, dropped off nor rejected (a handler bug).
-    pub unaccounted: u64,
 }
 
 impl StopCounts {
@@ -54,7 +52,6 @@ impl AddAssign for StopCounts {
         self.buses_dead_lettered += o.buses_dead_lettered;
         self.buses_out += o.buses_out;
         self.bytes_out += o.bytes_out;
-        self.unaccounted += o.unaccounted;
     }
 }
 

@@ -27,6 +27,20 @@ pub struct OutboxCounts {
     pub bytes_out: u64,
 }
 
+/// What already left an outbox before its bus was done: buses that departed early because
+/// they were full. They stay sent even when the handler then fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Departed {
+    /// Passengers on buses sent to the next stop.
+    pub forwarded: u64,
+    /// Rejections on buses sent to quarantine.
+    pub rejected: u64,
+    /// Buses sent to the next stop.
+    pub buses: u64,
+    /// Bytes of those buses' bodies (before claim checks).
+    pub bytes: u64,
+}
+
 /// Messages an outbox built but has not sent yet.
 #[derive(Debug, Default)]
 pub struct Departures {
@@ -42,6 +56,9 @@ struct Lane {
     packer: Packer,
     ready: Vec<OutgoingMessage>,
     ready_bytes: usize,
+    /// Riders and body bytes on the `ready` buses.
+    ready_riders: u64,
+    ready_body_bytes: u64,
 }
 
 /// Collects what a stop forwards, drops off and rejects while it handles one bus.
@@ -55,13 +72,14 @@ pub struct Outbox {
     next: Lane,
     quarantine: Lane,
     counts: OutboxCounts,
+    departed: Departed,
     rider: Vec<u8>,
 }
 
 impl Outbox {
     /// An outbox for buses derived from the bus `origin_bus` (hop `hop` when they leave), as
     /// input message `origin` of its batch.
-    pub fn new(
+    pub(crate) fn new(
         config: &StopConfig,
         trip: &str,
         origin_bus: &str,
@@ -82,6 +100,8 @@ impl Outbox {
             packer: Packer::new(header.clone(), origin_bus, config.bus_byte_budget),
             ready: Vec::new(),
             ready_bytes: 0,
+            ready_riders: 0,
+            ready_body_bytes: 0,
         };
         Outbox {
             origin,
@@ -97,6 +117,7 @@ impl Outbox {
                 format!("{origin_bus}/quarantine"),
             ),
             counts: OutboxCounts::default(),
+            departed: Departed::default(),
             rider: Vec::new(),
         }
     }
@@ -104,12 +125,13 @@ impl Outbox {
     /// Boards `passenger` for the next stop.
     pub async fn board(&mut self, passenger: &Passenger) -> Result<(), StopError> {
         if self.next.queue_url.is_none() {
-            return Err(StopError::Permanent(format!(
+            return Err(StopError::permanent(format!(
                 "stop {} has no NEXT_QUEUE_URL, yet its handler boarded passenger {}",
-                self.stop, passenger.id
+                self.stop,
+                passenger.id()
             )));
         }
-        let rider = serialize(&mut self.rider, passenger, &passenger.id)?;
+        let rider = serialize(&mut self.rider, passenger, passenger.id())?;
         self.counts.forwarded += 1;
         let mut full = Vec::new();
         self.next.packer.push(rider, &mut full);
@@ -145,9 +167,19 @@ impl Outbox {
         self.depart_lane(full, false).await
     }
 
+    /// What this outbox counted so far.
+    pub fn counts(&self) -> OutboxCounts {
+        self.counts
+    }
+
+    /// What already left, for the counts of a bus whose handler failed.
+    pub(crate) fn departed(&self) -> Departed {
+        self.departed
+    }
+
     /// Closes both lanes and returns what has not left yet, for the caller to send pooled
     /// with other messages' buses.
-    pub async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
+    pub(crate) async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
         self.depart().await?;
         let last: Vec<PackedBus> = self.quarantine.packer.finish().into_iter().collect();
         self.park_and_queue(last, true).await?;
@@ -162,7 +194,7 @@ impl Outbox {
 
     /// Closes both lanes and sends everything now (for a caller with no batch to pool with,
     /// such as the depot).
-    pub async fn close(self) -> Result<OutboxCounts, StopError> {
+    pub(crate) async fn close(self) -> Result<OutboxCounts, StopError> {
         let next_url = self.next.queue_url.clone();
         let quarantine_url = self.quarantine.queue_url.clone();
         let forwarder = self.forwarder.clone();
@@ -196,9 +228,20 @@ impl Outbox {
         // Leave early once a whole SendMessageBatch is ready, so memory stays bounded.
         if lane.ready.len() >= SQS_MAX_BATCH_ENTRIES || lane.ready_bytes >= SQS_MAX_BYTES {
             let messages = std::mem::take(&mut lane.ready);
+            let (riders, body_bytes) = (lane.ready_riders, lane.ready_body_bytes);
             lane.ready_bytes = 0;
+            lane.ready_riders = 0;
+            lane.ready_body_bytes = 0;
+            let buses = messages.len() as u64;
             if let Some(url) = lane.queue_url.clone() {
                 send_now(&self.forwarder, &url, self.origin, messages).await?;
+            }
+            if quarantine {
+                self.departed.rejected += riders;
+            } else {
+                self.departed.forwarded += riders;
+                self.departed.buses += buses;
+                self.departed.bytes += body_bytes;
             }
         }
         Ok(())
@@ -211,6 +254,7 @@ impl Outbox {
         quarantine: bool,
     ) -> Result<(), StopError> {
         for bus in buses {
+            let (riders, body_bytes) = (bus.riders as u64, bus.body.len() as u64);
             let lane = if quarantine {
                 &self.quarantine
             } else {
@@ -242,6 +286,8 @@ impl Outbox {
                 &mut self.next
             };
             lane.ready_bytes += message.size();
+            lane.ready_riders += riders;
+            lane.ready_body_bytes += body_bytes;
             lane.ready.push(message);
         }
         Ok(())
@@ -262,9 +308,9 @@ async fn send_now(
     match forwarder.send(url, parcels).await.into_iter().next() {
         None => Ok(()),
         Some(failed) if failed.class == ErrorClass::Retryable => {
-            Err(StopError::Retryable(failed.reason))
+            Err(StopError::retryable(failed.reason))
         }
-        Some(failed) => Err(StopError::Permanent(failed.reason)),
+        Some(failed) => Err(StopError::permanent(failed.reason)),
     }
 }
 
@@ -276,6 +322,6 @@ fn serialize<'b, T: serde::Serialize>(
 ) -> Result<&'b str, StopError> {
     buf.clear();
     serde_json::to_writer(&mut *buf, rider)
-        .map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))?;
-    std::str::from_utf8(buf).map_err(|err| StopError::Permanent(format!("passenger {id}: {err}")))
+        .map_err(|err| StopError::permanent(format!("passenger {id}: {err}")))?;
+    std::str::from_utf8(buf).map_err(|err| StopError::permanent(format!("passenger {id}: {err}")))
 }

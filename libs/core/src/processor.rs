@@ -1,24 +1,24 @@
-//! The batch processor: turns one `SqsEvent` into an `SqsBatchResponse`.
+//! The batch processor: handles one batch of deliveries and says which must be retried.
 //!
 //! Each message is handled on its own (a bad body or a panic fails that message only), with
 //! bounded concurrency. Buses are forwarded before a message is acknowledged. A bus that fails
 //! for good is dead-lettered with its reason: at once when permanent, on its last receive when
-//! retryable. All other failures are listed in `batchItemFailures` for SQS to retry; when every
-//! message failed the processor returns an error so Lambda backs off.
+//! retryable. All other failures are returned for the queue to retry; when every message failed
+//! the processor returns an error so the host backs off.
 
-use crate::config::StopConfig;
+use crate::delivery::{BatchOutcome, Delivery, Invocation};
 use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
-use crate::forwarder::{Forwarder, Parcel, RetryPolicy};
+use crate::forwarder::{Forwarder, Parcel};
 use crate::metrics::{InvocationMetrics, StopCounts};
-use crate::outbox::{Departures, Outbox, OutboxCounts};
-use crate::ports::{Attribute, MetricsSink, ObjectStore, OutgoingMessage, QueueSender};
+use crate::outbox::{Departed, Departures, Outbox, OutboxCounts};
+use crate::ports::{Attribute, OutgoingMessage};
+use crate::runtime::StopRuntime;
 use crate::stop::{Stop, StopContext};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{FutureExt, StreamExt};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
@@ -42,32 +42,20 @@ pub mod dead_letter_attributes {
 /// Longest reason text put on a dead-lettered bus.
 const MAX_REASON_LEN: usize = 1000;
 
-/// Returned when every message of a batch failed, so that Lambda backs off.
+/// Returned when every message of a batch failed, so that the host backs off (Lambda reports it
+/// as a function error whose `errorType` is the class).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("all {count} messages of the batch failed; first failure: {first_reason}")]
 pub struct BatchError {
     /// Messages in the batch.
     pub count: usize,
+    /// The first failure's class.
+    pub class: ErrorClass,
     /// The first failure's reason.
     pub first_reason: String,
 }
 
-/// The ports and settings a stop runs with, built once at init.
-#[derive(Clone)]
-pub struct StopRuntime {
-    /// Shared settings.
-    pub config: StopConfig,
-    /// Where buses are sent.
-    pub queues: Arc<dyn QueueSender>,
-    /// The data bucket.
-    pub objects: Arc<dyn ObjectStore>,
-    /// Where metrics go.
-    pub metrics: Arc<dyn MetricsSink>,
-    /// How failed sends are retried.
-    pub retry: RetryPolicy,
-}
-
-/// Runs a stop over SQS batches.
+/// Runs a stop over batches of deliveries.
 pub struct BatchProcessor {
     stop: Arc<dyn Stop>,
     runtime: StopRuntime,
@@ -78,7 +66,22 @@ pub struct BatchProcessor {
 struct Ridden {
     passengers_in: u64,
     trip: Option<String>,
+    /// Passengers the handler picked up, and what left before it finished (for a failure).
+    picked_up: u64,
+    departed: Departed,
     outcome: Result<(OutboxCounts, Departures), Failure>,
+}
+
+impl Ridden {
+    fn undecoded(failure: Failure) -> Self {
+        Ridden {
+            passengers_in: 0,
+            trip: None,
+            picked_up: 0,
+            departed: Departed::default(),
+            outcome: Err(failure),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +94,7 @@ impl From<StopError> for Failure {
     fn from(err: StopError) -> Self {
         Failure {
             class: err.class(),
-            reason: err.to_string(),
+            reason: err.reason(),
         }
     }
 }
@@ -107,17 +110,25 @@ impl BatchProcessor {
         }
     }
 
-    /// Handles one SQS batch and reports exactly the messages SQS must retry.
-    pub async fn process(&self, event: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
+    /// The stop's name (`STOP_NAME`).
+    pub fn stop_name(&self) -> &str {
+        &self.runtime.config.stop
+    }
+
+    /// Handles one batch and reports exactly the deliveries the queue must hand out again.
+    pub async fn process(
+        &self,
+        deliveries: Vec<Delivery>,
+        invocation: &Invocation,
+    ) -> Result<BatchOutcome, BatchError> {
         let started = Instant::now();
         let config = &self.runtime.config;
-        let records = &event.records;
         // Collected first: a closure inside the stream would make this future lose `Send`
         // for tokio::spawn (rustc's higher-ranked lifetime limitation).
-        let rides: Vec<_> = records
+        let rides: Vec<_> = deliveries
             .iter()
             .enumerate()
-            .map(|(origin, record)| self.ride(origin, record))
+            .map(|(origin, delivery)| self.ride(origin, delivery, invocation))
             .collect();
         let mut ridden: Vec<(usize, Ridden)> = futures::stream::iter(rides)
             .buffer_unordered(config.batch_concurrency)
@@ -130,36 +141,28 @@ impl BatchProcessor {
 
         let mut counts = StopCounts::default();
         let mut dead_letters = Vec::new();
-        let mut failed: Vec<(usize, String)> = Vec::new();
-        for (origin, (record, ride)) in records.iter().zip(&ridden).enumerate() {
-            counts.buses_in += 1;
-            counts.passengers_in += ride.passengers_in;
-            match &ride.outcome {
-                Ok((outbox, _)) => {
-                    add_outbox_counts(&mut counts, outbox, ride.passengers_in, record)
-                }
-                Err(failure) => {
-                    counts.buses_failed += 1;
-                    counts.passengers_failed += ride.passengers_in;
-                    let receive_count = receive_count(record);
-                    let last_chance = receive_count >= config.max_receive_count;
-                    let dead_letter = failure.class == ErrorClass::Permanent || last_chance;
-                    tracing::warn!(
-                        message_id = message_id(record),
-                        class = %failure.class,
-                        receive_count,
-                        reason = %failure.reason,
-                        "bus failed"
-                    );
-                    if dead_letter && config.dead_letter_queue_url.is_some() {
-                        dead_letters.push(Parcel {
-                            origin,
-                            message: self.dead_letter_message(record, ride, failure, receive_count),
-                        });
-                    } else {
-                        failed.push((origin, failure.reason.clone()));
-                    }
-                }
+        let mut failed: Vec<(usize, Failure)> = Vec::new();
+        for (origin, (delivery, ride)) in deliveries.iter().zip(&ridden).enumerate() {
+            add_counts(&mut counts, ride);
+            let Err(failure) = &ride.outcome else {
+                continue;
+            };
+            let last_chance = delivery.receive_count >= config.max_receive_count;
+            let dead_letter = failure.class == ErrorClass::Permanent || last_chance;
+            tracing::warn!(
+                message_id = delivery.id,
+                class = %failure.class,
+                receive_count = delivery.receive_count,
+                reason = %failure.reason,
+                "bus failed"
+            );
+            if dead_letter && config.dead_letter_queue_url.is_some() {
+                dead_letters.push(Parcel {
+                    origin,
+                    message: self.dead_letter_message(delivery, ride, failure),
+                });
+            } else {
+                failed.push((origin, failure.clone()));
             }
         }
 
@@ -167,17 +170,19 @@ impl BatchProcessor {
             let dead_lettered = dead_letters.len() as u64;
             let undelivered = self.forwarder.send(url, dead_letters).await;
             for lost in &undelivered {
-                tracing::error!(message_id = message_id(&records[lost.origin]), reason = %lost.reason, "could not dead-letter bus; leaving it to SQS");
-                failed.push((lost.origin, lost.reason.clone()));
+                tracing::error!(message_id = deliveries[lost.origin].id, reason = %lost.reason, "could not dead-letter bus; leaving it to the queue");
+                failed.push((
+                    lost.origin,
+                    Failure {
+                        class: lost.class,
+                        reason: lost.reason.clone(),
+                    },
+                ));
             }
             counts.buses_dead_lettered += dead_lettered - undelivered.len() as u64;
         }
 
         failed.sort_by_key(|(origin, _)| *origin);
-        let mut response = SqsBatchResponse::default();
-        for (origin, _) in &failed {
-            response.add_failure(message_id(&records[*origin]));
-        }
         self.runtime
             .metrics
             .record(&InvocationMetrics {
@@ -185,43 +190,43 @@ impl BatchProcessor {
                 route: config.route.clone(),
                 counts,
                 duration: started.elapsed(),
-                oldest_message_age: oldest_age(records),
+                oldest_message_age: oldest_age(&deliveries),
             })
             .await;
         match failed.first() {
-            Some((_, reason)) if failed.len() == records.len() => Err(BatchError {
-                count: records.len(),
-                first_reason: reason.clone(),
+            Some((_, first)) if failed.len() == deliveries.len() => Err(BatchError {
+                count: deliveries.len(),
+                class: first.class,
+                first_reason: first.reason.clone(),
             }),
-            _ => Ok(response),
+            _ => Ok(BatchOutcome {
+                retry: failed
+                    .iter()
+                    .map(|(origin, _)| deliveries[*origin].id.clone())
+                    .collect(),
+            }),
         }
     }
 
     /// Decodes and handles one message; buses that are complete but not yet sent are returned.
-    async fn ride(&self, origin: usize, record: &SqsMessage) -> (usize, Ridden) {
+    async fn ride(
+        &self,
+        origin: usize,
+        delivery: &Delivery,
+        invocation: &Invocation,
+    ) -> (usize, Ridden) {
         let config = &self.runtime.config;
-        let span = tracing::info_span!("bus", stop = %config.stop, trip = tracing::field::Empty, message_id = message_id(record));
+        let span = tracing::info_span!("bus", stop = %config.stop, trip = tracing::field::Empty, message_id = delivery.id);
         async {
-            let envelope = match self.decode(record).await {
+            let envelope = match self.decode(delivery).await {
                 Ok(envelope) => envelope,
-                Err(failure) => {
-                    return (
-                        origin,
-                        Ridden {
-                            passengers_in: 0,
-                            trip: None,
-                            outcome: Err(failure),
-                        },
-                    );
-                }
+                Err(failure) => return (origin, Ridden::undecoded(failure)),
             };
             tracing::Span::current().record("trip", envelope.trip.as_str());
-            let passengers_in = envelope.passengers.len() as u64;
-            let trip = Some(envelope.trip.clone());
-            let outcome = self.handle(origin, record, envelope).await;
-            if let Ok((counts, _)) = &outcome {
+            let ridden = self.handle(origin, delivery, invocation, envelope).await;
+            if let Ok((counts, _)) = &ridden.outcome {
                 tracing::info!(
-                    passengers_in,
+                    passengers_in = ridden.passengers_in,
                     picked_up = counts.picked_up,
                     forwarded = counts.forwarded,
                     dropped_off = counts.dropped_off,
@@ -229,14 +234,7 @@ impl BatchProcessor {
                     "bus handled"
                 );
             }
-            (
-                origin,
-                Ridden {
-                    passengers_in,
-                    trip,
-                    outcome,
-                },
-            )
+            (origin, ridden)
         }
         .instrument(span)
         .await
@@ -245,9 +243,10 @@ impl BatchProcessor {
     async fn handle(
         &self,
         origin: usize,
-        record: &SqsMessage,
+        delivery: &Delivery,
+        invocation: &Invocation,
         envelope: Envelope<Passenger>,
-    ) -> Result<(OutboxCounts, Departures), Failure> {
+    ) -> Ridden {
         let config = &self.runtime.config;
         let Envelope {
             bus,
@@ -256,14 +255,20 @@ impl BatchProcessor {
             passengers,
             ..
         } = envelope;
-        if hop >= config.max_hops {
-            return Err(Failure {
+        let passengers_in = passengers.len() as u64;
+        let mut ridden = Ridden {
+            passengers_in,
+            trip: Some(trip.clone()),
+            ..Ridden::undecoded(Failure {
                 class: ErrorClass::Permanent,
                 reason: format!(
                     "bus {bus} has travelled {hop} stops, MAX_HOPS is {}: is the route a loop?",
                     config.max_hops
                 ),
-            });
+            })
+        };
+        if hop >= config.max_hops {
+            return ridden;
         }
         let mut outbox = Outbox::new(
             config,
@@ -277,43 +282,50 @@ impl BatchProcessor {
         let ctx = StopContext {
             trip: &trip,
             bus: &bus,
-            message_id: message_id(record),
+            message_id: &delivery.id,
+            request_id: &invocation.request_id,
+            deadline: invocation.deadline,
             config,
             objects: self.runtime.objects.as_ref(),
         };
         let handled = AssertUnwindSafe(self.stop.handle(&ctx, passengers, &mut outbox))
             .catch_unwind()
             .await;
-        match handled {
-            Ok(Ok(())) => Ok(outbox.finish().await?),
+        ridden.picked_up = outbox.counts().picked_up;
+        ridden.departed = outbox.departed();
+        ridden.outcome = match handled {
+            Ok(Ok(())) => match outbox.finish().await {
+                Ok(done) => balanced(&config.stop, passengers_in, done),
+                Err(err) => Err(err.into()),
+            },
             Ok(Err(err)) => Err(err.into()),
             Err(panic) => Err(Failure {
                 class: ErrorClass::Retryable,
                 reason: format!("handler panicked: {}", panic_message(panic.as_ref())),
             }),
-        }
+        };
+        ridden
     }
 
     /// Reads the envelope from the body, or from the object store for a claim check.
     /// Decode failures are retryable: a newer producer may be ahead of this stop's deploy,
     /// and on the last receive the bus is dead-lettered with the reason anyway.
-    async fn decode(&self, record: &SqsMessage) -> Result<Envelope<Passenger>, Failure> {
+    async fn decode(&self, delivery: &Delivery) -> Result<Envelope<Passenger>, Failure> {
         let decode_failure = |err: DecodeError| Failure {
             class: ErrorClass::Retryable,
             reason: err.to_string(),
         };
-        let body = record
-            .body
-            .as_deref()
-            .ok_or(DecodeError::MissingBody)
-            .map_err(decode_failure)?;
+        let body = delivery.body.as_str();
+        if body.is_empty() {
+            return Err(decode_failure(DecodeError::MissingBody));
+        }
         match PayloadPointer::from_body(body) {
             None => decode_envelope(body).map_err(decode_failure),
             Some(pointer) => {
                 let pointer = pointer.map_err(decode_failure)?;
                 let parked = self.fetch_parked(&pointer).await.map_err(|err| Failure {
                     class: err.class(),
-                    reason: format!("claim check: {err}"),
+                    reason: format!("claim check: {}", crate::error::chain(&err)),
                 })?;
                 decode_envelope(&parked).map_err(decode_failure)
             }
@@ -334,7 +346,7 @@ impl BatchProcessor {
         reader
             .read_to_string(&mut body)
             .await
-            .map_err(|err| PortError::retryable(resource, err.to_string()))?;
+            .map_err(|err| PortError::retryable(resource, err))?;
         Ok(body)
     }
 
@@ -383,10 +395,9 @@ impl BatchProcessor {
 
     fn dead_letter_message(
         &self,
-        record: &SqsMessage,
+        delivery: &Delivery,
         ride: &Ridden,
         failure: &Failure,
-        receive_count: u32,
     ) -> OutgoingMessage {
         use dead_letter_attributes as attr;
         let mut reason = failure.reason.clone();
@@ -402,72 +413,80 @@ impl BatchProcessor {
             Attribute::string(attr::REASON, reason),
             Attribute::string(attr::CLASS, failure.class.to_string()),
             Attribute::string(attr::STOP, self.runtime.config.stop.clone()),
-            Attribute::number(attr::RECEIVE_COUNT, receive_count),
-            Attribute::string(attr::MESSAGE_ID, message_id(record)),
+            Attribute::number(attr::RECEIVE_COUNT, delivery.receive_count),
+            Attribute::string(attr::MESSAGE_ID, delivery.id.clone()),
         ];
         if let Some(trip) = &ride.trip {
             attributes.push(Attribute::string(attr::TRIP, trip.clone()));
         }
         OutgoingMessage {
             // An empty body is invalid in SQS; keep the fact visible instead.
-            body: record
-                .body
-                .clone()
-                .filter(|b| !b.is_empty())
-                .unwrap_or_else(|| "(no body)".into()),
+            body: if delivery.body.is_empty() {
+                "(no body)".into()
+            } else {
+                delivery.body.clone()
+            },
             attributes,
         }
     }
 }
 
-fn add_outbox_counts(
-    counts: &mut StopCounts,
-    outbox: &OutboxCounts,
+/// The outbox's result, or a permanent failure when the handler lost or invented passengers:
+/// every passenger that arrived or was picked up must be boarded, dropped off or rejected.
+fn balanced(
+    stop: &str,
     passengers_in: u64,
-    record: &SqsMessage,
-) {
-    counts.picked_up += outbox.picked_up;
-    counts.forwarded += outbox.forwarded;
-    counts.dropped_off += outbox.dropped_off;
-    counts.rejected += outbox.rejected;
-    counts.buses_out += outbox.buses_out;
-    counts.bytes_out += outbox.bytes_out;
-    let arrived = passengers_in + outbox.picked_up;
-    let accounted = outbox.forwarded + outbox.dropped_off + outbox.rejected;
-    if arrived != accounted {
-        tracing::error!(
-            message_id = message_id(record),
-            arrived,
-            accounted,
-            "handler did not account for every passenger (board, drop off or reject each one)"
-        );
-        counts.unaccounted += arrived.abs_diff(accounted);
+    (counts, departures): (OutboxCounts, Departures),
+) -> Result<(OutboxCounts, Departures), Failure> {
+    let arrived = passengers_in + counts.picked_up;
+    let accounted = counts.forwarded + counts.dropped_off + counts.rejected;
+    if arrived == accounted {
+        return Ok((counts, departures));
+    }
+    Err(Failure {
+        class: ErrorClass::Permanent,
+        reason: format!(
+            "stop {stop} did not account for every passenger: {arrived} arrived or were picked up, \
+             {accounted} were boarded, dropped off or rejected (a handler must do one of these to each)"
+        ),
+    })
+}
+
+/// Adds one message's counts. A failed message counts what already left before it failed;
+/// the rest of its passengers count as failed, so the counts add up either way.
+fn add_counts(counts: &mut StopCounts, ride: &Ridden) {
+    counts.buses_in += 1;
+    counts.passengers_in += ride.passengers_in;
+    match &ride.outcome {
+        Ok((outbox, _)) => {
+            counts.picked_up += outbox.picked_up;
+            counts.forwarded += outbox.forwarded;
+            counts.dropped_off += outbox.dropped_off;
+            counts.rejected += outbox.rejected;
+            counts.buses_out += outbox.buses_out;
+            counts.bytes_out += outbox.bytes_out;
+        }
+        Err(_) => {
+            let left = ride.departed;
+            counts.buses_failed += 1;
+            counts.picked_up += ride.picked_up;
+            counts.forwarded += left.forwarded;
+            counts.rejected += left.rejected;
+            counts.buses_out += left.buses;
+            counts.bytes_out += left.bytes;
+            counts.passengers_failed += (ride.passengers_in + ride.picked_up)
+                .saturating_sub(left.forwarded + left.rejected);
+        }
     }
 }
 
-fn message_id(record: &SqsMessage) -> &str {
-    record.message_id.as_deref().unwrap_or_default()
-}
-
-/// SQS's ApproximateReceiveCount; 1 when absent (a hand-made event).
-fn receive_count(record: &SqsMessage) -> u32 {
-    record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(1)
-}
-
-fn oldest_age(records: &[SqsMessage]) -> Option<Duration> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    records
+fn oldest_age(deliveries: &[Delivery]) -> Option<Duration> {
+    let now = SystemTime::now();
+    deliveries
         .iter()
-        .filter_map(|r| r.attributes.get("SentTimestamp")?.parse::<u64>().ok())
+        .filter_map(|d| d.sent_at)
         .min()
-        .map(|sent| Duration::from_millis(now.saturating_sub(sent)))
+        .map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -26,12 +26,16 @@ pub struct StopSpec {
     pub name: String,
     /// The function's logical id in the template.
     pub function: String,
-    /// Which stop implementation runs (the binary: depot, extract, transform, load).
+    /// The stop kind that runs here (the template's `BuildProperties.Binary`), looked up in
+    /// the registry.
     pub kind: String,
-    /// The queue it reads (none for the depot, which a schedule or an API call starts).
+    /// The queue it reads (none for the depot, which a schedule, an API call or a direct
+    /// invoke starts).
     pub queue: Option<String>,
     /// Most messages per invocation.
     pub batch_size: usize,
+    /// The function's timeout (its `Timeout`, else the template's Globals', else Lambda's 3 s).
+    pub timeout: Duration,
     /// The function's environment variables, intrinsic functions resolved.
     pub env: HashMap<String, String>,
 }

@@ -1,6 +1,8 @@
-//! The `Stop` trait: what every stop's handler implements.
+//! What a stop implements: [`Stop`] for a whole bus at a time, or [`PassengerStop`] for one
+//! passenger at a time, where the framework does all the boarding and counting.
 
 use crate::config::StopConfig;
+use crate::delivery::Deadline;
 use crate::envelope::Passenger;
 use crate::error::StopError;
 use crate::outbox::Outbox;
@@ -13,21 +15,27 @@ pub struct StopContext<'a> {
     pub trip: &'a str,
     /// The id of the bus being handled.
     pub bus: &'a str,
-    /// The SQS message id of the bus (for logs).
+    /// The queue message id of the bus (for logs).
     pub message_id: &'a str,
+    /// The invocation's request id (Lambda's `requestId`), for logs.
+    pub request_id: &'a str,
+    /// When the invocation must end, if it has a limit: check [`Deadline::remaining`] before
+    /// starting long work.
+    pub deadline: Option<Deadline>,
     /// The stop's shared settings.
     pub config: &'a StopConfig,
     /// The data bucket (sources, destinations, claim checks).
     pub objects: &'a dyn ObjectStore,
 }
 
-/// One stop of a route: picks up, transforms and/or drops off passengers.
+/// One stop of a route, a bus at a time: picks up, transforms and/or drops off passengers.
 ///
 /// For each bus the handler accounts for every passenger: it boards it for the next stop
 /// ([`Outbox::board`]), drops it off ([`Outbox::drop_off`]) or rejects it with a reason
 /// ([`Outbox::reject`]). New passengers from a source are declared with [`Outbox::pick_up`].
-/// Returning an error fails the whole bus: [`StopError::Retryable`] lets SQS retry it,
-/// [`StopError::Permanent`] dead-letters it with the reason.
+/// Returning an error fails the whole bus: [`StopError::retryable`] lets the queue retry it,
+/// [`StopError::permanent`] dead-letters it with the reason. A handler that loses or invents
+/// passengers fails its bus (permanent): the counts must add up.
 #[async_trait]
 pub trait Stop: Send + Sync {
     /// Handles the passengers of one bus.
@@ -37,4 +45,50 @@ pub trait Stop: Send + Sync {
         passengers: Vec<Passenger>,
         outbox: &mut Outbox,
     ) -> Result<(), StopError>;
+}
+
+/// What becomes of one passenger at a [`PassengerStop`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rides on to the next stop, as the handler left it.
+    Board,
+    /// Leaves the bus here: written to a destination, or filtered out.
+    DropOff,
+    /// Goes to quarantine with this reason (prefixed with where it was picked up).
+    Reject(String),
+}
+
+/// One stop of a route, a passenger at a time: the common case. The framework boards, drops
+/// off or rejects each passenger by its [`Verdict`] and keeps the counts.
+#[async_trait]
+pub trait PassengerStop: Send + Sync {
+    /// Decides what becomes of `passenger`, changing it in place if it rides on. An error
+    /// fails the whole bus, as in [`Stop::handle`].
+    async fn ride(
+        &self,
+        ctx: &StopContext<'_>,
+        passenger: &mut Passenger,
+    ) -> Result<Verdict, StopError>;
+}
+
+/// A [`PassengerStop`] as a [`Stop`].
+pub struct EachPassenger<P>(pub P);
+
+#[async_trait]
+impl<P: PassengerStop> Stop for EachPassenger<P> {
+    async fn handle(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        for mut passenger in passengers {
+            match self.0.ride(ctx, &mut passenger).await? {
+                Verdict::Board => outbox.board(&passenger).await?,
+                Verdict::DropOff => outbox.drop_off(1),
+                Verdict::Reject(reason) => outbox.reject(&passenger.reject(reason)).await?,
+            }
+        }
+        Ok(())
+    }
 }

@@ -2,12 +2,12 @@
 //! Lambda's SQS poller does (receive a batch, invoke, delete what succeeded).
 
 use crate::clock::ManualClock;
-use crate::queue::MemoryQueue;
-use crate::queues::sqs_event;
+use crate::queue::{MemoryQueue, ReceivedMessage};
 use busline_core::ports::SQS_MAX_BATCH_ENTRIES;
-use busline_core::{BatchProcessor, PortError};
+use busline_core::{BatchProcessor, Deadline, Invocation, PortError};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -22,6 +22,9 @@ pub struct BusStop {
     pub batch_size: usize,
     /// Batches of this stop in flight at once (the event source's MaximumConcurrency).
     pub max_concurrency: usize,
+    /// The function's timeout: an invocation still running then is ended, as Lambda ends it,
+    /// and none of its messages is deleted.
+    pub timeout: Duration,
     /// The stop, ready to take batches.
     pub processor: Arc<BatchProcessor>,
 }
@@ -80,20 +83,9 @@ impl EmbeddedBus {
                     in_flight[index] += 1;
                     let processor = stop.processor.clone();
                     let queue = stop.queue.clone();
+                    let timeout = stop.timeout;
                     running.spawn(async move {
-                        let event = sqs_event(queue.name(), &messages);
-                        let failed: HashSet<String> = match processor.process(event).await {
-                            Ok(response) => response
-                                .batch_item_failures
-                                .into_iter()
-                                .map(|failure| failure.item_identifier)
-                                .collect(),
-                            // Lambda treats a function error as the whole batch failing.
-                            Err(_) => messages.iter().map(|m| m.message_id.clone()).collect(),
-                        };
-                        for message in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
-                            queue.delete(&message.receipt_handle);
-                        }
+                        invoke(&processor, &queue, messages, timeout).await;
                         index
                     });
                 }
@@ -127,11 +119,42 @@ impl EmbeddedBus {
     }
 }
 
+/// One invocation, as Lambda's SQS poller makes it: the batch, then a delete of every message
+/// not reported failed. A function error fails the whole batch; so does a timeout.
+async fn invoke(
+    processor: &BatchProcessor,
+    queue: &MemoryQueue,
+    messages: Vec<ReceivedMessage>,
+    timeout: Duration,
+) {
+    let deliveries = messages.iter().map(ReceivedMessage::delivery).collect();
+    let invocation = Invocation {
+        request_id: String::new(),
+        deadline: Some(Deadline::after(timeout)),
+    };
+    let processed = tokio::time::timeout(timeout, processor.process(deliveries, &invocation)).await;
+    let failed: HashSet<String> = match processed {
+        Ok(Ok(outcome)) => outcome.retry.into_iter().collect(),
+        Ok(Err(_)) => messages.iter().map(|m| m.message_id.clone()).collect(),
+        Err(_) => {
+            tracing::warn!(
+                stop = processor.stop_name(),
+                timeout_s = timeout.as_secs_f64(),
+                "invocation timed out: its messages return to the queue after their visibility timeout"
+            );
+            messages.iter().map(|m| m.message_id.clone()).collect()
+        }
+    };
+    for message in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
+        queue.delete(&message.receipt_handle);
+    }
+}
+
 /// Receives up to `batch_size` messages, 10 per call as SQS allows.
 fn receive_batch(
     queue: &MemoryQueue,
     batch_size: usize,
-) -> Result<Vec<crate::queue::ReceivedMessage>, PortError> {
+) -> Result<Vec<ReceivedMessage>, PortError> {
     let mut messages = Vec::new();
     while messages.len() < batch_size.max(1) {
         let want = (batch_size.max(1) - messages.len()).min(SQS_MAX_BATCH_ENTRIES);

@@ -13,4 +13,4 @@ pub use clock::{Clock, ManualClock};
 pub use folder_store::FolderStore;
 pub use metrics_board::{MetricsBoard, StopTally};
 pub use queue::{MemoryQueue, QueueSettings, QueueStats, ReceivedMessage};
-pub use queues::{EmbeddedQueues, sqs_event};
+pub use queues::EmbeddedQueues;

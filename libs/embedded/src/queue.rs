@@ -3,13 +3,13 @@
 //! and at most 10 messages per send or receive batch.
 
 use crate::clock::Clock;
-use busline_core::PortError;
 use busline_core::ports::{
     Attribute, EntryFailure, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES,
 };
+use busline_core::{Delivery, PortError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 /// How a queue behaves, as its CloudFormation properties say.
@@ -49,6 +49,25 @@ pub struct ReceivedMessage {
     pub attributes: HashMap<String, String>,
     /// Message attributes as sent.
     pub message_attributes: Vec<Attribute>,
+}
+
+impl ReceivedMessage {
+    /// The message as the batch processor takes it.
+    pub fn delivery(&self) -> Delivery {
+        let attribute = |name: &str| {
+            self.attributes
+                .get(name)
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Delivery {
+            id: self.message_id.clone(),
+            body: self.body.clone(),
+            receive_count: attribute("ApproximateReceiveCount").map_or(1, |n| n as u32),
+            sent_at: attribute("SentTimestamp")
+                .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
+            attributes: self.message_attributes.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]

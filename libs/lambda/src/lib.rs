@@ -1,64 +1,64 @@
-//! Runs a busline stop as a Lambda function: JSON logs per Lambda's logging controls, typed
-//! config read once from the environment, SDK clients built once, and the SQS batch handler.
+//! The Lambda host: runs one stop kind as a Lambda function. It reads the settings from the
+//! environment, loads the AWS configuration once and offers it to the stop's factory, then
+//! answers SQS batches (a stop) or trip triggers (a depot).
+//!
+//! A function's `main.rs` is a few lines, and the binary chooses its own allocator:
+//!
+//! ```rust,ignore
+//! #[global_allocator]
+//! static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), busline_lambda::Error> {
+//!     busline_lambda::run(busline_transform::kind()).await
+//! }
+//! ```
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use busline_aws::{AwsClients, S3Store, SqsQueues, metrics_sink};
-use busline_core::config::{ProcessEnv, Vars, required};
+use busline_core::config::{ProcessEnv, required};
 use busline_core::forwarder::RetryPolicy;
-use busline_core::{BatchProcessor, ConfigError, Stop, StopConfig, StopRuntime};
-use lambda_runtime::{LambdaEvent, service_fn};
+use busline_core::{Extensions, InitError, Ports, ReadyStop, StopKind};
 use std::sync::Arc;
 
+mod function_error;
 mod logs;
+pub mod sqs;
+pub mod trigger;
 
-/// Every stop binary links this crate, so this sets their allocator: a stop allocates per
-/// passenger, and mimalloc handles that about twice as fast as glibc's malloc (`bus bench`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+pub use function_error::FunctionError;
 pub use logs::{LogFormat, init_logs};
 
-/// The ports and settings of a stop, from the process environment: `DATA_BUCKET`, the shared
-/// stop settings, `METRICS_MODE`. The error names the variable at fault.
-pub async fn init_runtime(vars: &dyn Vars) -> Result<StopRuntime, ConfigError> {
-    let config = StopConfig::from_vars(vars)?;
-    let bucket = required(vars, "DATA_BUCKET")?;
-    let clients = AwsClients::load().await;
-    let metrics = metrics_sink(vars, &clients.cloudwatch)?;
-    Ok(StopRuntime {
-        config,
-        queues: Arc::new(SqsQueues::new(clients.sqs)),
-        objects: Arc::new(S3Store::new(clients.s3, bucket)),
-        metrics,
-        retry: RetryPolicy::default(),
-    })
-}
+/// What `main` returns: any error, reported by the runtime.
+pub type Error = lambda_runtime::Error;
 
-/// Serves a queue-reading stop built by `build` from the environment, until Lambda stops it.
-pub async fn serve_stop(
-    build: impl FnOnce(&dyn Vars) -> Result<Arc<dyn Stop>, ConfigError>,
-) -> Result<(), lambda_runtime::Error> {
+/// Runs `kind` as this Lambda function until Lambda stops it: logs, settings from the
+/// environment, the AWS configuration (offered to the factory as `aws_config::SdkConfig` and
+/// `busline_aws::AwsClients`), the SQS, S3 and metrics ports, then the handler. An init
+/// failure is logged with the variable or resource it names and ends the process.
+pub async fn run(kind: StopKind) -> Result<(), Error> {
     init_logs();
-    let runtime = init_runtime(&ProcessEnv)
+    let ready = build(&kind)
         .await
-        .inspect_err(|err| tracing::error!(%err, "init failed"))?;
-    let stop = build(&ProcessEnv).inspect_err(|err| tracing::error!(%err, "init failed"))?;
-    let processor = Arc::new(BatchProcessor::new(stop, runtime));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let processor = processor.clone();
-        async move { handle_batch(&processor, event.payload).await }
-    }))
-    .await
+        .inspect_err(|err| tracing::error!(kind = kind.name(), error = %busline_core::error::chain(err), "init failed"))?;
+    match ready {
+        ReadyStop::Bus(processor) => sqs::serve(processor).await,
+        ReadyStop::Depot(starter) => trigger::serve(starter).await,
+    }
 }
 
-/// One invocation: the batch response, or an error when every message failed so that Lambda
-/// backs off.
-pub async fn handle_batch(
-    processor: &BatchProcessor,
-    event: SqsEvent,
-) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    processor
-        .process(event)
-        .await
-        .map_err(lambda_runtime::Error::from)
+/// Builds the stop of `kind` from the process environment over the AWS ports.
+async fn build(kind: &StopKind) -> Result<ReadyStop, InitError> {
+    let bucket = required(&ProcessEnv, "DATA_BUCKET")?;
+    let shared = busline_aws::clients::load_config().await;
+    let clients = AwsClients::from_config(&shared);
+    let ports = Ports {
+        queues: Arc::new(SqsQueues::new(clients.sqs.clone())),
+        objects: Arc::new(S3Store::new(clients.s3.clone(), bucket)),
+        metrics: metrics_sink(&ProcessEnv, &clients.cloudwatch)?,
+        retry: RetryPolicy::default(),
+    };
+    let mut extensions = Extensions::default();
+    extensions.insert(shared);
+    extensions.insert(clients);
+    kind.build(Arc::new(ProcessEnv), ports, extensions).await
 }

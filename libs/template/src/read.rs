@@ -223,6 +223,7 @@ fn read_function(
             kind,
             queue,
             batch_size,
+            timeout: Duration::from_secs(timeout),
             env,
         },
         timeout,

@@ -1,8 +1,8 @@
-//! The peer: Powertools for AWS Lambda's BatchProcessor (Python) running the transform stop's
-//! operations on the same records, one record per SQS message, in the same run.
+//! The peer: Powertools for AWS Lambda's BatchProcessor (Python) running a stop's operations
+//! on the same records, one record per SQS message, in the same run.
 
-use super::BenchError;
-use super::prepare::Stage;
+use anyhow::{Context, Result, bail};
+use busline_cli::bench::prepare::Stage;
 use busline_core::Passenger;
 use busline_core::envelope::decode_envelope;
 use serde::{Deserialize, Serialize};
@@ -30,23 +30,23 @@ pub struct PeerResult {
     pub failures: u64,
 }
 
-/// Writes the transform stage's records as SQS events of ten one-record messages and runs the
-/// peer over them for `rounds` rounds.
+/// Writes the stage's records as SQS events of ten one-record messages and runs the peer over
+/// them for `rounds` rounds, with the stage's `TRANSFORM_OPS`.
 pub fn run_peer(
     options: &PeerOptions,
     stage: &Stage,
     work: &Path,
     rounds: u32,
-) -> Result<PeerResult, BenchError> {
-    let fail = |message: String| BenchError::Peer(message);
+) -> Result<PeerResult> {
     let mut records = Vec::new();
     for body in stage.bodies() {
-        let envelope = decode_envelope::<Passenger>(body).map_err(|e| fail(e.to_string()))?;
+        let envelope = decode_envelope::<Passenger>(body)?;
         for passenger in envelope.passengers {
-            let body = Value::Object(passenger.data).to_string();
+            let id = passenger.id().to_owned();
+            let body = Value::Object(passenger.into_data()).to_string();
             records.push(json!({
-                "messageId": passenger.id,
-                "receiptHandle": passenger.id,
+                "messageId": id,
+                "receiptHandle": id,
                 "body": body,
                 "attributes": {"ApproximateReceiveCount": "1"},
                 "messageAttributes": {},
@@ -62,8 +62,8 @@ pub fn run_peer(
         .map(|chunk| json!({"Records": chunk}))
         .collect();
     let path = work.join("powertools-events.json");
-    let text = serde_json::to_vec(&events).map_err(|e| fail(e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| fail(format!("writing {}: {e}", path.display())))?;
+    std::fs::write(&path, serde_json::to_vec(&events)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     let ops = stage
         .spec
         .env
@@ -76,20 +76,20 @@ pub fn run_peer(
         .arg(ops)
         .arg(rounds.to_string())
         .output()
-        .map_err(|e| fail(format!("running {}: {e}", options.python.display())))?;
+        .with_context(|| format!("running {}", options.python.display()))?;
     if !output.status.success() {
-        return Err(fail(format!(
+        bail!(
             "{} {} exited with {}: {}",
             options.python.display(),
             options.script.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr)
-        )));
+        );
     }
-    serde_json::from_slice(&output.stdout).map_err(|e| {
-        fail(format!(
-            "its output is not the expected JSON ({e}): {}",
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "the peer's output is not the expected JSON: {}",
             String::from_utf8_lossy(&output.stdout)
-        ))
+        )
     })
 }

@@ -1,40 +1,57 @@
-//! What starts a trip in Lambda: an EventBridge schedule, an HTTP API call (POST), or a direct
-//! invoke with a trip request.
+//! A depot behind its triggers: an EventBridge schedule, an HTTP API call (POST), or a direct
+//! invoke with a trip request. Each becomes a [`TripRequest`] for the depot's [`TripStarter`].
 
-use crate::{Depot, DepotError, TripRequest};
+use crate::FunctionError;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use base64::Engine;
-use busline_core::StopError;
 use busline_core::id::trip_id;
+use busline_core::{
+    Deadline, ErrorClass, Invocation, StopError, TripError, TripRequest, TripStarter,
+};
+use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use thiserror::Error;
+use std::sync::Arc;
 
-/// A schedule or direct invoke that did not start a trip: returned as the invocation's error so
-/// that EventBridge retries (and, after its retry policy, dead-letters) the event.
-#[derive(Debug, Error)]
-pub enum TriggerError {
-    /// The event is neither a schedule, an HTTP API request nor a trip request.
-    #[error("unrecognised event: {0}")]
-    Unrecognised(String),
-    /// The trip could not start.
-    #[error(transparent)]
-    Depot(#[from] DepotError),
+/// Answers trip triggers with `starter` until Lambda stops the function.
+pub async fn serve(starter: TripStarter) -> Result<(), crate::Error> {
+    let starter = Arc::new(starter);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let starter = starter.clone();
+        async move {
+            let invocation = Invocation {
+                request_id: event.context.request_id.clone(),
+                deadline: (event.context.deadline > 0)
+                    .then(|| Deadline::from_epoch_millis(event.context.deadline)),
+            };
+            respond(&starter, event.payload, &invocation).await
+        }
+    }))
+    .await
 }
 
-/// Starts a trip for `event` and answers in the shape its caller expects.
-pub async fn respond(depot: &Depot, event: Value) -> Result<Value, TriggerError> {
+/// Starts a trip for `event` and answers in the shape its caller expects. A schedule or a
+/// direct invoke that did not start a trip is the invocation's error, so that EventBridge
+/// retries (and, after its retry policy, dead-letters) the event; its `errorType` is the class.
+pub async fn respond(
+    starter: &TripStarter,
+    event: Value,
+    invocation: &Invocation,
+) -> Result<Value, FunctionError> {
+    let unrecognised = |text: String| {
+        FunctionError::new(ErrorClass::Rejected, format!("unrecognised event: {text}"))
+    };
     if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
         let schedule: EventBridgeEvent<Value> = serde_json::from_value(event)
-            .map_err(|err| TriggerError::Unrecognised(format!("scheduled event: {err}")))?;
+            .map_err(|err| unrecognised(format!("scheduled event: {err}")))?;
         // The same scheduled event (a retry) gives the same trip id, so its outputs are replaced.
         let fired = schedule.time.unwrap_or_else(chrono::Utc::now);
         let request = TripRequest {
             trip_id: Some(trip_id(fired, schedule.id.as_deref().unwrap_or_default())),
-            input_prefix: None,
+            ..TripRequest::default()
         };
-        let started = depot.start_trip(request).await?;
+        let started = starter.start_trip(request, invocation).await?;
         return Ok(json!(started));
     }
     if event
@@ -43,19 +60,25 @@ pub async fn respond(depot: &Depot, event: Value) -> Result<Value, TriggerError>
         .is_some()
     {
         let request: ApiGatewayV2httpRequest = serde_json::from_value(event)
-            .map_err(|err| TriggerError::Unrecognised(format!("HTTP API request: {err}")))?;
-        return Ok(http_response(http_start(depot, request).await));
+            .map_err(|err| unrecognised(format!("HTTP API request: {err}")))?;
+        return Ok(http_response(
+            http_start(starter, request, invocation).await,
+        ));
     }
     let request: TripRequest = serde_json::from_value(event).map_err(|err| {
-        TriggerError::Unrecognised(format!(
+        unrecognised(format!(
             "expected a scheduled event, an HTTP API request or a trip request: {err}"
         ))
     })?;
-    Ok(json!(depot.start_trip(request).await?))
+    Ok(json!(starter.start_trip(request, invocation).await?))
 }
 
 /// The status and JSON body for an HTTP API call.
-async fn http_start(depot: &Depot, request: ApiGatewayV2httpRequest) -> (i64, Value) {
+async fn http_start(
+    starter: &TripStarter,
+    request: ApiGatewayV2httpRequest,
+    invocation: &Invocation,
+) -> (i64, Value) {
     let method = request.request_context.http.method.as_str().to_owned();
     if method != "POST" {
         return (
@@ -79,13 +102,13 @@ async fn http_start(depot: &Depot, request: ApiGatewayV2httpRequest) -> (i64, Va
         let request_id = request.request_context.request_id.unwrap_or_default();
         trip_request.trip_id = Some(trip_id(chrono::Utc::now(), &request_id));
     }
-    match depot.start_trip(trip_request).await {
+    match starter.start_trip(trip_request, invocation).await {
         Ok(started) => (202, json!(started)),
-        Err(DepotError::BadRequest(message)) => (400, json!({"error": message})),
-        Err(DepotError::Stop(StopError::Retryable(message))) => {
-            (503, json!({"error": message, "retry": true}))
+        Err(TripError::BadRequest(message)) => (400, json!({"error": message})),
+        Err(TripError::Stop(err @ StopError::Retryable(_))) => {
+            (503, json!({"error": err.reason(), "retry": true}))
         }
-        Err(DepotError::Stop(StopError::Permanent(message))) => (500, json!({"error": message})),
+        Err(TripError::Stop(err)) => (500, json!({"error": err.reason()})),
     }
 }
 

@@ -1,0 +1,323 @@
+//! The `bus` command line: ride a route locally, lint its template, benchmark its stops,
+//! generate data. Every stop is built through the registry it is given.
+
+use crate::bench::stream::stream;
+use crate::bench::{BenchOptions, bench};
+use crate::generate::{GenOptions, generate, megabytes};
+use crate::ride::{RideOptions, ride};
+use anyhow::{Context, Result};
+use busline_core::Registry;
+use busline_core::forwarder::RetryPolicy;
+use busline_core::route::Route;
+use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// busline: serverless event-bus ETL. Rides a route locally with no AWS account.
+#[derive(Parser)]
+#[command(name = "bus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The template and its parameter overrides.
+#[derive(Args)]
+struct RouteArgs {
+    /// The SAM template that describes the route.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Template parameter overrides, e.g. --parameter MaxReceiveCount=3.
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    parameters: Vec<(String, String)>,
+}
+
+impl RouteArgs {
+    fn parameters(&self) -> HashMap<String, String> {
+        self.parameters.iter().cloned().collect()
+    }
+
+    fn route(&self) -> Result<Route> {
+        Ok(busline_template::read_route(
+            &self.template,
+            &self.parameters(),
+        )?)
+    }
+}
+
+/// How results are printed.
+#[derive(Args)]
+struct Output {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stop of the route in one process on embedded queues and a folder as S3.
+    /// Exits 2 when any bus was dead-lettered.
+    Ride {
+        #[command(flatten)]
+        route: RouteArgs,
+        /// Folder of input objects (served under the first stop's INPUT_PREFIX, `input/` when
+        /// it has none).
+        #[arg(long, default_value = "samples/colors")]
+        input: PathBuf,
+        /// Folder standing in for the data bucket: output/, quarantine/ and dead-letter/ land here.
+        #[arg(long, default_value = "bus-out")]
+        output: PathBuf,
+        /// Reuse a trip id: a replay writes the same object keys.
+        #[arg(long)]
+        trip_id: Option<String>,
+        /// Batches in flight at once per stop.
+        #[arg(long, default_value_t = default_concurrency())]
+        concurrency: usize,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// Check the route rules cfn-lint cannot know; exits 1 when any rule is broken.
+    Lint {
+        /// The SAM template to check.
+        #[arg(default_value = "template.yaml")]
+        template: PathBuf,
+        /// Template parameter overrides, e.g. --parameter MaxReceiveCount=3.
+        #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+        parameters: Vec<(String, String)>,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// Benchmark each stop in process on generated data: throughput against the serde_json
+    /// ceiling, SQS calls and billed requests per 10,000 records, cost per million records.
+    Bench {
+        #[command(flatten)]
+        route: RouteArgs,
+        /// Generated records.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Files they are spread over.
+        #[arg(long, default_value_t = 10)]
+        files: u64,
+        /// Timed rounds per stop (the fastest counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Lambda memory for GB-seconds (the template's MemorySize).
+        #[arg(long, default_value_t = 256)]
+        memory_mb: u32,
+        /// Scratch folder for the generated input.
+        #[arg(long, default_value = "data/bench")]
+        work: PathBuf,
+        /// Instead: the streaming check, the first stop after the depot over one generated CSV
+        /// of this many MB, reporting throughput and peak RSS.
+        #[arg(long, value_name = "MB")]
+        stream_mb: Option<u64>,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// Write deterministic synthetic input in the colors schema.
+    Gen {
+        /// Records in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Files to spread them over.
+        #[arg(long, default_value_t = 10)]
+        files: u64,
+        /// Write NDJSON instead of CSV.
+        #[arg(long)]
+        ndjson: bool,
+        /// Output folder.
+        #[arg(long, default_value = crate::generate::default_out().as_os_str())]
+        out: PathBuf,
+        /// Seed; the same seed writes the same bytes.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Make every n-th record malformed (0: none).
+        #[arg(long, default_value_t = 0)]
+        bad_every: u64,
+    },
+}
+
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, found {text:?}"))
+}
+
+/// Runs `bus` with the stop kinds of `registry`: parses the arguments, runs the command, prints
+/// an error with its causes on failure. Call it from a binary's `main`.
+pub fn main(registry: Registry) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BUS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse().command, registry) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, registry: Registry) -> Result<ExitCode> {
+    match command {
+        Command::Ride {
+            route,
+            input,
+            output,
+            trip_id,
+            concurrency,
+            print,
+        } => {
+            let options = RideOptions {
+                route: route.route()?,
+                registry,
+                input,
+                output,
+                trip_id,
+                concurrency,
+                retry: RetryPolicy::default(),
+            };
+            let progress = progress_bar(!print.json && std::io::stderr().is_terminal());
+            let report = runtime()?.block_on(ride(options, |board| {
+                if let Some(bar) = &progress {
+                    let line: Vec<String> = board
+                        .snapshot()
+                        .iter()
+                        .map(|(stop, t)| {
+                            format!("{stop} {}", t.counts.passengers_in + t.counts.picked_up)
+                        })
+                        .collect();
+                    bar.set_message(line.join(" · "));
+                }
+            }))?;
+            if let Some(bar) = progress {
+                bar.finish_and_clear();
+            }
+            emit(print.json, &report, || report.table())?;
+            Ok(if report.dead_lettered() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Lint {
+            template,
+            parameters,
+            print,
+        } => {
+            let text = std::fs::read_to_string(&template)
+                .with_context(|| format!("reading {}", template.display()))?;
+            let parameters: HashMap<String, String> = parameters.into_iter().collect();
+            let findings =
+                busline_template::lint::lint(&text, &template.display().to_string(), &parameters)?;
+            emit(print.json, &findings, || {
+                let mut text: String = findings.iter().map(|f| format!("{f}\n")).collect();
+                text.push_str(&format!(
+                    "{}: {} finding(s)\n",
+                    template.display(),
+                    findings.len()
+                ));
+                text
+            })?;
+            Ok(if findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench {
+            route,
+            records,
+            files,
+            rounds,
+            memory_mb,
+            work,
+            stream_mb,
+            print,
+        } => {
+            let route = route.route()?;
+            let runtime = runtime()?;
+            if let Some(size_mb) = stream_mb {
+                let report = runtime.block_on(stream(&route, &registry, size_mb, &work))?;
+                emit(print.json, &report, || report.line())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let options = BenchOptions {
+                route,
+                registry,
+                records,
+                files,
+                work,
+                rounds,
+                memory_mb,
+            };
+            let report = runtime.block_on(bench(&options))?;
+            emit(print.json, &report, || report.table())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gen {
+            records,
+            files,
+            ndjson,
+            out,
+            seed,
+            bad_every,
+        } => {
+            let generated = generate(&GenOptions {
+                records,
+                files,
+                ndjson,
+                out: out.clone(),
+                seed,
+                bad_every,
+            })
+            .with_context(|| format!("writing generated data to {}", out.display()))?;
+            println!(
+                "wrote {records} records ({} malformed) in {} files, {}, to {}",
+                generated.bad,
+                generated.files.len(),
+                megabytes(generated.bytes),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+/// Prints `value` as pretty JSON, or `text()` for people.
+fn emit<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool) -> Option<indicatif::ProgressBar> {
+    show.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    })
+}

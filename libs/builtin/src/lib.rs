@@ -1,0 +1,13 @@
+//! busline's built-in stop kinds in one registry. A user's `bus` adds its own kinds to it:
+//! `busline_builtin::registry().with(my_stop::kind())`.
+
+use busline_core::Registry;
+
+/// The built-in kinds: `depot`, `extract`, `transform` and `load`.
+pub fn registry() -> Registry {
+    Registry::new()
+        .with(busline_depot::kind())
+        .with(busline_extract::kind())
+        .with(busline_transform::kind())
+        .with(busline_load::kind())
+}

@@ -1,0 +1,72 @@
+//! What a host hands the batch processor: deliveries (one per queue message) and the
+//! invocation they arrived in; and what it hands back. No Lambda types: the Lambda host maps
+//! `SqsEvent` and `SqsBatchResponse`, the embedded bus its own queues.
+
+use crate::ports::Attribute;
+use std::time::{Duration, SystemTime};
+
+/// One queue message, as the processor needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The queue's message id (reported back when the message must be retried).
+    pub id: String,
+    /// The body: an envelope, or a claim-check pointer to one.
+    pub body: String,
+    /// How many times the queue has handed this message out, this time included.
+    pub receive_count: u32,
+    /// When the message was first sent, if the queue said.
+    pub sent_at: Option<SystemTime>,
+    /// The message attributes.
+    pub attributes: Vec<Attribute>,
+}
+
+/// When an invocation must be done by (Lambda's deadline, or the embedded bus's simulation of
+/// the function timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(SystemTime);
+
+impl Deadline {
+    /// A deadline at `at`.
+    pub fn at(at: SystemTime) -> Self {
+        Deadline(at)
+    }
+
+    /// A deadline `timeout` from now.
+    pub fn after(timeout: Duration) -> Self {
+        Deadline(SystemTime::now() + timeout)
+    }
+
+    /// A deadline given as milliseconds since the Unix epoch, as Lambda's `Context` has it.
+    pub fn from_epoch_millis(millis: u64) -> Self {
+        Deadline(SystemTime::UNIX_EPOCH + Duration::from_millis(millis))
+    }
+
+    /// The moment itself.
+    pub fn when(&self) -> SystemTime {
+        self.0
+    }
+
+    /// Time left before the deadline; zero once it has passed.
+    pub fn remaining(&self) -> Duration {
+        self.0
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// The invocation a batch arrived in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invocation {
+    /// The host's request id (Lambda's `requestId`), for logs.
+    pub request_id: String,
+    /// When the invocation must end, when there is such a limit.
+    pub deadline: Option<Deadline>,
+}
+
+/// What the processor reports for one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Ids of the deliveries the queue must hand out again (in batch order); every other
+    /// delivery is done and may be deleted.
+    pub retry: Vec<String>,
+}

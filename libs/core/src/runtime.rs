@@ -1,0 +1,48 @@
+//! What a stop runs with: the host's ports, and the stop's settings.
+
+use crate::config::StopConfig;
+use crate::forwarder::RetryPolicy;
+use crate::ports::{MetricsSink, ObjectStore, QueueSender};
+use std::sync::Arc;
+
+/// The ports a host gives every stop it runs: SQS or in-memory queues, S3 or a folder,
+/// CloudWatch or a metrics board.
+#[derive(Clone)]
+pub struct Ports {
+    /// Where buses are sent.
+    pub queues: Arc<dyn QueueSender>,
+    /// The data bucket.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Where metrics go.
+    pub metrics: Arc<dyn MetricsSink>,
+    /// How failed sends are retried.
+    pub retry: RetryPolicy,
+}
+
+/// The ports and settings one stop runs with, built once at init.
+#[derive(Clone)]
+pub struct StopRuntime {
+    /// Shared settings.
+    pub config: StopConfig,
+    /// Where buses are sent.
+    pub queues: Arc<dyn QueueSender>,
+    /// The data bucket.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Where metrics go.
+    pub metrics: Arc<dyn MetricsSink>,
+    /// How failed sends are retried.
+    pub retry: RetryPolicy,
+}
+
+impl StopRuntime {
+    /// A stop's runtime: its settings over the host's ports.
+    pub fn new(config: StopConfig, ports: &Ports) -> Self {
+        StopRuntime {
+            config,
+            queues: ports.queues.clone(),
+            objects: ports.objects.clone(),
+            metrics: ports.metrics.clone(),
+            retry: ports.retry,
+        }
+    }
+}

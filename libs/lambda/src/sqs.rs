@@ -1,0 +1,67 @@
+//! A stop behind an SQS trigger: `SqsEvent` in, deliveries to the processor, its outcome back
+//! as `SqsBatchResponse` (`batchItemFailures`).
+
+use crate::FunctionError;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use busline_core::ports::Attribute;
+use busline_core::{BatchProcessor, Deadline, Delivery, Invocation};
+use lambda_runtime::{Context, LambdaEvent, service_fn};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Answers SQS batches with `processor` until Lambda stops the function.
+pub async fn serve(processor: BatchProcessor) -> Result<(), crate::Error> {
+    let processor = Arc::new(processor);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let processor = processor.clone();
+        async move { handle(&processor, event.payload, &event.context).await }
+    }))
+    .await
+}
+
+/// One invocation: the batch response, or a function error (its `errorType` the class) when
+/// every message failed, so that Lambda backs off.
+pub async fn handle(
+    processor: &BatchProcessor,
+    event: SqsEvent,
+    context: &Context,
+) -> Result<SqsBatchResponse, FunctionError> {
+    let invocation = Invocation {
+        request_id: context.request_id.clone(),
+        // A hand-made context (tests, `cargo lambda invoke` without a deadline) has none.
+        deadline: (context.deadline > 0).then(|| Deadline::from_epoch_millis(context.deadline)),
+    };
+    let deliveries = event.records.into_iter().map(delivery).collect();
+    let outcome = processor.process(deliveries, &invocation).await?;
+    let mut response = SqsBatchResponse::default();
+    for id in outcome.retry {
+        response.add_failure(id);
+    }
+    Ok(response)
+}
+
+/// What the processor needs of one SQS record.
+pub fn delivery(record: SqsMessage) -> Delivery {
+    let attribute = |name: &str| record.attributes.get(name);
+    Delivery {
+        receive_count: attribute("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1),
+        sent_at: attribute("SentTimestamp")
+            .and_then(|millis| millis.parse().ok())
+            .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
+        attributes: record
+            .message_attributes
+            .iter()
+            .filter_map(|(name, value)| {
+                let text = value.string_value.clone()?;
+                Some(match value.data_type.as_deref() {
+                    Some(kind) if kind.starts_with("Number") => Attribute::number(name, text),
+                    _ => Attribute::string(name, text),
+                })
+            })
+            .collect(),
+        id: record.message_id.unwrap_or_default(),
+        body: record.body.unwrap_or_default(),
+    }
+}
