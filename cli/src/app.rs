@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use busline_core::Registry;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::route::Route;
+use busline_template::add_stop::{NewStop, add_stop};
 use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -88,6 +89,32 @@ enum Command {
         parameters: Vec<(String, String)>,
         #[command(flatten)]
         print: Output,
+    },
+    /// Put a new stop into the template's route after another: its queue, dead-letter queue,
+    /// function, policies, alarms and outputs, one parameter per setting; the stop before it is
+    /// rewired to send to it. The template is rewritten in place (or printed with --print).
+    AddStop {
+        /// The new stop's name (STOP_NAME), e.g. enrich; logical ids use its CamelCase.
+        name: String,
+        /// The stop kind it runs.
+        #[arg(long)]
+        kind: String,
+        /// The stop it comes after (its name or function logical id).
+        #[arg(long)]
+        after: String,
+        /// The SAM template to change.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// The binary holding the kind (BuildProperties.Binary); the kind by default.
+        #[arg(long)]
+        binary: Option<String>,
+        /// A setting of the new stop, e.g. --setting ENRICH_URL=https://api.example.com/;
+        /// it becomes a template parameter (EnrichUrl) with this default.
+        #[arg(long = "setting", value_name = "NAME=VALUE", value_parser = parse_pair)]
+        settings: Vec<(String, String)>,
+        /// Print the new template instead of writing it.
+        #[arg(long)]
+        print: bool,
     },
     /// Benchmark each stop in process on generated data: throughput against the serde_json
     /// ceiling, SQS calls and billed requests per 10,000 records, cost per million records.
@@ -237,6 +264,39 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::AddStop {
+            name,
+            kind,
+            after,
+            template,
+            binary,
+            settings,
+            print,
+        } => {
+            let text = std::fs::read_to_string(&template)
+                .with_context(|| format!("reading {}", template.display()))?;
+            let stop = NewStop {
+                name,
+                kind,
+                after,
+                binary,
+                settings,
+            };
+            let edited = add_stop(&text, &template.display().to_string(), &stop)?;
+            if print {
+                print!("{edited}");
+            } else {
+                write_atomically(&template, &edited)?;
+                println!(
+                    "{}: stop {} (kind {}) now rides after {}; run `bus lint` and `bus ride` to try it",
+                    template.display(),
+                    stop.name,
+                    stop.kind,
+                    stop.after
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             route,
             records,
@@ -294,6 +354,19 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Replaces `path` with `text` through a temporary file beside it, so a failed write leaves the
+/// old template whole.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let mut file = tempfile::NamedTempFile::new_in(folder.unwrap_or(std::path::Path::new(".")))
+        .with_context(|| format!("writing beside {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing beside {}", path.display()))?;
+    file.persist(path)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

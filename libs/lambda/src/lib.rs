@@ -17,7 +17,7 @@
 use busline_aws::{AwsClients, S3Store, SqsQueues, metrics_sink};
 use busline_core::config::{ProcessEnv, required};
 use busline_core::forwarder::RetryPolicy;
-use busline_core::{Extensions, InitError, Ports, ReadyStop, StopKind};
+use busline_core::{Extensions, InitError, Ports, ReadyStop, Registry, StopKind};
 use std::sync::Arc;
 
 mod function_error;
@@ -43,6 +43,23 @@ pub async fn run(kind: StopKind) -> Result<(), Error> {
     match ready {
         ReadyStop::Bus(processor) => sqs::serve(processor).await,
         ReadyStop::Depot(starter) => trigger::serve(starter).await,
+    }
+}
+
+/// Runs the kind `STOP_KIND` names, from `registry`: for a binary that holds several kinds,
+/// such as a user's repository that deploys the built-in kinds beside its own from one build.
+pub async fn run_registry(registry: Registry) -> Result<(), Error> {
+    let kind = match required(&ProcessEnv, "STOP_KIND") {
+        Ok(name) => registry.get(&name).cloned().map_err(Error::from),
+        Err(err) => Err(Error::from(err)),
+    };
+    match kind {
+        Ok(kind) => run(kind).await,
+        Err(err) => {
+            init_logs();
+            tracing::error!(error = %err, "init failed");
+            Err(err)
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! a queue's `!Ref` and `!GetAtt .Arn` both become the queue's logical id (its embedded URL),
 //! and a parameter's `!Ref` becomes its override or default.
 
+pub mod add_stop;
 pub mod lint;
 mod read;
 mod resolve;

@@ -210,6 +210,9 @@ fn read_function(
             reports_batch_item_failures,
         });
     }
+    // One binary may hold several kinds (a user's repository often builds one): then
+    // `STOP_KIND` says which one this function runs.
+    let kind = env.get("STOP_KIND").cloned().unwrap_or(kind);
     let stop_name = env
         .get("STOP_NAME")
         .cloned()

@@ -296,3 +296,132 @@ mod lint_rules {
         );
     }
 }
+
+mod adding_a_stop {
+    use super::*;
+    use crate::add_stop::{NewStop, add_stop};
+
+    fn shipped_text() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        std::fs::read_to_string(path).expect("template")
+    }
+
+    fn enrich(after: &str) -> NewStop {
+        NewStop {
+            name: "enrich".into(),
+            kind: "enrich".into(),
+            after: after.into(),
+            binary: None,
+            settings: vec![("ENRICH_URL".into(), "http://127.0.0.1:8080/colors/".into())],
+        }
+    }
+
+    fn order(text: &str, parameters: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+        let parameters = parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_route(text, "t.yaml", &parameters)
+            .expect("a route")
+            .stops
+            .iter()
+            .map(|s| (s.name.clone(), s.env.get("NEXT_QUEUE_URL").cloned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_stop_added_in_the_middle_is_wired_between_its_neighbours() {
+        let text = add_stop(&shipped_text(), "t.yaml", &enrich("transform")).expect("added");
+        let next = |q: &str| Some(q.to_owned());
+        assert_eq!(
+            order(&text, &[]),
+            [
+                ("depot".into(), next("ExtractQueue")),
+                ("extract".into(), next("TransformQueue")),
+                ("transform".into(), next("EnrichQueue")),
+                ("enrich".into(), next("LoadQueue")),
+                ("load".into(), None),
+            ]
+        );
+        let route = parse_route(&text, "t.yaml", &HashMap::new()).expect("route");
+        let stop = &route.stops[3];
+        assert_eq!(stop.kind, "enrich");
+        assert_eq!(stop.env["ENRICH_URL"], "http://127.0.0.1:8080/colors/");
+        assert_eq!(stop.env["DEAD_LETTER_QUEUE_URL"], "EnrichDeadLetterQueue");
+        assert_eq!(stop.queue.as_deref(), Some("EnrichQueue"));
+        // Its setting is a parameter: a ride or a deploy can change it.
+        let changed = parse_route(
+            &text,
+            "t.yaml",
+            &HashMap::from([("EnrichUrl".to_owned(), "http://elsewhere/".to_owned())]),
+        )
+        .expect("route");
+        assert_eq!(changed.stops[3].env["ENRICH_URL"], "http://elsewhere/");
+        assert!(
+            lint::lint(&text, "t.yaml", &HashMap::new())
+                .expect("lint")
+                .is_empty()
+        );
+        // The rest of the template is untouched, comments included: take out what was added
+        // and point transform back at the load queue, and the shipped template is back.
+        let cut = |text: &str, from: &str, to: &str| -> String {
+            let start = text.find(from).expect("added text");
+            let end = start + text[start..].find(to).expect("its end");
+            format!("{}{}", &text[..start], &text[end..])
+        };
+        let mut restored = cut(&text, "  EnrichUrl:\n", "\nGlobals:");
+        restored = cut(&restored, "  # --- enrich", "\nOutputs:");
+        restored.truncate(restored.find("  EnrichQueueUrl:").expect("its outputs"));
+        let restored = restored.replace("EnrichQueue", "LoadQueue");
+        assert_eq!(restored, shipped_text());
+    }
+
+    #[test]
+    fn a_stop_added_after_the_last_one_extends_the_route() {
+        let mut audit = enrich("load");
+        audit.name = "audit".into();
+        audit.kind = "load".into();
+        audit.binary = Some("busline-stops".into());
+        audit.settings = vec![("OUTPUT_PREFIX".into(), "audit/".into())];
+        let text = add_stop(&shipped_text(), "t.yaml", &audit).expect("added");
+        let stops = order(&text, &[]);
+        assert_eq!(stops[3], ("load".to_owned(), Some("AuditQueue".to_owned())));
+        assert_eq!(stops[4], ("audit".to_owned(), None));
+        let route = parse_route(&text, "t.yaml", &HashMap::new()).expect("route");
+        // A binary holding several kinds: the function says which one with STOP_KIND.
+        assert_eq!(route.stops[4].kind, "load");
+        assert_eq!(route.stops[4].env["STOP_KIND"], "load");
+        assert_eq!(route.stops[4].env["OUTPUT_PREFIX"], "audit/");
+        assert!(text.contains("  AuditOutputPrefix:\n    Type: String\n    Default: audit/\n"));
+        assert!(
+            lint::lint(&text, "t.yaml", &HashMap::new())
+                .expect("lint")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let refused = |stop: NewStop| {
+            add_stop(&shipped_text(), "t.yaml", &stop)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert_eq!(
+            refused(enrich("nowhere")),
+            "t.yaml: Resources: no stop named nowhere to add after"
+        );
+        let mut taken = enrich("transform");
+        taken.name = "load".into();
+        assert_eq!(
+            refused(taken),
+            "t.yaml: Resources.LoadQueue: already exists"
+        );
+        let mut odd = enrich("transform");
+        odd.name = "en rich".into();
+        assert_eq!(
+            refused(odd),
+            "t.yaml: Resources: stop name \"en rich\" must be letters, digits and '-'"
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! `bus add-stop`: puts a new stop into a template's route in one step. It writes the stop's
+//! queue, dead-letter queue, log group, function (least-privilege policies, SQS trigger with
+//! partial batch responses), alarms and outputs, one template parameter per setting, and
+//! rewires the stop before it: its `NEXT_QUEUE_URL` and its send policy now point at the new
+//! queue, and the new stop forwards to where that stop used to.
+//!
+//! The template is edited as text, so its comments and layout stay as they are; the result is
+//! read back as a route and linted before it is returned.
+
+use crate::lint::lint;
+use crate::read::read_resources;
+use crate::{TemplateError, parse_route};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// What to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStop {
+    /// The stop's name (`STOP_NAME`), e.g. `enrich`; logical ids are its CamelCase (`Enrich…`).
+    pub name: String,
+    /// The stop kind it runs (a registered kind).
+    pub kind: String,
+    /// The stop (its name or its function's logical id) it comes after.
+    pub after: String,
+    /// The binary that holds the kind (`BuildProperties.Binary`); the kind when `None`. When
+    /// they differ the function gets `STOP_KIND`.
+    pub binary: Option<String>,
+    /// The stop's own settings: each becomes a template parameter (the variable in CamelCase,
+    /// after the stop's id unless it starts with it) with this default, so a deploy or
+    /// `bus ride --parameter` can change it.
+    pub settings: Vec<(String, String)>,
+}
+
+/// Parameters the generated resources refer to; a template shaped like busline's has them.
+const NEEDED_PARAMETERS: [&str; 6] = [
+    "RouteName",
+    "MaxReceiveCount",
+    "QueueVisibilityTimeout",
+    "LogRetentionDays",
+    "StopConcurrency",
+    "AgeAlarmSeconds",
+];
+
+/// The template `text` (named `file` in errors) with `stop` added after `stop.after`.
+pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, TemplateError> {
+    let fail = |path: &str, message: String| TemplateError::Route {
+        file: file.to_owned(),
+        path: path.to_owned(),
+        message,
+    };
+    let resources = read_resources(text, file, &HashMap::new())?;
+    let before = resources
+        .functions
+        .iter()
+        .find(|f| f.spec.name == stop.after || f.spec.function == stop.after)
+        .ok_or_else(|| {
+            fail(
+                "Resources",
+                format!("no stop named {} to add after", stop.after),
+            )
+        })?;
+    let id = logical_id(&stop.name).ok_or_else(|| {
+        fail(
+            "Resources",
+            format!("stop name {:?} must be letters, digits and '-'", stop.name),
+        )
+    })?;
+    let document = crate::parse_document(text, file)?;
+    for taken in resource_ids(&id) {
+        if document
+            .get("Resources")
+            .and_then(|r| r.get(&taken))
+            .is_some()
+        {
+            return Err(fail(&format!("Resources.{taken}"), "already exists".into()));
+        }
+    }
+    let parameters = document.get("Parameters");
+    for needed in NEEDED_PARAMETERS {
+        if parameters.and_then(|p| p.get(needed)).is_none() {
+            return Err(fail(
+                "Parameters",
+                format!(
+                    "has no {needed}, which the new stop's resources refer to (start from busline's template.yaml)"
+                ),
+            ));
+        }
+    }
+    let settings: Vec<(String, String, String)> = stop
+        .settings
+        .iter()
+        .map(|(var, default)| (var.clone(), parameter_name(&id, var), default.clone()))
+        .collect();
+    for (var, parameter, _) in &settings {
+        if parameters.and_then(|p| p.get(parameter.as_str())).is_some() {
+            return Err(fail(
+                &format!("Parameters.{parameter}"),
+                format!("already exists; name the setting {var} differently"),
+            ));
+        }
+    }
+
+    let next = before.next_queue().map(str::to_owned);
+    let mut edited = rewire(text, &before.spec.function, next.as_deref(), &id)
+        .map_err(|message| fail(&format!("Resources.{}", before.spec.function), message))?;
+    edited = insert_section_end(&edited, "Parameters", &parameters_text(&settings))
+        .map_err(|message| fail("Parameters", message))?;
+    edited = insert_before_outputs(
+        &edited,
+        &resources_text(stop, &id, next.as_deref(), &settings),
+    );
+    edited = insert_section_end(&edited, "Outputs", &outputs_text(&id))
+        .unwrap_or_else(|_| format!("{edited}\nOutputs:\n{}", outputs_text(&id)));
+
+    // What was written must be a route with the new stop right after `before`, and lint clean.
+    let route = parse_route(&edited, file, &HashMap::new())?;
+    let position = route
+        .stops
+        .iter()
+        .position(|s| s.function == before.spec.function);
+    let placed = position.and_then(|p| route.stops.get(p + 1));
+    if placed.map(|s| s.name.as_str()) != Some(stop.name.as_str()) {
+        return Err(fail(
+            "Resources",
+            format!("{} did not land after {}", stop.name, stop.after),
+        ));
+    }
+    if let Some(finding) = lint(&edited, file, &HashMap::new())?.into_iter().next() {
+        return Err(fail(
+            &finding.resource,
+            format!("the new route breaks a rule: {finding}"),
+        ));
+    }
+    Ok(edited)
+}
+
+/// `geo-enrich` -> `GeoEnrich`; `None` for an empty name or other characters.
+fn logical_id(name: &str) -> Option<String> {
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    ok.then(|| camel_case(name))
+}
+
+/// The parameter for setting `var` of stop `id`: `EnrichUrl` for `ENRICH_URL` of `Enrich`,
+/// `AuditOutputPrefix` for `OUTPUT_PREFIX` of `Audit`, so stops' parameters never collide.
+fn parameter_name(id: &str, var: &str) -> String {
+    let name = camel_case(var);
+    if name.starts_with(id) {
+        name
+    } else {
+        format!("{id}{name}")
+    }
+}
+
+/// `ENRICH_URL` -> `EnrichUrl`, `geo-enrich` -> `GeoEnrich`.
+fn camel_case(text: &str) -> String {
+    text.split(['_', '-'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let lower = part.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn resource_ids(id: &str) -> [String; 6] {
+    [
+        "Queue",
+        "DeadLetterQueue",
+        "LogGroup",
+        "Function",
+        "DeadLetterAlarm",
+        "AgeAlarm",
+    ]
+    .map(|suffix| format!("{id}{suffix}"))
+}
+
+/// The lines of `function`'s block under `Resources` (two-space indented key) as a range.
+fn block(lines: &[&str], function: &str) -> Option<std::ops::Range<usize>> {
+    let header = format!("  {function}:");
+    let start = lines.iter().position(|l| l.trim_end() == header)?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| {
+            let indent = l.len() - l.trim_start().len();
+            !l.trim().is_empty() && !l.trim_start().starts_with('#') && indent <= 2
+        })
+        .map_or(lines.len(), |offset| start + 1 + offset);
+    Some(start..end)
+}
+
+/// Points `function` at `new`'s queue: its `NEXT_QUEUE_URL` and its send policy.
+fn rewire(text: &str, function: &str, next: Option<&str>, new: &str) -> Result<String, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let range = block(&lines, function).ok_or("not found as a two-space indented resource")?;
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let new_ref = format!("!Ref {new}Queue");
+    let new_arn = format!("!GetAtt {new}Queue.Arn");
+    let (mut variable, mut policy) = (false, false);
+    let mut in_send_statement = false;
+    for line in &mut out[range.clone()] {
+        let trimmed = line.trim().to_owned();
+        let indent = line[..line.len() - line.trim_start().len()].to_owned();
+        match next {
+            Some(old) => {
+                if trimmed == format!("NEXT_QUEUE_URL: !Ref {old}") {
+                    *line = line.replace(&format!("!Ref {old}"), &new_ref);
+                    variable = true;
+                } else if trimmed == format!("- !GetAtt {old}.Arn") {
+                    *line = line.replace(&format!("!GetAtt {old}.Arn"), &new_arn);
+                    policy = true;
+                }
+            }
+            // A last stop: it gains a NEXT_QUEUE_URL, and its send statement the new queue.
+            None => {
+                if trimmed.starts_with("STOP_NAME:") && !variable {
+                    line.push_str(&format!("\n{indent}NEXT_QUEUE_URL: {new_ref}"));
+                    variable = true;
+                } else if trimmed == "Action: sqs:SendMessage" {
+                    in_send_statement = true;
+                } else if in_send_statement && trimmed == "Resource:" && !policy {
+                    line.push_str(&format!("\n{indent}  - {new_arn}"));
+                    policy = true;
+                }
+            }
+        }
+    }
+    if !variable {
+        return Err(match next {
+            Some(old) => format!(
+                "its NEXT_QUEUE_URL is not written as `!Ref {old}`, so it cannot be rewired"
+            ),
+            None => "it has no STOP_NAME variable to put NEXT_QUEUE_URL beside".into(),
+        });
+    }
+    if !policy {
+        return Err(match next {
+            Some(old) => format!(
+                "no policy statement lists `!GetAtt {old}.Arn`, so its send permission cannot be moved"
+            ),
+            None => {
+                "no sqs:SendMessage statement has a Resource list to add the new queue to".into()
+            }
+        });
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+/// `text` with `addition` appended to the end of the top-level section `section`.
+fn insert_section_end(text: &str, section: &str, addition: &str) -> Result<String, String> {
+    if addition.is_empty() {
+        return Ok(text.to_owned());
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == format!("{section}:"))
+        .ok_or_else(|| format!("the template has no top-level {section}: section"))?;
+    let mut end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with('#'))
+        .map_or(lines.len(), |offset| start + 1 + offset);
+    while end > start + 1 && lines[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    let mut out = lines[..end].join("\n");
+    out.push('\n');
+    out.push_str(addition);
+    let rest = lines[end..].join("\n");
+    if !rest.is_empty() {
+        out.push_str(&rest);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `text` with `block` inserted before the top-level `Outputs:` (at the end when there is none).
+fn insert_before_outputs(text: &str, block: &str) -> String {
+    match text.find("\nOutputs:") {
+        Some(at) => format!(
+            "{}\n{block}{}",
+            text[..at].trim_end_matches('\n'),
+            &text[at..]
+        ),
+        None => format!("{}\n{block}", text.trim_end_matches('\n')),
+    }
+}
+
+fn parameters_text(settings: &[(String, String, String)]) -> String {
+    let mut out = String::new();
+    for (var, parameter, default) in settings {
+        let _ = write!(
+            out,
+            "  {parameter}:\n    Type: String\n    Default: {}\n    Description: {var} of the stop added by bus add-stop.\n",
+            yaml_string(default)
+        );
+    }
+    out
+}
+
+fn outputs_text(id: &str) -> String {
+    format!(
+        "  {id}QueueUrl:\n    Value: !Ref {id}Queue\n  {id}DeadLetterQueueUrl:\n    Value: !Ref {id}DeadLetterQueue\n"
+    )
+}
+
+/// `text` as a YAML scalar, quoted where YAML needs it.
+fn yaml_string(text: &str) -> String {
+    serde_yaml_ng::to_string(text)
+        .map(|yaml| yaml.trim_end().to_owned())
+        .unwrap_or_else(|_| format!("{text:?}"))
+}
+
+/// The new stop's resources, shaped like the template's own stops.
+fn resources_text(
+    stop: &NewStop,
+    id: &str,
+    next: Option<&str>,
+    settings: &[(String, String, String)],
+) -> String {
+    let name = &stop.name;
+    let binary = stop.binary.as_deref().unwrap_or(&stop.kind);
+    let mut variables = format!("          STOP_NAME: {name}\n");
+    if binary != stop.kind {
+        let _ = writeln!(variables, "          STOP_KIND: {}", stop.kind);
+    }
+    if let Some(next) = next {
+        let _ = writeln!(variables, "          NEXT_QUEUE_URL: !Ref {next}");
+    }
+    let _ = writeln!(
+        variables,
+        "          DEAD_LETTER_QUEUE_URL: !Ref {id}DeadLetterQueue"
+    );
+    for (var, parameter, _) in settings {
+        let _ = writeln!(variables, "          {var}: !Ref {parameter}");
+    }
+    let next_arn = next
+        .map(|q| format!("                - !GetAtt {q}.Arn\n"))
+        .unwrap_or_default();
+    const SSE: &str = "    Metadata:\n      checkov:\n        skip:\n          - id: CKV_AWS_27\n            comment: Encrypted at rest with SSE-SQS (SqsManagedSseEnabled); checkov counts only KMS, which would add a KMS request per message.\n";
+    format!(
+        r#"  # --- {name} (bus add-stop: kind {kind}, after {after}) ---
+  {id}Queue:
+    Type: AWS::SQS::Queue
+{SSE}    Properties:
+      VisibilityTimeout: !Ref QueueVisibilityTimeout
+      MessageRetentionPeriod: 345600
+      SqsManagedSseEnabled: true
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt {id}DeadLetterQueue.Arn
+        maxReceiveCount: !Ref MaxReceiveCount
+  {id}DeadLetterQueue:
+    Type: AWS::SQS::Queue
+{SSE}    Properties:
+      MessageRetentionPeriod: 1209600
+      SqsManagedSseEnabled: true
+  {id}LogGroup:
+    Type: AWS::Logs::LogGroup
+    Metadata:
+      checkov:
+        skip:
+          - id: CKV_AWS_158
+            comment: Log lines carry ids and counts, never payloads; CloudWatch Logs encrypts them at rest by default.
+    Properties:
+      RetentionInDays: !Ref LogRetentionDays
+  {id}Function:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: {binary}
+      checkov:
+        skip:
+          - id: CKV_AWS_116
+            comment: Failures are dead-lettered by the SQS redrive policy and by the stop itself, with reasons; a function DLQ only serves async invokes.
+          - id: CKV_AWS_117
+            comment: The function reaches its outside resources through their public endpoints; no VPC resources.
+          - id: CKV_AWS_173
+            comment: Environment variables hold queue URLs and settings, no secrets; Lambda encrypts them at rest with its service key.
+    Properties:
+      CodeUri: .
+      LoggingConfig:
+        LogGroup: !Ref {id}LogGroup
+      Environment:
+        Variables:
+{variables}      Policies:
+        - Statement:
+            - Sid: SendOnTheRoute
+              Effect: Allow
+              Action: sqs:SendMessage
+              Resource:
+{next_arn}                - !GetAtt {id}DeadLetterQueue.Arn
+                - !GetAtt QuarantineQueue.Arn
+            - Sid: GetObject
+              Effect: Allow
+              Action: s3:GetObject
+              Resource:
+                - !Sub "${{DataBucket.Arn}}/claim-check/*"
+            - Sid: PutObject
+              Effect: Allow
+              Action: s3:PutObject
+              Resource:
+                - !Sub "${{DataBucket.Arn}}/claim-check/*"
+            - Sid: PublishMetrics
+              Effect: Allow
+              Action: cloudwatch:PutMetricData
+              Resource: "*"
+              Condition:
+                StringEquals:
+                  cloudwatch:namespace: busline
+      Events:
+        Bus:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt {id}Queue.Arn
+            BatchSize: 10
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes:
+              - ReportBatchItemFailures
+            ScalingConfig:
+              MaximumConcurrency: !Ref StopConcurrency
+  {id}DeadLetterAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: !Sub "busline ${{RouteName}}: buses dead-lettered at {name}; read their busline.reason attribute"
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions:
+        - Name: QueueName
+          Value: !GetAtt {id}DeadLetterQueue.QueueName
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+  {id}AgeAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: !Sub "busline ${{RouteName}}: buses wait too long for {name}"
+      Namespace: AWS/SQS
+      MetricName: ApproximateAgeOfOldestMessage
+      Dimensions:
+        - Name: QueueName
+          Value: !GetAtt {id}Queue.QueueName
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 5
+      Threshold: !Ref AgeAlarmSeconds
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+"#,
+        kind = stop.kind,
+        after = stop.after,
+    )
+}
