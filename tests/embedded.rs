@@ -308,7 +308,7 @@ mod flow_control {
                     queue: tickets,
                     batch_size: 1,
                     max_concurrency: 1,
-                    timeout: Duration::from_secs(30),
+                    timeout: Some(Duration::from_secs(30)),
                     processor: self.processor("producer", Some("mid"), Arc::new(Fanout)),
                 },
                 BusStop {
@@ -316,7 +316,7 @@ mod flow_control {
                     queue: self.queues.get("mid").expect("queue").clone(),
                     batch_size: 10,
                     max_concurrency: 2,
-                    timeout,
+                    timeout: Some(timeout),
                     processor: self.processor("consumer", None, consumer),
                 },
             ];

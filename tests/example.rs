@@ -3,11 +3,11 @@
 //! the colors route with its enrich stop against a real HTTP server on loopback.
 
 use busline_template::add_stop::{NewStop, add_stop};
+use busline_tests::colors_api::ColorsApi;
 use busline_tests::{files_under, workspace_root};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn example() -> PathBuf {
@@ -35,42 +35,6 @@ fn example_bus() -> PathBuf {
             target.join("debug/enrich-bus")
         })
         .clone()
-}
-
-/// tests/colors_api.py on a free loopback port; killed when dropped.
-struct ColorsApi {
-    child: Child,
-    url: String,
-}
-
-impl ColorsApi {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new("python3")
-            .arg(example().join("tests/colors_api.py"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the colors API");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the API says where it listens");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        ColorsApi {
-            child,
-            url: format!("http://127.0.0.1:{port}/colors/"),
-        }
-    }
-}
-
-impl Drop for ColorsApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn ride(url: &str, out: &Path, trip: &str) -> Output {

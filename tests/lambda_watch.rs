@@ -4,111 +4,11 @@
 use busline_core::envelope::{Passenger, decode_envelope};
 use busline_tests::backends::{QueueBackend, SqsBackend, receive_n};
 use busline_tests::cloud::cloud;
+use busline_tests::watch::{cargo_lambda, start_watch};
 use busline_tests::{assert_transformed_sample_event, workspace_root};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// The pinned cargo-lambda that ./infra/test installs.
-fn cargo_lambda() -> PathBuf {
-    let path = workspace_root().join("infra/.venv/bin/cargo-lambda");
-    assert!(
-        path.exists(),
-        "cargo-lambda is not installed at {}: run ./infra/install (pip install cargo-lambda==1.9.2 works too)",
-        path.display()
-    );
-    path
-}
-
-/// `cargo lambda watch`, killed with its whole process group when dropped.
-struct Watch {
-    child: Child,
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn start_watch(port: u16, env: &[(String, String)]) -> Watch {
-    use std::os::unix::process::CommandExt;
-    let tool = cargo_lambda();
-    let mut command = Command::new(&tool);
-    command
-        .args([
-            "lambda",
-            "watch",
-            "--ignore-changes",
-            "--invoke-port",
-            &port.to_string(),
-            "-p",
-            "busline-transform",
-        ])
-        .current_dir(workspace_root())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                tool.parent().expect("bin").display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for (key, value) in env {
-        command.args(["--env-var", &format!("{key}={value}")]);
-    }
-    let mut child = command.spawn().expect("cargo lambda watch starts");
-    let output = Arc::new(Mutex::new(Vec::new()));
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                output.lock().expect("lock").push(line);
-            }
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not listen on {port}: {:?}",
-            output.lock().expect("lock")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Watch { child, output }
-}
+use std::process::Command;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
@@ -145,10 +45,19 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let port = free_port();
-    let watch = tokio::task::spawn_blocking(move || start_watch(port, &env))
+    let mut args = vec!["-p".to_owned(), "busline-transform".to_owned()];
+    for (key, value) in &env {
+        args.extend(["--env-var".to_owned(), format!("{key}={value}")]);
+    }
+    let watch = tokio::task::spawn_blocking(move || start_watch(&workspace_root(), &args))
         .await
         .expect("watch");
+    let port = watch
+        .endpoint
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
 
     // The first invoke builds the function; allow for a cold build.
     let invoke = tokio::task::spawn_blocking(move || {
@@ -160,7 +69,7 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
                 "--data-file",
                 "events/sqs-transform.json",
                 "--invoke-port",
-                &port.to_string(),
+                &port,
             ])
             .current_dir(workspace_root())
             .output()

@@ -4,7 +4,7 @@
 use crate::bench::stream::stream;
 use crate::bench::{BenchOptions, bench};
 use crate::generate::{GenOptions, generate, megabytes};
-use crate::ride::{RideOptions, ride};
+use crate::ride::{InvokeOptions, RideOptions, ride};
 use anyhow::{Context, Result};
 use busline_core::Registry;
 use busline_core::forwarder::RetryPolicy;
@@ -13,6 +13,7 @@ use busline_template::add_stop::{NewStop, add_stop};
 use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,8 +77,27 @@ enum Command {
         /// Batches in flight at once per stop.
         #[arg(long, default_value_t = default_concurrency())]
         concurrency: usize,
+        /// Reach a stop through the Lambda Invoke API instead of building it here: STOP=URL for
+        /// one stop, URL for every stop (e.g. http://127.0.0.1:9000 of `cargo lambda watch`).
+        /// Start its function with the variables `bus env STOP` prints.
+        #[arg(long = "invoke", value_name = "[STOP=]URL", value_parser = parse_invoke)]
+        invoke: Vec<(Option<String>, String)>,
+        /// Where the ride serves SQS and S3 for invoked functions (their AWS_ENDPOINT_URL).
+        #[arg(long, default_value = busline_driver::DEFAULT_ADDRESS)]
+        serve: SocketAddr,
         #[command(flatten)]
         print: Output,
+    },
+    /// Print the variables a function needs to run one stop against `bus ride --invoke`, as
+    /// NAME=VALUE lines (for `cargo lambda watch --env-file`).
+    Env {
+        /// The stop (its STOP_NAME).
+        stop: String,
+        #[command(flatten)]
+        route: RouteArgs,
+        /// The address `bus ride --serve` uses.
+        #[arg(long, default_value = busline_driver::DEFAULT_ADDRESS)]
+        serve: SocketAddr,
     },
     /// Check the route rules cfn-lint cannot know; exits 1 when any rule is broken.
     Lint {
@@ -172,6 +192,21 @@ fn default_concurrency() -> usize {
         .unwrap_or(4)
 }
 
+/// `STOP=URL` or `URL`.
+fn parse_invoke(text: &str) -> Result<(Option<String>, String), String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Ok((None, text.to_owned()));
+    }
+    match text.split_once('=') {
+        Some((stop, url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok((Some(stop.to_owned()), url.to_owned()))
+        }
+        _ => Err(format!(
+            "expected STOP=URL or URL with an http(s) URL, found {text:?}"
+        )),
+    }
+}
+
 fn parse_pair(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -205,8 +240,22 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             output,
             trip_id,
             concurrency,
+            invoke,
+            serve,
             print,
         } => {
+            let mut invoked = InvokeOptions {
+                serve,
+                ..InvokeOptions::default()
+            };
+            for (stop, url) in invoke {
+                match stop {
+                    Some(stop) => {
+                        invoked.stops.insert(stop, url);
+                    }
+                    None => invoked.all = Some(url),
+                }
+            }
             let options = RideOptions {
                 route: route.route()?,
                 registry,
@@ -215,6 +264,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 trip_id,
                 concurrency,
                 retry: RetryPolicy::default(),
+                invoke: invoked,
             };
             let progress = progress_bar(!print.json && std::io::stderr().is_terminal());
             let report = runtime()?.block_on(ride(options, |board| {
@@ -238,6 +288,19 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Env { stop, route, serve } => {
+            let route = route.route()?;
+            let Some(spec) = route.stops.iter().find(|s| s.name == stop) else {
+                let names: Vec<&str> = route.stops.iter().map(|s| s.name.as_str()).collect();
+                anyhow::bail!(
+                    "the route has no stop {stop}; its stops are {}",
+                    names.join(", ")
+                );
+            };
+            let env = busline_driver::function_env(&route, spec, &format!("http://{serve}"));
+            print!("{}", busline_driver::env_file(&env));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Lint {
             template,

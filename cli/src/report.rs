@@ -51,13 +51,23 @@ pub struct StopReport {
     pub dead_lettered: u64,
     /// Passengers handled per second of handler time.
     pub passengers_per_second: f64,
-    /// True when in + picked up = forwarded + dropped off + rejected + failed.
+    /// True when in + picked up = forwarded + dropped off + rejected + failed (not checked for
+    /// an invoked stop, whose own counts are in its logs).
     pub adds_up: bool,
+    /// Reached through the Lambda Invoke API: only buses and passengers in, and failures, are
+    /// seen from here.
+    pub invoked: bool,
 }
 
 impl StopReport {
     /// A row from a stop's tally.
-    pub fn new(stop: &str, tally: StopTally, retried: u64, dead_lettered: u64) -> Self {
+    pub fn new(
+        stop: &str,
+        tally: StopTally,
+        retried: u64,
+        dead_lettered: u64,
+        invoked: bool,
+    ) -> Self {
         let counts = tally.counts;
         let handled = (counts.passengers_in + counts.picked_up) as f64;
         let seconds = tally.busy.as_secs_f64();
@@ -71,7 +81,8 @@ impl StopReport {
             } else {
                 0.0
             },
-            adds_up: counts.adds_up(),
+            adds_up: invoked || counts.adds_up(),
+            invoked,
         }
     }
 }
@@ -127,7 +138,11 @@ impl RideReport {
             .map(|r| {
                 let c = &r.counts;
                 vec![
-                    r.stop.clone(),
+                    if r.invoked {
+                        format!("{} (invoked)", r.stop)
+                    } else {
+                        r.stop.clone()
+                    },
                     c.buses_in.to_string(),
                     c.buses_out.to_string(),
                     c.passengers_in.to_string(),
@@ -188,6 +203,12 @@ impl RideReport {
             self.quarantined.len(),
             self.dead_letters.len()
         );
+        if self.stops.iter().any(|r| r.invoked) {
+            let _ = writeln!(
+                out,
+                "an invoked stop's row shows what the ride handed it; its own counts are in its logs"
+            );
+        }
         for row in self.stops.iter().filter(|r| !r.adds_up) {
             let _ = writeln!(
                 out,

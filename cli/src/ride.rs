@@ -8,14 +8,17 @@ use busline_core::ports::ObjectStore;
 use busline_core::processor::dead_letter_attributes as attr;
 use busline_core::route::{Route, StopSpec};
 use busline_core::{
-    Extensions, InitError, Invocation, Ports, ReadyStop, Registry, TripError, TripRequest,
+    BatchHandler, Extensions, InitError, Invocation, Ports, ReadyStop, Registry, TripError,
+    TripHandler, TripRequest,
 };
+use busline_driver::{InvokedDepot, InvokedStop, Invoker, Served};
 use busline_embedded::queue::attribute;
 use busline_embedded::{
     BusStop, EmbeddedBus, EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, MetricsBoard,
     QueueSettings,
 };
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +48,43 @@ pub struct RideOptions {
     pub concurrency: usize,
     /// How failed sends are retried.
     pub retry: RetryPolicy,
+    /// Stops reached through the Lambda Invoke API instead of built in process.
+    pub invoke: InvokeOptions,
+}
+
+/// Which stops run elsewhere, reached through the Lambda Invoke API (`bus ride --invoke`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeOptions {
+    /// The Invoke API endpoint of every stop not named in `stops`, if any.
+    pub all: Option<String>,
+    /// The endpoint of each named stop.
+    pub stops: HashMap<String, String>,
+    /// Where the driver serves SQS and S3 for those functions (their `AWS_ENDPOINT_URL`).
+    pub serve: SocketAddr,
+}
+
+impl Default for InvokeOptions {
+    fn default() -> Self {
+        InvokeOptions {
+            all: None,
+            stops: HashMap::new(),
+            serve: SocketAddr::from(([127, 0, 0, 1], 4577)),
+        }
+    }
+}
+
+impl InvokeOptions {
+    /// The endpoint stop `stop` is invoked at, if it runs elsewhere.
+    pub fn endpoint(&self, stop: &str) -> Option<&str> {
+        self.stops
+            .get(stop)
+            .or(self.all.as_ref())
+            .map(String::as_str)
+    }
+
+    fn any(&self) -> bool {
+        self.all.is_some() || !self.stops.is_empty()
+    }
 }
 
 /// Why a ride could not run.
@@ -79,6 +119,9 @@ pub enum RideError {
     /// A report line could not be serialized.
     #[error("serializing report: {0}")]
     Serialize(String),
+    /// The local driver could not serve the invoked functions.
+    #[error(transparent)]
+    Driver(#[from] busline_driver::DriverError),
 }
 
 /// Rides the route once; `on_batch` runs after every batch (for a progress display).
@@ -106,13 +149,57 @@ pub async fn ride(
         retry: options.retry,
     };
 
+    // Invoked functions reach the same queues and bucket through the driver's endpoints.
+    let _served: Option<Served> = if options.invoke.any() {
+        let served = busline_driver::serve(
+            options.invoke.serve,
+            ports.queues.clone(),
+            ports.objects.clone(),
+        )
+        .await?;
+        tracing::info!(
+            endpoint = served.endpoint(),
+            "the local driver serves SQS and S3 for invoked stops"
+        );
+        Some(served)
+    } else {
+        None
+    };
+    let mut invokers: HashMap<String, Invoker> = HashMap::new();
+    let mut invoker = async |endpoint: &str| -> Invoker {
+        if let Some(invoker) = invokers.get(endpoint) {
+            return invoker.clone();
+        }
+        let invoker = Invoker::new(endpoint).await;
+        invokers.insert(endpoint.to_owned(), invoker.clone());
+        invoker
+    };
+
     let mut bus_stops = Vec::new();
     for spec in riders {
-        let processor = build(&options.registry, spec, &ports)
-            .await?
-            .into_bus(&spec.kind)
-            .map_err(|err| init_error(spec, err))?;
         let queue_name = spec.queue.as_deref().unwrap_or_default();
+        let (handler, timeout): (Arc<dyn BatchHandler>, _) =
+            match options.invoke.endpoint(&spec.name) {
+                Some(endpoint) => {
+                    let stop = InvokedStop::new(
+                        invoker(endpoint).await,
+                        &spec.kind,
+                        &spec.name,
+                        &route.name,
+                        queue_name,
+                        metrics.clone(),
+                    );
+                    // The function's own host keeps its time.
+                    (Arc::new(stop), None)
+                }
+                None => {
+                    let processor = build(&options.registry, spec, &ports)
+                        .await?
+                        .into_bus(&spec.kind)
+                        .map_err(|err| init_error(spec, err))?;
+                    (Arc::new(processor), Some(spec.timeout))
+                }
+            };
         bus_stops.push(BusStop {
             name: spec.name.clone(),
             queue: queues
@@ -121,20 +208,25 @@ pub async fn ride(
                 .clone(),
             batch_size: spec.batch_size,
             max_concurrency: options.concurrency,
-            timeout: spec.timeout,
-            processor: Arc::new(processor),
+            timeout,
+            processor: handler,
         });
     }
-    let depot = build(&options.registry, first, &ports)
-        .await?
-        .into_depot(&first.kind)
-        .map_err(|err| init_error(first, err))?;
+    let depot: Box<dyn TripHandler> = match options.invoke.endpoint(&first.name) {
+        Some(endpoint) => Box::new(InvokedDepot::new(invoker(endpoint).await, &first.kind)),
+        None => Box::new(
+            build(&options.registry, first, &ports)
+                .await?
+                .into_depot(&first.kind)
+                .map_err(|err| init_error(first, err))?,
+        ),
+    };
     let request = TripRequest {
         trip_id: options.trip_id.clone(),
         ..TripRequest::default()
     };
     let trip = depot
-        .start_trip(request, &Invocation::default())
+        .handle_trip(request, &Invocation::default())
         .await
         .map_err(RideError::Trip)?;
 
@@ -165,7 +257,8 @@ pub async fn ride(
                 .map(|q| q.stats().redelivered)
                 .unwrap_or_default();
             let dead_lettered = dead_letters.iter().filter(|d| d.stop == spec.name).count() as u64;
-            StopReport::new(&spec.name, tally, retried, dead_lettered)
+            let invoked = options.invoke.endpoint(&spec.name).is_some();
+            StopReport::new(&spec.name, tally, retried, dead_lettered, invoked)
         })
         .collect();
     Ok(RideReport {

@@ -4,6 +4,8 @@
 
 pub mod backends;
 pub mod cloud;
+pub mod colors_api;
+pub mod watch;
 
 use async_trait::async_trait;
 use busline_cli::ride::RideOptions;
@@ -57,6 +59,7 @@ pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
         trip_id: None,
         concurrency: 4,
         retry: fast_retry(),
+        invoke: Default::default(),
     }
 }
 

@@ -3,6 +3,8 @@
 //! `SqsEvent` and `SqsBatchResponse`, the embedded bus its own queues.
 
 use crate::ports::Attribute;
+use crate::processor::BatchError;
+use async_trait::async_trait;
 use std::time::{Duration, SystemTime};
 
 /// One queue message, as the processor needs it.
@@ -69,4 +71,16 @@ pub struct BatchOutcome {
     /// Ids of the deliveries the queue must hand out again (in batch order); every other
     /// delivery is done and may be deleted.
     pub retry: Vec<String>,
+}
+
+/// What handles a batch: the [`BatchProcessor`](crate::BatchProcessor) in this process, or a
+/// function reached elsewhere (the local driver's Lambda Invoke client).
+#[async_trait]
+pub trait BatchHandler: Send + Sync {
+    /// Handles one batch: the deliveries to hand out again, or an error when all failed.
+    async fn handle_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+        invocation: &Invocation,
+    ) -> Result<BatchOutcome, BatchError>;
 }

@@ -64,6 +64,29 @@ pub trait Depot: Send + Sync {
     ) -> Result<(), TripError>;
 }
 
+/// What starts a trip: the [`TripStarter`] in this process, or a depot function reached
+/// elsewhere (the local driver's Lambda Invoke client).
+#[async_trait]
+pub trait TripHandler: Send + Sync {
+    /// Starts a trip for `request`.
+    async fn handle_trip(
+        &self,
+        request: TripRequest,
+        invocation: &Invocation,
+    ) -> Result<TripStarted, TripError>;
+}
+
+#[async_trait]
+impl TripHandler for TripStarter {
+    async fn handle_trip(
+        &self,
+        request: TripRequest,
+        invocation: &Invocation,
+    ) -> Result<TripStarted, TripError> {
+        self.start_trip(request, invocation).await
+    }
+}
+
 /// Runs a [`Depot`]: picks the trip id, keeps the counts and metrics, sends the tickets.
 pub struct TripStarter {
     depot: Arc<dyn Depot>,

@@ -20,8 +20,8 @@ pub mod runtime;
 pub mod stop;
 
 pub use config::{StopConfig, Vars};
-pub use delivery::{BatchOutcome, Deadline, Delivery, Invocation};
-pub use depot::{Depot, TripError, TripRequest, TripStarted, TripStarter};
+pub use delivery::{BatchHandler, BatchOutcome, Deadline, Delivery, Invocation};
+pub use depot::{Depot, TripError, TripHandler, TripRequest, TripStarted, TripStarter};
 pub use envelope::{Envelope, Passenger, Rejection};
 pub use error::{BoxError, ConfigError, ErrorClass, InitError, PortError, StopError};
 pub use metrics::{InvocationMetrics, StopCounts};

@@ -6,7 +6,7 @@
 //! retryable. All other failures are returned for the queue to retry; when every message failed
 //! the processor returns an error so the host backs off.
 
-use crate::delivery::{BatchOutcome, Delivery, Invocation};
+use crate::delivery::{BatchHandler, BatchOutcome, Delivery, Invocation};
 use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
@@ -15,6 +15,7 @@ use crate::outbox::{Departed, Departures, Outbox, OutboxCounts};
 use crate::ports::{Attribute, OutgoingMessage};
 use crate::runtime::StopRuntime;
 use crate::stop::{Stop, StopContext};
+use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -428,6 +429,17 @@ impl BatchProcessor {
             },
             attributes,
         }
+    }
+}
+
+#[async_trait]
+impl BatchHandler for BatchProcessor {
+    async fn handle_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+        invocation: &Invocation,
+    ) -> Result<BatchOutcome, BatchError> {
+        self.process(deliveries, invocation).await
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::clock::ManualClock;
 use crate::queue::{MemoryQueue, ReceivedMessage};
 use busline_core::ports::SQS_MAX_BATCH_ENTRIES;
-use busline_core::{BatchProcessor, Deadline, Invocation, PortError};
+use busline_core::{BatchHandler, Deadline, Invocation, PortError};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +23,11 @@ pub struct BusStop {
     /// Batches of this stop in flight at once (the event source's MaximumConcurrency).
     pub max_concurrency: usize,
     /// The function's timeout: an invocation still running then is ended, as Lambda ends it,
-    /// and none of its messages is deleted.
-    pub timeout: Duration,
-    /// The stop, ready to take batches.
-    pub processor: Arc<BatchProcessor>,
+    /// and none of its messages is deleted. `None` when the function's own host keeps time
+    /// (a function reached through the Invoke API).
+    pub timeout: Option<Duration>,
+    /// What handles its batches: the stop in this process, or a function elsewhere.
+    pub processor: Arc<dyn BatchHandler>,
 }
 
 /// Why a ride stopped early.
@@ -83,9 +84,9 @@ impl EmbeddedBus {
                     in_flight[index] += 1;
                     let processor = stop.processor.clone();
                     let queue = stop.queue.clone();
-                    let timeout = stop.timeout;
+                    let (name, timeout) = (stop.name.clone(), stop.timeout);
                     running.spawn(async move {
-                        invoke(&processor, &queue, messages, timeout).await;
+                        invoke(&name, processor.as_ref(), &queue, messages, timeout).await;
                         index
                     });
                 }
@@ -122,24 +123,32 @@ impl EmbeddedBus {
 /// One invocation, as Lambda's SQS poller makes it: the batch, then a delete of every message
 /// not reported failed. A function error fails the whole batch; so does a timeout.
 async fn invoke(
-    processor: &BatchProcessor,
+    stop: &str,
+    processor: &dyn BatchHandler,
     queue: &MemoryQueue,
     messages: Vec<ReceivedMessage>,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) {
     let deliveries = messages.iter().map(ReceivedMessage::delivery).collect();
     let invocation = Invocation {
         request_id: String::new(),
-        deadline: Some(Deadline::after(timeout)),
+        deadline: timeout.map(Deadline::after),
     };
-    let processed = tokio::time::timeout(timeout, processor.process(deliveries, &invocation)).await;
+    let handled = processor.handle_batch(deliveries, &invocation);
+    let processed = match timeout {
+        Some(limit) => tokio::time::timeout(limit, handled).await,
+        None => Ok(handled.await),
+    };
     let failed: HashSet<String> = match processed {
         Ok(Ok(outcome)) => outcome.retry.into_iter().collect(),
-        Ok(Err(_)) => messages.iter().map(|m| m.message_id.clone()).collect(),
+        Ok(Err(err)) => {
+            tracing::warn!(stop, error = %err, "invocation failed: its batch returns to the queue");
+            messages.iter().map(|m| m.message_id.clone()).collect()
+        }
         Err(_) => {
             tracing::warn!(
-                stop = processor.stop_name(),
-                timeout_s = timeout.as_secs_f64(),
+                stop,
+                timeout_s = timeout.unwrap_or_default().as_secs_f64(),
                 "invocation timed out: its messages return to the queue after their visibility timeout"
             );
             messages.iter().map(|m| m.message_id.clone()).collect()

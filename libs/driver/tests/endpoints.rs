@@ -1,0 +1,106 @@
+//! The driver's SQS and S3 endpoints through busline's own AWS adapters (the AWS SDK), as a
+//! function under `cargo lambda watch` reaches them.
+
+use busline_aws::{AwsClients, S3Store, SqsQueues};
+use busline_core::PortError;
+use busline_core::ports::{Attribute, ObjectStore, OutgoingMessage, QueueSender};
+use busline_embedded::{EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings};
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+async fn clients(endpoint: &str) -> AwsClients {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "k", "s", None, None, "test",
+        ))
+        .http_client(busline_aws::clients::https_client())
+        .load()
+        .await;
+    AwsClients::from_config(&config)
+}
+
+#[tokio::test]
+async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() {
+    let clock = Arc::new(ManualClock::default());
+    let mut queues = EmbeddedQueues::default();
+    let next = Arc::new(MemoryQueue::new(
+        "LoadQueue",
+        QueueSettings::default(),
+        clock,
+    ));
+    queues.insert(next.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = Arc::new(FolderStore::new("DataBucket", dir.path()));
+    let served = busline_driver::serve(
+        "127.0.0.1:0".parse().expect("address"),
+        Arc::new(queues),
+        bucket.clone(),
+    )
+    .await
+    .expect("serves");
+    let endpoint = served.endpoint();
+    let clients = clients(&endpoint).await;
+
+    let sqs = SqsQueues::new(clients.sqs.clone());
+    let url = busline_driver::queue_url(&endpoint, "LoadQueue");
+    let messages = [
+        OutgoingMessage {
+            body: "{\"v\":1}".into(),
+            attributes: vec![Attribute::string("busline.reason", "because")],
+        },
+        OutgoingMessage {
+            body: "second".into(),
+            attributes: vec![Attribute::number("ExtendedPayloadSize", 7)],
+        },
+    ];
+    let failures = sqs.send_batch(&url, &messages).await.expect("sent");
+    assert!(failures.is_empty(), "{failures:?}");
+    let received = next.receive(10, None).expect("receive");
+    let bodies: Vec<&str> = received.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["{\"v\":1}", "second"]);
+    assert_eq!(received[0].message_attributes, messages[0].attributes);
+    assert_eq!(received[1].message_attributes, messages[1].attributes);
+    let missing = sqs
+        .send_batch(&busline_driver::queue_url(&endpoint, "Nope"), &messages)
+        .await
+        .expect_err("no such queue");
+    assert!(matches!(missing, PortError::NotFound { .. }), "{missing}");
+
+    let s3 = S3Store::new(clients.s3.clone(), "DataBucket");
+    s3.put(
+        "output/trip=t/a b&c.ndjson",
+        b"{\"x\":1}\n".to_vec(),
+        "application/x-ndjson",
+    )
+    .await
+    .expect("put");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("output/trip=t/a b&c.ndjson")).expect("written"),
+        "{\"x\":1}\n"
+    );
+    let mut text = String::new();
+    s3.get("output/trip=t/a b&c.ndjson")
+        .await
+        .expect("get")
+        .read_to_string(&mut text)
+        .await
+        .expect("read");
+    assert_eq!(text, "{\"x\":1}\n");
+    for i in 0..1005 {
+        bucket
+            .put(&format!("input/{i:04}.csv"), b"x".to_vec(), "text/csv")
+            .await
+            .expect("put");
+    }
+    let listed = s3.list("input/").await.expect("list");
+    assert_eq!(listed.len(), 1005, "two pages");
+    assert_eq!(listed[1004].key, "input/1004.csv");
+    assert_eq!(listed[0].size, 1);
+    let gone = s3.get("input/none.csv").await.err().expect("missing");
+    assert!(matches!(gone, PortError::NotFound { .. }), "{gone}");
+    let other = S3Store::new(clients.s3.clone(), "OtherBucket");
+    let err = other.list("input/").await.expect_err("another bucket");
+    assert!(matches!(err, PortError::NotFound { .. }), "{err}");
+}
