@@ -4,11 +4,9 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use busline_core::envelope::{Envelope, Passenger, decode_envelope};
-use busline_core::{BatchProcessor, Extensions, Invocation, StopKind, TripStarter};
+use busline_core::{BatchProcessor, Invocation, TripStarter};
 use busline_tests::*;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
 
 fn event_file(name: &str) -> Value {
     let path = workspace_root().join("events").join(name);
@@ -17,38 +15,6 @@ fn event_file(name: &str) -> Value {
 
 fn sqs_event(name: &str) -> SqsEvent {
     serde_json::from_value(event_file(name)).expect("an SQS event")
-}
-
-/// The harness's settings plus `extra`.
-fn settings(extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut vars: HashMap<String, String> = [
-        ("STOP_NAME", "scripted"),
-        ("ROUTE_NAME", "test"),
-        ("NEXT_QUEUE_URL", "next"),
-        ("DEAD_LETTER_QUEUE_URL", "dlq"),
-        ("QUARANTINE_QUEUE_URL", "quarantine"),
-        ("MAX_RECEIVE_COUNT", "3"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    vars
-}
-
-async fn built(h: &Harness, kind: StopKind, extra: &[(&str, &str)]) -> busline_core::ReadyStop {
-    kind.build(
-        Arc::new(settings(extra)),
-        h.ports(Arc::new(h.queues.clone())),
-        Extensions::default(),
-    )
-    .await
-    .expect("the stop builds")
-}
-
-async fn processor(h: &Harness, kind: StopKind, extra: &[(&str, &str)]) -> BatchProcessor {
-    let name = kind.name().to_owned();
-    built(h, kind, extra).await.into_bus(&name).expect("a stop")
 }
 
 /// The event file `name` through the Lambda host's SQS mapping.
@@ -79,7 +45,7 @@ async fn extract_event_reads_the_ticketed_object() {
         h.dir.path().join("input/colors.csv"),
     )
     .expect("copy");
-    let extract = processor(&h, busline_extract::kind(), &[]).await;
+    let extract = h.bus_stop(&busline_extract::kind(), &[]).await;
     let response = handle(&extract, "sqs-extract.json").await;
     assert!(response.batch_item_failures.is_empty());
     let passengers = forwarded(&h);
@@ -95,12 +61,12 @@ async fn extract_event_reads_the_ticketed_object() {
 #[tokio::test]
 async fn transform_event_drops_hex_from_both_buses() {
     let h = Harness::new();
-    let transform = processor(
-        &h,
-        busline_transform::kind(),
-        &[("TRANSFORM_OPS", r#"[{"drop": ["HEX"]}]"#)],
-    )
-    .await;
+    let transform = h
+        .bus_stop(
+            &busline_transform::kind(),
+            &[("TRANSFORM_OPS", r#"[{"drop": ["HEX"]}]"#)],
+        )
+        .await;
     let response = handle(&transform, "sqs-transform.json").await;
     assert!(response.batch_item_failures.is_empty());
     let passengers = forwarded(&h);
@@ -110,7 +76,9 @@ async fn transform_event_drops_hex_from_both_buses() {
 #[tokio::test]
 async fn load_event_writes_one_object_keyed_by_trip_and_bus() {
     let h = Harness::new();
-    let load = processor(&h, busline_load::kind(), &[("OUTPUT_PREFIX", "output/")]).await;
+    let load = h
+        .bus_stop(&busline_load::kind(), &[("OUTPUT_PREFIX", "output/")])
+        .await;
     let response = handle(&load, "sqs-load.json").await;
     assert!(response.batch_item_failures.is_empty());
     let written = std::fs::read_to_string(
@@ -132,12 +100,12 @@ async fn depot(h: &Harness) -> TripStarter {
         h.dir.path().join("input/colors.csv"),
     )
     .expect("copy");
-    built(
-        h,
-        busline_depot::kind(),
+    h.build(
+        &busline_depot::kind(),
         &[("STOP_NAME", "depot"), ("INPUT_PREFIX", "input/")],
     )
     .await
+    .expect("builds")
     .into_depot("depot")
     .expect("a depot")
 }

@@ -4,7 +4,9 @@
 
 use busline_template::add_stop::{NewStop, add_stop};
 use busline_tests::colors_api::ColorsApi;
-use busline_tests::{files_under, workspace_root};
+use busline_tests::{
+    enrich_expected_output, enrich_expected_rejections, files_under, workspace_root,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,28 +100,14 @@ fn the_example_rides_its_own_stop_and_enriches_every_known_color() {
         })
         .collect();
     output.sort();
-    let expected = std::fs::read_to_string(example().join("tests/expected-output.ndjson"))
-        .expect("expected output");
-    assert_eq!(output, expected.lines().collect::<Vec<_>>());
+    assert_eq!(output, enrich_expected_output());
 
     let quarantined = lines(&out.path().join("quarantine/trip=example-1/rejected.ndjson"));
     let reasons: Vec<&str> = quarantined
         .iter()
         .filter_map(|q| q["reason"].as_str())
         .collect();
-    assert_eq!(
-        reasons,
-        [
-            format!(
-                "input/colors.csv:29: {}Lavender knows no Name=\"Lavender\"",
-                api.url
-            ),
-            format!(
-                "input/colors.csv:31: {}Mint knows no Name=\"Mint\"",
-                api.url
-            ),
-        ]
-    );
+    assert_eq!(reasons, enrich_expected_rejections(&api.url));
 }
 
 /// Rides against `url` and returns the enrich stop's one dead letter, checking it is the only one.

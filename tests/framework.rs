@@ -15,17 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 fn settings(extra: &[(&str, &str)]) -> Arc<HashMap<String, String>> {
-    let mut vars: HashMap<String, String> = [
-        ("STOP_NAME", "custom"),
-        ("ROUTE_NAME", "test"),
-        ("NEXT_QUEUE_URL", "next"),
-        ("DEAD_LETTER_QUEUE_URL", "dlq"),
-        ("QUARANTINE_QUEUE_URL", "quarantine"),
-        ("MAX_RECEIVE_COUNT", "3"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut vars = Harness::vars(&[("STOP_NAME", "custom")]);
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Arc::new(vars)
 }
@@ -223,16 +213,7 @@ impl PassengerStop for Sorter {
 async fn a_per_passenger_stop_gets_its_boarding_and_counts_done_for_it() {
     let h = Harness::new();
     let kind = StopKind::each_passenger("sorter", |_| async { Ok::<_, InitError>(Sorter) });
-    let processor = kind
-        .build(
-            settings(&[]),
-            h.ports(Arc::new(h.queues.clone())),
-            Extensions::default(),
-        )
-        .await
-        .expect("builds")
-        .into_bus("sorter")
-        .expect("a stop");
+    let processor = h.bus_stop(&kind, &[]).await;
     send(
         h.queue("in"),
         &bus_body(
@@ -417,16 +398,8 @@ impl PassengerStop for Enriches {
 async fn a_user_errors_cause_chain_reaches_the_dead_letter_reason_and_the_error_type() {
     let h = Harness::new();
     send(h.queue("in"), &bus_body("b1", &[json!({"n": 1})]));
-    let processor = StopKind::each_passenger("enrich", |_| async { Ok::<_, InitError>(Enriches) })
-        .build(
-            settings(&[]),
-            h.ports(Arc::new(h.queues.clone())),
-            Extensions::default(),
-        )
-        .await
-        .expect("builds")
-        .into_bus("enrich")
-        .expect("a stop");
+    let kind = StopKind::each_passenger("enrich", |_| async { Ok::<_, InitError>(Enriches) });
+    let processor = h.bus_stop(&kind, &[]).await;
     for receive in 1..=3 {
         let messages = h.queue("in").receive(10, None).expect("receive");
         let event = lambda_event(&messages);

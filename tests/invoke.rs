@@ -160,27 +160,11 @@ async fn a_stop_this_bus_was_not_built_with_rides_through_the_invoke_api() {
         .flat_map(|(_, text)| text.lines().map(str::to_owned).collect::<Vec<_>>())
         .collect();
     output.sort();
-    let expected = std::fs::read_to_string(
-        workspace_root().join("examples/enrich/tests/expected-output.ndjson"),
-    )
-    .expect("expected output");
-    assert_eq!(output, expected.lines().collect::<Vec<_>>());
+    assert_eq!(output, enrich_expected_output());
     let reasons: Vec<&str> = report
         .quarantined
         .iter()
         .map(|q| q.rejection.reason.as_str())
         .collect();
-    assert_eq!(
-        reasons,
-        [
-            format!(
-                "input/colors.csv:29: {}Lavender knows no Name=\"Lavender\"",
-                api.url
-            ),
-            format!(
-                "input/colors.csv:31: {}Mint knows no Name=\"Mint\"",
-                api.url
-            ),
-        ]
-    );
+    assert_eq!(reasons, enrich_expected_rejections(&api.url));
 }

@@ -14,8 +14,9 @@ use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::{EntryFailure, MetricsSink, OutgoingMessage, QueueSender};
 use busline_core::route::Route;
 use busline_core::{
-    BatchOutcome, BatchProcessor, Delivery, ErrorClass, Invocation, InvocationMetrics, Outbox,
-    PortError, Ports, Registry, Stop, StopConfig, StopContext, StopError, StopRuntime,
+    BatchOutcome, BatchProcessor, Delivery, ErrorClass, Extensions, InitError, Invocation,
+    InvocationMetrics, Outbox, PortError, Ports, ReadyStop, Registry, Stop, StopConfig,
+    StopContext, StopError, StopKind, StopRuntime,
 };
 use busline_embedded::{EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings};
 use serde_json::{Map, Value};
@@ -321,7 +322,8 @@ impl Harness {
         }
     }
 
-    pub fn config(&self, extra: &[(&str, &str)]) -> StopConfig {
+    /// A stop's settings on the harness's queues, plus `extra`.
+    pub fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
         let mut vars: HashMap<String, String> = [
             ("STOP_NAME", "scripted"),
             ("ROUTE_NAME", "test"),
@@ -336,7 +338,34 @@ impl Harness {
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
-        StopConfig::from_vars(&vars).expect("valid config")
+        vars
+    }
+
+    pub fn config(&self, extra: &[(&str, &str)]) -> StopConfig {
+        StopConfig::from_vars(&Self::vars(extra)).expect("valid config")
+    }
+
+    /// Builds `kind` with the harness's settings plus `extra`, over its ports, as a host does.
+    pub async fn build(
+        &self,
+        kind: &StopKind,
+        extra: &[(&str, &str)],
+    ) -> Result<ReadyStop, InitError> {
+        kind.build(
+            Arc::new(Self::vars(extra)),
+            self.ports(Arc::new(self.queues.clone())),
+            Extensions::default(),
+        )
+        .await
+    }
+
+    /// [`Harness::build`] of a kind that reads a queue.
+    pub async fn bus_stop(&self, kind: &StopKind, extra: &[(&str, &str)]) -> BatchProcessor {
+        self.build(kind, extra)
+            .await
+            .expect("the stop builds")
+            .into_bus(kind.name())
+            .expect("a stop reading a queue")
     }
 
     pub fn ports(&self, queues: Arc<dyn QueueSender>) -> Ports {
@@ -478,4 +507,21 @@ pub fn assert_transformed_sample_event(passengers: &[Passenger]) {
         .collect();
     assert_eq!(names, ["Black", "White", "Red", "Lime", "Blue"]);
     assert!(passengers.iter().all(|p| p.get("HEX").is_none()));
+}
+
+/// What examples/enrich's route writes for the colors sample (sorted NDJSON lines).
+pub fn enrich_expected_output() -> Vec<String> {
+    std::fs::read_to_string(workspace_root().join("examples/enrich/tests/expected-output.ndjson"))
+        .expect("expected output")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The quarantine reasons of examples/enrich's route for the colors sample, with its API at `url`.
+pub fn enrich_expected_rejections(url: &str) -> [String; 2] {
+    [
+        format!("input/colors.csv:29: {url}Lavender knows no Name=\"Lavender\""),
+        format!("input/colors.csv:31: {url}Mint knows no Name=\"Mint\""),
+    ]
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// A message to send, tagged with the input message (its index in the batch) that produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parcel {
+pub(crate) struct Parcel {
     /// Index of the input message in its batch.
     pub origin: usize,
     /// The message.
@@ -20,7 +20,7 @@ pub struct Parcel {
 
 /// A parcel that could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Undelivered {
+pub(crate) struct Undelivered {
     /// Index of the input message that produced it.
     pub origin: usize,
     /// Retryable (throttled, unavailable) or permanent (rejected by the queue).
@@ -55,19 +55,19 @@ const CONCURRENT_CALLS: usize = 4;
 
 /// Sends parcels to queues in batches.
 #[derive(Clone)]
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     sender: Arc<dyn QueueSender>,
     policy: RetryPolicy,
 }
 
 impl Forwarder {
     /// A forwarder over `sender`.
-    pub fn new(sender: Arc<dyn QueueSender>, policy: RetryPolicy) -> Self {
+    pub(crate) fn new(sender: Arc<dyn QueueSender>, policy: RetryPolicy) -> Self {
         Forwarder { sender, policy }
     }
 
     /// Sends every parcel to `queue_url`; returns those that could not be delivered.
-    pub async fn send(&self, queue_url: &str, parcels: Vec<Parcel>) -> Vec<Undelivered> {
+    pub(crate) async fn send(&self, queue_url: &str, parcels: Vec<Parcel>) -> Vec<Undelivered> {
         let (batches, mut undelivered) = plan_batches(parcels);
         // Collected first, as in the processor, to keep the future `Send`.
         let calls: Vec<_> = batches
@@ -161,7 +161,7 @@ impl Forwarder {
 
 /// Groups parcels, in order, into batches of at most 10 entries and 1 MiB. A parcel over
 /// 1 MiB on its own cannot be sent and is returned as undelivered.
-pub fn plan_batches(parcels: Vec<Parcel>) -> (Vec<Vec<Parcel>>, Vec<Undelivered>) {
+pub(crate) fn plan_batches(parcels: Vec<Parcel>) -> (Vec<Vec<Parcel>>, Vec<Undelivered>) {
     let mut batches: Vec<Vec<Parcel>> = Vec::new();
     let mut too_large = Vec::new();
     let mut current: Vec<Parcel> = Vec::new();

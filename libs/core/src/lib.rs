@@ -24,6 +24,7 @@ pub use delivery::{BatchHandler, BatchOutcome, Deadline, Delivery, Invocation};
 pub use depot::{Depot, TripError, TripHandler, TripRequest, TripStarted, TripStarter};
 pub use envelope::{Envelope, Passenger, Rejection};
 pub use error::{BoxError, ConfigError, ErrorClass, InitError, PortError, StopError};
+pub use forwarder::RetryPolicy;
 pub use metrics::{InvocationMetrics, StopCounts};
 pub use outbox::Outbox;
 pub use processor::{BatchError, BatchProcessor};

@@ -30,7 +30,7 @@ pub struct OutboxCounts {
 /// What already left an outbox before its bus was done: buses that departed early because
 /// they were full. They stay sent even when the handler then fails.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Departed {
+pub(crate) struct Departed {
     /// Passengers on buses sent to the next stop.
     pub forwarded: u64,
     /// Rejections on buses sent to quarantine.
@@ -43,7 +43,7 @@ pub struct Departed {
 
 /// Messages an outbox built but has not sent yet.
 #[derive(Debug, Default)]
-pub struct Departures {
+pub(crate) struct Departures {
     /// Buses for the next stop.
     pub next: Vec<OutgoingMessage>,
     /// Buses for the quarantine queue.
