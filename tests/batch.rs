@@ -19,7 +19,7 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
         &bus_body("b3", &[json!({"n": 3}), json!({"panic": true})]),
     );
     let good_2 = send(h.queue("in"), &bus_body("b4", &[json!({"n": 4})]));
-    let processor = h.scripted(&[]);
+    let processor = h.scripted(&[]).await;
 
     let (event, _) = h.receive(10);
     assert_eq!(
@@ -72,7 +72,7 @@ async fn every_message_failing_is_a_function_error() {
         h.queue("in"),
         &bus_body("b2", &[json!({"fail": "retryable"})]),
     );
-    let processor = h.scripted(&[]);
+    let processor = h.scripted(&[]).await;
     let (event, _) = h.receive(10);
     let err = processor
         .process(event, &busline_core::Invocation::default())
@@ -93,7 +93,7 @@ async fn a_permanent_failure_is_dead_lettered_at_once_with_reason_attributes() {
         &bus_body("b1", &[json!({"n": 1}), json!({"fail": "permanent"})]),
     );
     let fine = send(h.queue("in"), &bus_body("b2", &[json!({"n": 2})]));
-    let processor = h.scripted(&[]);
+    let processor = h.scripted(&[]).await;
     let (event, _) = h.receive(10);
     let response = processor
         .process(event, &busline_core::Invocation::default())
@@ -125,7 +125,7 @@ async fn a_retryable_failure_is_retried_then_dead_lettered_on_its_last_receive()
         &bus_body("b1", &[json!({"fail": "retryable"})]),
     );
     send(h.queue("in"), &bus_body("b2", &[json!({"n": 1})]));
-    let processor = h.scripted(&[]);
+    let processor = h.scripted(&[]).await;
     for receive in 1..=3 {
         let (event, messages) = h.receive(10);
         let failed = match processor
@@ -182,7 +182,7 @@ async fn rejected_passengers_go_to_quarantine_and_the_rest_ride_on() {
             ],
         ),
     );
-    let processor = h.scripted(&[]);
+    let processor = h.scripted(&[]).await;
     h.process_all_ok(&processor, 10).await;
     let quarantine = h.queue("quarantine").drain();
     assert_eq!(quarantine.len(), 1);
@@ -210,7 +210,7 @@ async fn a_passenger_over_the_budget_rides_as_a_claim_check_and_is_read_back() {
         h.queue("in"),
         &bus_body("b1", &[json!({"small": 1}), json!({"big": big})]),
     );
-    let processor = h.scripted(&[("BUS_BYTE_BUDGET", "2048")]);
+    let processor = h.scripted(&[("BUS_BYTE_BUDGET", "2048")]).await;
     h.process_all_ok(&processor, 10).await;
 
     let forwarded = h.queue("next").drain();
@@ -250,7 +250,7 @@ async fn a_bus_that_has_travelled_too_far_is_dead_lettered_as_a_loop() {
     let h = Harness::new();
     let body = bus_body("b1", &[json!({"n": 1})]).replace("\"hop\":1", "\"hop\":32");
     send(h.queue("in"), &body);
-    let processor = h.scripted(&[]);
+    let processor = h.scripted(&[]).await;
     h.process_all_ok(&processor, 1).await;
     let dead = h.queue("dlq").drain();
     assert_eq!(

@@ -201,13 +201,15 @@ mod flow_control {
     use async_trait::async_trait;
     use busline_core::ports::OutgoingMessage;
     use busline_core::{
-        BatchProcessor, ErrorClass, Outbox, Passenger, Stop, StopConfig, StopContext, StopError,
-        StopRuntime,
+        BatchProcessor, ErrorClass, Extensions, Outbox, Passenger, Ports, Stop, StopContext,
+        StopError,
     };
     use busline_embedded::{
         BusStop, EmbeddedBus, EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings,
     };
-    use busline_tests::{DropAll, Fanout, FlakyStop, RecordedMetrics, bus_body, fast_retry};
+    use busline_tests::{
+        DropAll, Fanout, FlakyStop, RecordedMetrics, bus_body, fast_retry, shared_kind,
+    };
     use serde_json::json;
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -258,7 +260,7 @@ mod flow_control {
             }
         }
 
-        fn processor(
+        async fn processor(
             &self,
             name: &str,
             next: Option<&str>,
@@ -275,17 +277,17 @@ mod flow_control {
             if let Some(next) = next {
                 vars.insert("NEXT_QUEUE_URL".into(), next.into());
             }
-            let config = StopConfig::from_vars(&vars).expect("config");
-            Arc::new(BatchProcessor::new(
-                stop,
-                StopRuntime {
-                    config,
-                    queues: Arc::new(self.queues.clone()),
-                    objects: self.store.clone(),
-                    metrics: self.metrics.clone(),
-                    retry: fast_retry(),
-                },
-            ))
+            let ports = Ports {
+                queues: Arc::new(self.queues.clone()),
+                objects: self.store.clone(),
+                metrics: self.metrics.clone(),
+                retry: fast_retry(),
+            };
+            let built = shared_kind(name, stop)
+                .build(Arc::new(vars), ports, Extensions::default())
+                .await
+                .expect("builds");
+            Arc::new(built.into_bus(name).expect("a stop reading a queue"))
         }
 
         async fn run(&self, consumer: Arc<dyn Stop>) {
@@ -309,7 +311,9 @@ mod flow_control {
                     batch_size: 1,
                     max_concurrency: 1,
                     timeout: Some(Duration::from_secs(30)),
-                    processor: self.processor("producer", Some("mid"), Arc::new(Fanout)),
+                    processor: self
+                        .processor("producer", Some("mid"), Arc::new(Fanout))
+                        .await,
                 },
                 BusStop {
                     name: "consumer".into(),
@@ -317,7 +321,7 @@ mod flow_control {
                     batch_size: 10,
                     max_concurrency: 2,
                     timeout: Some(timeout),
-                    processor: self.processor("consumer", None, consumer),
+                    processor: self.processor("consumer", None, consumer).await,
                 },
             ];
             let bus = EmbeddedBus::new(self.clock.clone(), self.signal.clone(), stops);

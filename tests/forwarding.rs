@@ -28,7 +28,9 @@ async fn a_partial_batch_failure_is_retried_entry_by_entry() {
     }
     // The bus carrying b1's passenger fails twice with a server error, then goes through.
     let queues = flaky(&h, vec![("\"b1-0\"", 2, false)]);
-    let processor = h.processor(Arc::new(ScriptedStop), h.config(&[]), queues.clone());
+    let processor = h
+        .processor(Arc::new(ScriptedStop), &[], queues.clone())
+        .await;
     let (event, _) = h.receive(10);
     let response = processor
         .process(event, &busline_core::Invocation::default())
@@ -54,7 +56,9 @@ async fn a_failure_that_remains_is_mapped_back_to_the_message_that_produced_it()
         .collect();
     // b2's bus is refused for good (sender fault); b0's keeps failing past every retry.
     let queues = flaky(&h, vec![("\"b2-0\"", 1, true), ("\"b0-0\"", 100, false)]);
-    let processor = h.processor(Arc::new(ScriptedStop), h.config(&[]), queues.clone());
+    let processor = h
+        .processor(Arc::new(ScriptedStop), &[], queues.clone())
+        .await;
     let (event, _) = h.receive(10);
     let response = processor
         .process(event, &busline_core::Invocation::default())

@@ -284,11 +284,13 @@ async fn a_handler_that_loses_a_passenger_fails_its_bus_with_the_reason() {
         h.queue("in"),
         &bus_body("b1", &[json!({"n": 1}), json!({"n": 2})]),
     );
-    let processor = h.processor(
-        Arc::new(Forgetful),
-        h.config(&[("STOP_NAME", "forgetful")]),
-        Arc::new(h.queues.clone()),
-    );
+    let processor = h
+        .processor(
+            Arc::new(Forgetful),
+            &[("STOP_NAME", "forgetful")],
+            Arc::new(h.queues.clone()),
+        )
+        .await;
     h.process_all_ok(&processor, 10).await;
     assert!(h.queue("next").drain().is_empty(), "nothing of it rides on");
     let dead = h.queue("dlq").drain();
@@ -339,11 +341,13 @@ impl Stop for FailsLate {
 async fn a_failed_bus_counts_the_buses_it_already_sent() {
     let h = Harness::new();
     send(h.queue("in"), &bus_body("t", &[json!({})]));
-    let processor = h.processor(
-        Arc::new(FailsLate),
-        h.config(&[("BUS_BYTE_BUDGET", "2048")]),
-        Arc::new(h.queues.clone()),
-    );
+    let processor = h
+        .processor(
+            Arc::new(FailsLate),
+            &[("BUS_BYTE_BUDGET", "2048")],
+            Arc::new(h.queues.clone()),
+        )
+        .await;
     let (batch, _) = h.receive(10);
     processor
         .process(batch, &Invocation::default())

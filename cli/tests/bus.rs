@@ -247,3 +247,88 @@ fn bench_stream_reads_every_record_of_one_large_object() {
         "{report}"
     );
 }
+
+#[test]
+fn no_file_of_the_cli_names_a_built_in_stop_kind() {
+    // The CLI composes a registry and hosts; kinds come from the registry it is given.
+    let mut named = Vec::new();
+    let mut folders = vec![root().join("cli/src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("cli/src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            for kind in ["\"depot\"", "\"extract\"", "\"transform\"", "\"load\""] {
+                if text.contains(kind) {
+                    named.push(format!("{}: {kind}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(named.is_empty(), "{named:?}");
+}
+
+#[test]
+fn add_stop_writes_the_template_and_the_route_rides_through_the_new_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("template.yaml");
+    std::fs::copy(root().join("template.yaml"), &template).expect("copy");
+    let path = template.to_str().expect("utf-8");
+    // A second transform after the first, dropping RGB: one command, then the ride shows it.
+    let run = bus(&[
+        "add-stop",
+        "trim",
+        "--kind",
+        "transform",
+        "--after",
+        "transform",
+        "--template",
+        path,
+        "--setting",
+        r#"TRANSFORM_OPS=[{"drop": ["RGB"]}]"#,
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(
+        text(&run.stdout),
+        format!(
+            "{path}: stop trim (kind transform) now rides after transform; run `bus lint` and `bus ride` to try it\n"
+        )
+    );
+    let lint = bus(&["lint", path]);
+    assert!(lint.status.success(), "{}", text(&lint.stdout));
+    let out = dir.path().join("out");
+    let ride = bus(&[
+        "ride",
+        "--template",
+        path,
+        "--trip-id",
+        "trimmed",
+        "--json",
+        "--output",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(ride.status.success(), "{}", text(&ride.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&ride.stdout).expect("JSON summary");
+    let stops: Vec<&str> = summary["stops"]
+        .as_array()
+        .expect("stops")
+        .iter()
+        .filter_map(|s| s["stop"].as_str())
+        .collect();
+    assert_eq!(stops, ["depot", "extract", "transform", "trim", "load"]);
+    let written: String = std::fs::read_dir(out.join("output/trip=trimmed"))
+        .expect("output")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("object"))
+        .collect();
+    assert_eq!(written.lines().count(), 30);
+    assert!(
+        written.lines().all(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            record.as_object().is_some_and(|o| o.keys().eq(["Name"]))
+        }),
+        "{written}"
+    );
+}

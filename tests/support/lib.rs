@@ -15,8 +15,8 @@ use busline_core::ports::{EntryFailure, MetricsSink, OutgoingMessage, QueueSende
 use busline_core::route::Route;
 use busline_core::{
     BatchOutcome, BatchProcessor, Delivery, ErrorClass, Extensions, InitError, Invocation,
-    InvocationMetrics, Outbox, PortError, Ports, ReadyStop, Registry, Stop, StopConfig,
-    StopContext, StopError, StopKind, StopRuntime,
+    InvocationMetrics, Outbox, PortError, Ports, ReadyStop, Registry, Stop, StopContext, StopError,
+    StopKind,
 };
 use busline_embedded::{EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings};
 use serde_json::{Map, Value};
@@ -62,6 +62,14 @@ pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
         retry: fast_retry(),
         invoke: Default::default(),
     }
+}
+
+/// A kind `name` whose every build is this one `stop` (a test double, shared).
+pub fn shared_kind(name: &str, stop: Arc<dyn Stop>) -> StopKind {
+    StopKind::stop(name, move |_| {
+        let stop = stop.clone();
+        async move { Ok::<_, InitError>(stop) }
+    })
 }
 
 /// The built-in registry with the stops of kind `kind` wrapped by `make`.
@@ -341,10 +349,6 @@ impl Harness {
         vars
     }
 
-    pub fn config(&self, extra: &[(&str, &str)]) -> StopConfig {
-        StopConfig::from_vars(&Self::vars(extra)).expect("valid config")
-    }
-
     /// Builds `kind` with the harness's settings plus `extra`, over its ports, as a host does.
     pub async fn build(
         &self,
@@ -377,22 +381,30 @@ impl Harness {
         }
     }
 
-    pub fn processor(
+    /// `stop`, registered as a kind and built as a host builds it, with the harness's settings
+    /// plus `extra`, sending through `queues`.
+    pub async fn processor(
         &self,
         stop: Arc<dyn Stop>,
-        config: StopConfig,
+        extra: &[(&str, &str)],
         queues: Arc<dyn QueueSender>,
     ) -> BatchProcessor {
-        BatchProcessor::new(stop, StopRuntime::new(config, &self.ports(queues)))
+        shared_kind("scripted", stop)
+            .build(
+                Arc::new(Self::vars(extra)),
+                self.ports(queues),
+                Extensions::default(),
+            )
+            .await
+            .expect("the stop builds")
+            .into_bus("scripted")
+            .expect("a stop reading a queue")
     }
 
     /// A processor running [`ScriptedStop`] over the embedded queues with extra settings.
-    pub fn scripted(&self, extra: &[(&str, &str)]) -> BatchProcessor {
-        self.processor(
-            Arc::new(ScriptedStop),
-            self.config(extra),
-            Arc::new(self.queues.clone()),
-        )
+    pub async fn scripted(&self, extra: &[(&str, &str)]) -> BatchProcessor {
+        self.processor(Arc::new(ScriptedStop), extra, Arc::new(self.queues.clone()))
+            .await
     }
 
     /// Receives up to `max` messages, processes them, and checks every one was acknowledged.

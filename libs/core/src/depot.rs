@@ -95,19 +95,14 @@ pub struct TripStarter {
 }
 
 impl TripStarter {
-    /// A starter running `depot` with `runtime`.
-    pub fn new(depot: Arc<dyn Depot>, runtime: StopRuntime) -> Self {
+    /// A starter running `depot` with `runtime` (the registry builds it).
+    pub(crate) fn new(depot: Arc<dyn Depot>, runtime: StopRuntime) -> Self {
         let forwarder = Forwarder::new(runtime.queues.clone(), runtime.retry);
         TripStarter {
             depot,
             runtime,
             forwarder,
         }
-    }
-
-    /// The stop's name (`STOP_NAME`).
-    pub fn stop_name(&self) -> &str {
-        &self.runtime.config.stop
     }
 
     /// Starts a trip: a new id unless the request names one, then the depot's tickets.

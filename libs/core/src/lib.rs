@@ -29,7 +29,7 @@ pub use metrics::{InvocationMetrics, StopCounts};
 pub use outbox::Outbox;
 pub use processor::{BatchError, BatchProcessor};
 pub use registry::{Extensions, InitContext, ReadyStop, Registry, StopKind};
-pub use runtime::{Ports, StopRuntime};
+pub use runtime::Ports;
 pub use stop::{EachPassenger, PassengerStop, Stop, StopContext, Verdict};
 
 /// The README's code examples, compiled as doctests so they stay correct.

@@ -101,19 +101,14 @@ impl From<StopError> for Failure {
 }
 
 impl BatchProcessor {
-    /// A processor running `stop` with `runtime`.
-    pub fn new(stop: Arc<dyn Stop>, runtime: StopRuntime) -> Self {
+    /// A processor running `stop` with `runtime` (the registry builds it).
+    pub(crate) fn new(stop: Arc<dyn Stop>, runtime: StopRuntime) -> Self {
         let forwarder = Forwarder::new(runtime.queues.clone(), runtime.retry);
         BatchProcessor {
             stop,
             runtime,
             forwarder,
         }
-    }
-
-    /// The stop's name (`STOP_NAME`).
-    pub fn stop_name(&self) -> &str {
-        &self.runtime.config.stop
     }
 
     /// Handles one batch and reports exactly the deliveries the queue must hand out again.
@@ -260,15 +255,18 @@ impl BatchProcessor {
         let mut ridden = Ridden {
             passengers_in,
             trip: Some(trip.clone()),
-            ..Ridden::undecoded(Failure {
+            picked_up: 0,
+            departed: Departed::default(),
+            outcome: Ok(Default::default()),
+        };
+        if hop >= config.max_hops {
+            ridden.outcome = Err(Failure {
                 class: ErrorClass::Permanent,
                 reason: format!(
                     "bus {bus} has travelled {hop} stops, MAX_HOPS is {}: is the route a loop?",
                     config.max_hops
                 ),
-            })
-        };
-        if hop >= config.max_hops {
+            });
             return ridden;
         }
         let mut outbox = Outbox::new(

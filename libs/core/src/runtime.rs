@@ -19,9 +19,9 @@ pub struct Ports {
     pub retry: RetryPolicy,
 }
 
-/// The ports and settings one stop runs with, built once at init.
+/// The ports and settings one stop runs with, built once at init by the registry.
 #[derive(Clone)]
-pub struct StopRuntime {
+pub(crate) struct StopRuntime {
     /// Shared settings.
     pub config: StopConfig,
     /// Where buses are sent.
@@ -36,7 +36,7 @@ pub struct StopRuntime {
 
 impl StopRuntime {
     /// A stop's runtime: its settings over the host's ports.
-    pub fn new(config: StopConfig, ports: &Ports) -> Self {
+    pub(crate) fn new(config: StopConfig, ports: &Ports) -> Self {
         StopRuntime {
             config,
             queues: ports.queues.clone(),

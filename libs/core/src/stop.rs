@@ -47,6 +47,19 @@ pub trait Stop: Send + Sync {
     ) -> Result<(), StopError>;
 }
 
+/// A shared stop (or a `dyn Stop`) is a stop: register one instance, or wrap another kind's.
+#[async_trait]
+impl<S: Stop + ?Sized> Stop for std::sync::Arc<S> {
+    async fn handle(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        self.as_ref().handle(ctx, passengers, outbox).await
+    }
+}
+
 /// What becomes of one passenger at a [`PassengerStop`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

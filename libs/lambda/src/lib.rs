@@ -15,7 +15,7 @@
 //! ```
 
 use busline_aws::{AwsClients, S3Store, SqsQueues, metrics_sink};
-use busline_core::config::{ProcessEnv, required};
+use busline_core::config::{ProcessEnv, Vars, required};
 use busline_core::forwarder::RetryPolicy;
 use busline_core::{Extensions, InitError, Ports, ReadyStop, Registry, StopKind};
 use std::sync::Arc;
@@ -49,18 +49,21 @@ pub async fn run(kind: StopKind) -> Result<(), Error> {
 /// Runs the kind `STOP_KIND` names, from `registry`: for a binary that holds several kinds,
 /// such as a user's repository that deploys the built-in kinds beside its own from one build.
 pub async fn run_registry(registry: Registry) -> Result<(), Error> {
-    let kind = match required(&ProcessEnv, "STOP_KIND") {
-        Ok(name) => registry.get(&name).cloned().map_err(Error::from),
-        Err(err) => Err(Error::from(err)),
-    };
-    match kind {
+    match kind_named(&registry, &ProcessEnv) {
         Ok(kind) => run(kind).await,
         Err(err) => {
             init_logs();
             tracing::error!(error = %err, "init failed");
-            Err(err)
+            Err(err.into())
         }
     }
+}
+
+/// The kind of `registry` that `STOP_KIND` names; the error names the variable or lists the
+/// kinds there are.
+pub fn kind_named(registry: &Registry, vars: &dyn Vars) -> Result<StopKind, InitError> {
+    let name = required(vars, "STOP_KIND")?;
+    registry.get(&name).cloned()
 }
 
 /// Builds the stop of `kind` from the process environment over the AWS ports.
@@ -78,4 +81,53 @@ async fn build(kind: &StopKind) -> Result<ReadyStop, InitError> {
     extensions.insert(shared);
     extensions.insert(clients);
     kind.build(Arc::new(ProcessEnv), ports, extensions).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn registry() -> Registry {
+        Registry::new().with(StopKind::stop("noop", |_| async {
+            Err::<Noop, _>(InitError::resource("nowhere", "never built here"))
+        }))
+    }
+
+    struct Noop;
+
+    #[async_trait::async_trait]
+    impl busline_core::Stop for Noop {
+        async fn handle(
+            &self,
+            _ctx: &busline_core::StopContext<'_>,
+            _passengers: Vec<busline_core::Passenger>,
+            _outbox: &mut busline_core::Outbox,
+        ) -> Result<(), busline_core::StopError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stop_kind_picks_the_kind_and_names_what_is_wrong() {
+        let vars = |kind: Option<&str>| -> HashMap<String, String> {
+            kind.map(|k| ("STOP_KIND".to_owned(), k.to_owned()))
+                .into_iter()
+                .collect()
+        };
+        let picked = kind_named(&registry(), &vars(Some("noop"))).expect("known");
+        assert_eq!(picked.name(), "noop");
+        let err = kind_named(&registry(), &vars(Some("enrich")))
+            .err()
+            .expect("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown stop kind \"enrich\"; this build knows noop"
+        );
+        let err = kind_named(&registry(), &vars(None)).err().expect("unset");
+        assert_eq!(
+            err.to_string(),
+            "environment variable STOP_KIND is required but not set"
+        );
+    }
 }
