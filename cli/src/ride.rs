@@ -150,77 +150,13 @@ pub async fn ride(
     };
 
     // Invoked functions reach the same queues and bucket through the driver's endpoints.
-    let _served: Option<Served> = if options.invoke.any() {
-        let served = busline_driver::serve(
-            options.invoke.serve,
-            ports.queues.clone(),
-            ports.objects.clone(),
-        )
-        .await?;
-        tracing::info!(
-            endpoint = served.endpoint(),
-            "the local driver serves SQS and S3 for invoked stops"
-        );
-        Some(served)
-    } else {
-        None
-    };
-    let mut invokers: HashMap<String, Invoker> = HashMap::new();
-    let mut invoker = async |endpoint: &str| -> Invoker {
-        if let Some(invoker) = invokers.get(endpoint) {
-            return invoker.clone();
-        }
-        let invoker = Invoker::new(endpoint).await;
-        invokers.insert(endpoint.to_owned(), invoker.clone());
-        invoker
-    };
-
+    let _served = serve_invoked(&options.invoke, &ports).await?;
+    let mut invokers = Invokers::default();
     let mut bus_stops = Vec::new();
     for spec in riders {
-        let queue_name = spec.queue.as_deref().unwrap_or_default();
-        let (handler, timeout): (Arc<dyn BatchHandler>, _) =
-            match options.invoke.endpoint(&spec.name) {
-                Some(endpoint) => {
-                    let stop = InvokedStop::new(
-                        invoker(endpoint).await,
-                        &spec.kind,
-                        &spec.name,
-                        &route.name,
-                        queue_name,
-                        metrics.clone(),
-                    );
-                    // The function's own host keeps its time.
-                    (Arc::new(stop), None)
-                }
-                None => {
-                    let processor = build(&options.registry, spec, &ports)
-                        .await?
-                        .into_bus(&spec.kind)
-                        .map_err(|err| init_error(spec, err))?;
-                    (Arc::new(processor), Some(spec.timeout))
-                }
-            };
-        bus_stops.push(BusStop {
-            name: spec.name.clone(),
-            queue: queues
-                .get(queue_name)
-                .map_err(|err| RideError::Route(err.to_string()))?
-                .clone(),
-            batch_size: spec.batch_size,
-            max_concurrency: options.concurrency,
-            timeout,
-            processor: handler,
-        });
+        bus_stops.push(bus_stop(spec, &options, &ports, &queues, &mut invokers).await?);
     }
-    let depot: Box<dyn TripHandler> = match options.invoke.endpoint(&first.name) {
-        Some(endpoint) => Box::new(InvokedDepot::new(invoker(endpoint).await, &first.kind)),
-        None => Box::new(
-            build(&options.registry, first, &ports)
-                .await?
-                .into_depot(&first.kind)
-                .map_err(|err| init_error(first, err))?,
-        ),
-    };
+    let depot = trip_handler(first, &options, &ports, &mut invokers).await?;
     let request = TripRequest {
         trip_id: options.trip_id.clone(),
         ..TripRequest::default()
@@ -244,8 +180,28 @@ pub async fn ride(
         &dead_letters,
     )
     .await?;
+    let stops = stop_reports(&options, &metrics, &queues, &dead_letters);
+    Ok(RideReport {
+        trip_id: trip.trip_id,
+        route: route.name.clone(),
+        output: options.output.clone(),
+        elapsed: started.elapsed(),
+        stops,
+        quarantined,
+        dead_letters,
+    })
+}
+
+/// One row per stop: what the metrics board tallied, and what the queues saw.
+fn stop_reports(
+    options: &RideOptions,
+    metrics: &MetricsBoard,
+    queues: &EmbeddedQueues,
+    dead_letters: &[DeadLetter],
+) -> Vec<StopReport> {
     let tallies = metrics.snapshot();
-    let stops = route
+    options
+        .route
         .stops
         .iter()
         .map(|spec| {
@@ -260,15 +216,97 @@ pub async fn ride(
             let invoked = options.invoke.endpoint(&spec.name).is_some();
             StopReport::new(&spec.name, tally, retried, dead_lettered, invoked)
         })
-        .collect();
-    Ok(RideReport {
-        trip_id: trip.trip_id,
-        route: route.name.clone(),
-        output: options.output.clone(),
-        elapsed: started.elapsed(),
-        stops,
-        quarantined,
-        dead_letters,
+        .collect()
+}
+
+/// What starts the trip: the first stop built from its kind here, or invoked.
+async fn trip_handler(
+    first: &StopSpec,
+    options: &RideOptions,
+    ports: &Ports,
+    invokers: &mut Invokers,
+) -> Result<Box<dyn TripHandler>, RideError> {
+    Ok(match options.invoke.endpoint(&first.name) {
+        Some(endpoint) => Box::new(InvokedDepot::new(invokers.get(endpoint).await, &first.kind)),
+        None => Box::new(
+            build(&options.registry, first, ports)
+                .await?
+                .into_depot(&first.kind)
+                .map_err(|err| init_error(first, err))?,
+        ),
+    })
+}
+
+/// The driver's endpoints, when any stop is invoked.
+async fn serve_invoked(invoke: &InvokeOptions, ports: &Ports) -> Result<Option<Served>, RideError> {
+    if !invoke.any() {
+        return Ok(None);
+    }
+    let served =
+        busline_driver::serve(invoke.serve, ports.queues.clone(), ports.objects.clone()).await?;
+    tracing::info!(
+        endpoint = served.endpoint(),
+        "the local driver serves SQS and S3 for invoked stops"
+    );
+    Ok(Some(served))
+}
+
+/// One Invoke API client per endpoint.
+#[derive(Default)]
+struct Invokers(HashMap<String, Invoker>);
+
+impl Invokers {
+    async fn get(&mut self, endpoint: &str) -> Invoker {
+        if let Some(invoker) = self.0.get(endpoint) {
+            return invoker.clone();
+        }
+        let invoker = Invoker::new(endpoint).await;
+        self.0.insert(endpoint.to_owned(), invoker.clone());
+        invoker
+    }
+}
+
+/// The stop of `spec` on the bus: built from its kind here, or invoked where `--invoke` says.
+async fn bus_stop(
+    spec: &StopSpec,
+    options: &RideOptions,
+    ports: &Ports,
+    queues: &EmbeddedQueues,
+    invokers: &mut Invokers,
+) -> Result<BusStop, RideError> {
+    let queue_name = spec.queue.as_deref().unwrap_or_default();
+    let (processor, timeout): (Arc<dyn BatchHandler>, _) = match options.invoke.endpoint(&spec.name)
+    {
+        Some(endpoint) => {
+            let stop = InvokedStop::new(
+                invokers.get(endpoint).await,
+                &spec.kind,
+                &spec.name,
+                &options.route.name,
+                queue_name,
+                ports.metrics.clone(),
+            );
+            // The function's own host keeps its time.
+            (Arc::new(stop), None)
+        }
+        None => {
+            let processor = build(&options.registry, spec, ports)
+                .await?
+                .into_bus(&spec.kind)
+                .map_err(|err| init_error(spec, err))?;
+            (Arc::new(processor), Some(spec.timeout))
+        }
+    };
+    Ok(BusStop {
+        name: spec.name.clone(),
+        queue: queues
+            .get(queue_name)
+            .map_err(|err| RideError::Route(err.to_string()))?
+            .clone(),
+        batch_size: spec.batch_size,
+        max_concurrency: options.concurrency,
+        timeout,
+        processor,
     })
 }
 

@@ -204,7 +204,7 @@ impl Prepared {
         self.build(spec, queues, objects, metrics)
             .await?
             .into_bus(&spec.kind)
-            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))
+            .map_err(|e| chained(spec, &e))
     }
 
     /// Starts one trip with the depot over these ports; returns how long it took.
@@ -218,7 +218,7 @@ impl Prepared {
             .build(spec, queues, objects, Arc::new(NoMetrics))
             .await?
             .into_depot(&spec.kind)
-            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))?;
+            .map_err(|e| chained(spec, &e))?;
         let request = TripRequest {
             trip_id: Some("bench".into()),
             ..TripRequest::default()
@@ -227,7 +227,7 @@ impl Prepared {
         depot
             .start_trip(request, &Invocation::default())
             .await
-            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))?;
+            .map_err(|e| chained(spec, &e))?;
         Ok(started.elapsed())
     }
 
@@ -252,8 +252,13 @@ impl Prepared {
                 Extensions::default(),
             )
             .await
-            .map_err(|e| stop_error(spec, busline_core::error::chain(&e)))
+            .map_err(|e| chained(spec, &e))
     }
+}
+
+/// A stop's error with its whole cause chain.
+fn chained(spec: &StopSpec, err: &(dyn std::error::Error + 'static)) -> BenchError {
+    stop_error(spec, busline_core::error::chain(err))
 }
 
 pub(super) fn stop_error(spec: &StopSpec, err: impl std::fmt::Display) -> BenchError {
