@@ -36,7 +36,13 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
         .await
         .expect("partial failure is not a function error");
 
-    assert_eq!(failure_ids(&response), HashSet::from([malformed, panics]));
+    // A panic may not happen again: retried. A malformed bus never reads: dead-lettered at once.
+    assert_eq!(failure_ids(&response), HashSet::from([panics]));
+    let dead = h.queue("dlq").drain();
+    assert_eq!(
+        attribute(&dead[0].message_attributes, attr::MESSAGE_ID),
+        Some(malformed.as_str())
+    );
     // The partners' passengers were forwarded, all pooled in one bus per partner.
     let forwarded = h.queue("next").drain();
     let mut ids: Vec<String> = forwarded
@@ -67,11 +73,12 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
 #[tokio::test]
 async fn every_message_failing_is_a_function_error() {
     let h = Harness::new();
-    send(h.queue("in"), "not json");
-    send(
-        h.queue("in"),
-        &bus_body("b2", &[json!({"fail": "retryable"})]),
-    );
+    for bus in ["b1", "b2"] {
+        send(
+            h.queue("in"),
+            &bus_body(bus, &[json!({"fail": "retryable"})]),
+        );
+    }
     let processor = h.scripted(&[]).await;
     let (event, _) = h.receive(10);
     let err = processor
@@ -79,9 +86,141 @@ async fn every_message_failing_is_a_function_error() {
         .await
         .expect_err("all failed");
     assert_eq!(err.count, 2);
+    assert_eq!(err.class, busline_core::ErrorClass::Retryable);
+    assert_eq!(err.first_reason, "b1-0 hit a throttle");
+}
+
+/// Bodies that can never be read, each with the reason it is dead-lettered with.
+fn unreadable_bodies() -> Vec<(&'static str, String, &'static str)> {
+    let envelope = |v: u32, hop: u32| {
+        json!({"v": v, "bus": "x", "trip": "t1", "route": "test", "from": "up", "hop": hop,
+               "created": "2026-11-22T00:00:00.000Z", "passengers": [{"id": "x-0", "data": {}}]})
+        .to_string()
+    };
+    let pointer = busline_core::envelope::PayloadPointer {
+        s3_bucket_name: "bucket".into(),
+        s3_key: "claim-check/t1/gone.json".into(),
+    };
+    vec![
+        (
+            "not JSON",
+            "this is not a bus".to_owned(),
+            "bus body is not a valid envelope: expected ident at line 1 column 2",
+        ),
+        (
+            "JSON, not an envelope",
+            r#"{"hello": 1}"#.to_owned(),
+            "bus body is not a valid envelope: missing field `v` at line 1 column 12",
+        ),
+        (
+            "an unknown envelope version",
+            envelope(99, 1),
+            "bus envelope version 99 is not supported (this stop reads version 1)",
+        ),
+        (
+            "a hop count at MAX_HOPS",
+            envelope(1, 32),
+            "bus x has travelled 32 stops, MAX_HOPS is 32: is the route a loop?",
+        ),
+        (
+            "a pointer to an object that does not exist",
+            pointer.to_body(),
+            "claim check: bucket/claim-check/t1/gone.json: not found",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_bus_that_can_never_be_read_is_dead_lettered_at_its_first_receive() {
+    for (case, body, reason) in unreadable_bodies() {
+        let h = Harness::new();
+        let id = send(h.queue("in"), &body);
+        let processor = h.scripted(&[]).await;
+        let (batch, _) = h.receive(10);
+        let outcome = processor
+            .process(batch, &busline_core::Invocation::default())
+            .await
+            .unwrap_or_else(|err| panic!("{case}: dead-lettered, not a function error: {err}"));
+        assert!(outcome.retry.is_empty(), "{case}: acknowledged");
+        let dead = h.queue("dlq").drain();
+        assert_eq!(dead.len(), 1, "{case}");
+        let attrs = &dead[0].message_attributes;
+        assert_eq!(attribute(attrs, attr::REASON), Some(reason), "{case}");
+        assert_eq!(attribute(attrs, attr::CLASS), Some("permanent"), "{case}");
+        assert_eq!(attribute(attrs, attr::RECEIVE_COUNT), Some("1"), "{case}");
+        assert_eq!(
+            attribute(attrs, attr::MESSAGE_ID),
+            Some(id.as_str()),
+            "{case}"
+        );
+        assert_eq!(dead[0].body, body, "{case}: kept as it was");
+    }
+}
+
+#[tokio::test]
+async fn unreadable_buses_mixed_with_good_ones_go_alone_and_the_good_ones_ride_on() {
+    let h = Harness::new();
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    for (i, (_, body, _)) in unreadable_bodies().into_iter().enumerate() {
+        good.push(send(
+            h.queue("in"),
+            &bus_body(&format!("g{i}"), &[json!({"n": i})]),
+        ));
+        bad.push(send(h.queue("in"), &body));
+    }
+    let processor = h.scripted(&[]).await;
+    let (batch, _) = h.receive(10);
+    assert_eq!(batch.len(), 10);
+    let outcome = processor
+        .process(batch, &busline_core::Invocation::default())
+        .await
+        .expect("not a function error");
+    assert!(outcome.retry.is_empty(), "{outcome:?}");
+    let mut dead: Vec<String> = h
+        .queue("dlq")
+        .drain()
+        .iter()
+        .filter_map(|m| attribute(&m.message_attributes, attr::MESSAGE_ID).map(str::to_owned))
+        .collect();
+    dead.sort();
+    bad.sort();
+    assert_eq!(dead, bad, "exactly the bad ones, at their first receive");
+    let forwarded: usize = h
+        .queue("next")
+        .drain()
+        .iter()
+        .map(|m| {
+            busline_core::envelope::decode_envelope::<busline_core::Passenger>(&m.body)
+                .expect("bus")
+                .passengers
+                .len()
+        })
+        .sum();
+    assert_eq!(forwarded, good.len());
+}
+
+#[tokio::test]
+async fn a_message_with_no_body_is_dead_lettered_with_the_reason() {
+    let h = Harness::new();
+    let processor = h.scripted(&[]).await;
+    let batch = vec![busline_core::Delivery {
+        id: "no-body".into(),
+        body: String::new(),
+        receive_count: 1,
+        sent_at: None,
+        attributes: Vec::new(),
+    }];
+    let outcome = processor
+        .process(batch, &busline_core::Invocation::default())
+        .await
+        .expect("dead-lettered");
+    assert!(outcome.retry.is_empty());
+    let dead = h.queue("dlq").drain();
+    assert_eq!(dead[0].body, "(no body)");
     assert_eq!(
-        err.first_reason,
-        "bus body is not a valid envelope: expected ident at line 1 column 2"
+        attribute(&dead[0].message_attributes, attr::REASON),
+        Some("SQS message has no body")
     );
 }
 

@@ -229,7 +229,7 @@ class DeployedRoute(unittest.TestCase):
         self.assertEqual(rejections[0]["data"]["raw"], ["Green", "#00FF00", "(0, 255, 0)"])
         type(self).api_trip = trip
 
-    def test_2_poisoned_bus_is_dead_lettered_with_its_reason_after_max_receives(self):
+    def test_2_poisoned_bus_is_dead_lettered_with_its_reason_at_its_first_receive(self):
         sqs = self.client("sqs")
         dead_letters = self.outputs["TransformDeadLetterQueueUrl"]
         messages = poll("the poisoned bus in the transform dead-letter queue", lambda: sqs.receive_message(
@@ -238,10 +238,11 @@ class DeployedRoute(unittest.TestCase):
         self.assertEqual([m["Body"] for m in messages], [POISON])
         attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
         self.assertEqual(attributes["busline.stop"], "transform")
-        self.assertEqual(attributes["busline.receive-count"], PARAMETERS["MaxReceiveCount"])
-        self.assertEqual(attributes["busline.class"], "retryable")
+        # A body that can never be read is not retried: it is dead-lettered at once.
+        self.assertEqual(attributes["busline.receive-count"], "1")
+        self.assertEqual(attributes["busline.class"], "permanent")
         self.assertEqual(attributes["busline.reason"], "bus body is not a valid envelope: expected ident at line 1 column 2")
-        # The stop moved it on its last receive, so the queue's own redrive has nothing left to move.
+        # The stop moved it and acknowledged it, so the queue's own redrive has nothing left to move.
         queue = sqs.get_queue_attributes(QueueUrl=self.outputs["TransformQueueUrl"], AttributeNames=["All"])
         counts = {k: queue["Attributes"][k] for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")}
         self.assertEqual(counts, {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"})

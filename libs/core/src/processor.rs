@@ -307,26 +307,28 @@ impl BatchProcessor {
     }
 
     /// Reads the envelope from the body, or from the object store for a claim check.
-    /// Decode failures are retryable: a newer producer may be ahead of this stop's deploy,
-    /// and on the last receive the bus is dead-lettered with the reason anyway.
+    /// A body that can never be read (no body, not JSON, not an envelope, an unknown version, a
+    /// broken pointer) is permanent: redelivering the same bytes cannot help, so it goes to the
+    /// dead-letter queue at once with the reason, to be redriven once a reader for it is
+    /// deployed. Only a claim check the store cannot fetch right now is retryable.
     async fn decode(&self, delivery: &Delivery) -> Result<Envelope<Passenger>, Failure> {
-        let decode_failure = |err: DecodeError| Failure {
-            class: ErrorClass::Retryable,
+        let unreadable = |err: DecodeError| Failure {
+            class: ErrorClass::Permanent,
             reason: err.to_string(),
         };
         let body = delivery.body.as_str();
         if body.is_empty() {
-            return Err(decode_failure(DecodeError::MissingBody));
+            return Err(unreadable(DecodeError::MissingBody));
         }
         match PayloadPointer::from_body(body) {
-            None => decode_envelope(body).map_err(decode_failure),
+            None => decode_envelope(body).map_err(unreadable),
             Some(pointer) => {
-                let pointer = pointer.map_err(decode_failure)?;
+                let pointer = pointer.map_err(unreadable)?;
                 let parked = self.fetch_parked(&pointer).await.map_err(|err| Failure {
                     class: err.class(),
                     reason: format!("claim check: {}", crate::error::chain(&err)),
                 })?;
-                decode_envelope(&parked).map_err(decode_failure)
+                decode_envelope(&parked).map_err(unreadable)
             }
         }
     }
