@@ -287,3 +287,42 @@ async fn generated_data_with_bad_rows_adds_up_at_scale() {
     }
     assert_eq!(report.stops[1].counts.picked_up, 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bytes_under_a_plain_name_are_rejected_whole_and_blank_lines_skipped() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = ride(
+        ride_options(shipped_route(&[]), &fixture("disguised"), out.path()),
+        |_| {},
+    )
+    .await
+    .expect("ride");
+    // The gzip object is one rejection with the reason, not a UTF-8 error per line.
+    let reasons: Vec<&str> = report
+        .quarantined
+        .iter()
+        .map(|q| q.rejection.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "input/colors.csv: the object is gzip data, not CSV text; this extract reads plain CSV and NDJSON, so decompress it (or convert it) before the trip"
+        ]
+    );
+    // Whitespace-only lines are no records: three rows, none rejected, counts add up.
+    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+    let names: Vec<&str> = output.iter().filter_map(|r| r["Name"].as_str()).collect();
+    assert_eq!(names, ["Blue", "Lime", "Red"]);
+    let extract = report.stops[1].counts;
+    assert_eq!(
+        (
+            extract.passengers_in,
+            extract.picked_up,
+            extract.forwarded,
+            extract.rejected,
+            extract.dropped_off
+        ),
+        (2, 3, 3, 1, 1)
+    );
+    assert!(report.stops.iter().all(|s| s.adds_up));
+}

@@ -3,11 +3,14 @@
 //! object through a bounded channel. A malformed row is rejected with file, line and reason.
 
 mod rows;
+mod sniff;
 
 use async_trait::async_trait;
 use busline_core::config::{Vars, optional};
 use busline_core::envelope::{Passenger, Rejection};
-use busline_core::{ConfigError, InitError, Outbox, Stop, StopContext, StopError, StopKind};
+use busline_core::{
+    ConfigError, InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind,
+};
 pub use rows::InputFormat;
 use rows::Row;
 use serde_json::Value;
@@ -106,9 +109,21 @@ impl Extract {
             let reason = format!(
                 "{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)"
             );
-            return outbox.reject(&ticket.reject(reason)).await;
+            return outbox.reject(&ticket_rejection(ticket, reason)).await;
         };
         let reader = ctx.objects.get(&key).await?;
+        let (compressed, reader) = sniff::sniff(reader)
+            .await
+            .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
+        if let Some(compression) = compressed {
+            // Parsing binary as text would reject every line with a UTF-8 or field-count error.
+            let reason = format!(
+                "{key}: the object is {compression} data, not {} text; this extract reads plain \
+                 CSV and NDJSON, so decompress it (or convert it) before the trip",
+                format.name()
+            );
+            return outbox.reject(&ticket_rejection(ticket, reason)).await;
+        }
         let (sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<Row>>(CHUNKS_IN_FLIGHT);
         let parser = rows::spawn_parser(
             reader,
@@ -154,6 +169,15 @@ impl Stop for Extract {
             self.extract_one(ctx, ticket, outbox).await?;
         }
         Ok(())
+    }
+}
+
+/// A ticket refused whole; `reason` starts with the object's key, which names it.
+fn ticket_rejection(ticket: Passenger, reason: String) -> Rejection {
+    Rejection {
+        id: ticket.id().to_owned(),
+        reason,
+        data: Value::Object(ticket.into_data()),
     }
 }
 

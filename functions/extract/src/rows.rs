@@ -29,6 +29,14 @@ impl InputFormat {
         }
     }
 
+    /// The format's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Csv => "CSV",
+            InputFormat::Ndjson => "NDJSON",
+        }
+    }
+
     /// The format an object key's extension names.
     pub fn from_key(key: &str) -> Option<Self> {
         let extension = key.rsplit_once('.')?.1;
@@ -163,11 +171,13 @@ fn parse_csv(
     loop {
         let row = match reader.read_byte_record(&mut record) {
             Ok(false) => return Ok(()),
+            Ok(true) if blank(&record) => continue,
             Ok(true) => {
                 let line = record.position().map(|p| p.line()).unwrap_or_default();
                 csv_row(&header, &record, line, source)
             }
             Err(err) => match err.kind() {
+                csv::ErrorKind::UnequalLengths { len: 1, .. } if blank(&record) => continue,
                 csv::ErrorKind::UnequalLengths {
                     pos,
                     expected_len,
@@ -187,6 +197,11 @@ fn parse_csv(
             return Ok(());
         }
     }
+}
+
+/// A line of nothing but spaces or tabs (an empty line the reader skips itself): no record.
+fn blank(record: &csv::ByteRecord) -> bool {
+    record.len() == 1 && record[0].trim_ascii().is_empty()
 }
 
 /// A CSV error that stops reading the file: an I/O error is retryable, anything else permanent.
