@@ -5,7 +5,8 @@
 mod peer;
 
 use anyhow::{Context, Result, bail};
-use busline_cli::bench::{BenchOptions, bench};
+use busline_cli::bench::prepare::Prepared;
+use busline_cli::bench::{BenchOptions, bench_prepared};
 use clap::Parser;
 use peer::{PeerOptions, run_peer};
 use serde::Serialize;
@@ -71,8 +72,7 @@ fn main() -> Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (report, prepared) = runtime.block_on(async {
-        let report = bench(&options).await?;
-        let prepared = busline_cli::bench::prepare::Prepared::new(
+        let prepared = Prepared::new(
             &options.route,
             &options.registry,
             options.records,
@@ -80,6 +80,7 @@ fn main() -> Result<()> {
             &options.work,
         )
         .await?;
+        let report = bench_prepared(&prepared, &options).await?;
         anyhow::Ok((report, prepared))
     })?;
     let Some(mine) = report.stops.iter().find(|s| s.stop == args.stop) else {

@@ -244,18 +244,6 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             serve,
             print,
         } => {
-            let mut invoked = InvokeOptions {
-                serve,
-                ..InvokeOptions::default()
-            };
-            for (stop, url) in invoke {
-                match stop {
-                    Some(stop) => {
-                        invoked.stops.insert(stop, url);
-                    }
-                    None => invoked.all = Some(url),
-                }
-            }
             let options = RideOptions {
                 route: route.route()?,
                 registry,
@@ -264,30 +252,9 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 trip_id,
                 concurrency,
                 retry: RetryPolicy::default(),
-                invoke: invoked,
+                invoke: InvokeOptions::new(invoke, serve),
             };
-            let progress = progress_bar(!print.json && std::io::stderr().is_terminal());
-            let report = runtime()?.block_on(ride(options, |board| {
-                if let Some(bar) = &progress {
-                    let line: Vec<String> = board
-                        .snapshot()
-                        .iter()
-                        .map(|(stop, t)| {
-                            format!("{stop} {}", t.counts.passengers_in + t.counts.picked_up)
-                        })
-                        .collect();
-                    bar.set_message(line.join(" · "));
-                }
-            }))?;
-            if let Some(bar) = progress {
-                bar.finish_and_clear();
-            }
-            emit(print.json, &report, || report.table())?;
-            Ok(if report.dead_lettered() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
+            run_ride(options, print.json)
         }
         Command::Env { stop, route, serve } => {
             let route = route.route()?;
@@ -336,8 +303,6 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             settings,
             print,
         } => {
-            let text = std::fs::read_to_string(&template)
-                .with_context(|| format!("reading {}", template.display()))?;
             let stop = NewStop {
                 name,
                 kind,
@@ -345,20 +310,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 binary,
                 settings,
             };
-            let edited = add_stop(&text, &template.display().to_string(), &stop)?;
-            if print {
-                print!("{edited}");
-            } else {
-                write_atomically(&template, &edited)?;
-                println!(
-                    "{}: stop {} (kind {}) now rides after {}; run `bus lint` and `bus ride` to try it",
-                    template.display(),
-                    stop.name,
-                    stop.kind,
-                    stop.after
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            run_add_stop(&template, &stop, print)
         }
         Command::Bench {
             route,
@@ -417,6 +369,51 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `bus ride`: the ride with a progress line on a terminal, then its report; exit 2 when any
+/// bus was dead-lettered.
+fn run_ride(options: RideOptions, json: bool) -> Result<ExitCode> {
+    let progress = progress_bar(!json && std::io::stderr().is_terminal());
+    let report = runtime()?.block_on(ride(options, |board| {
+        if let Some(bar) = &progress {
+            let line: Vec<String> = board
+                .snapshot()
+                .iter()
+                .map(|(stop, t)| format!("{stop} {}", t.counts.passengers_in + t.counts.picked_up))
+                .collect();
+            bar.set_message(line.join(" · "));
+        }
+    }))?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    emit(json, &report, || report.table())?;
+    Ok(if report.dead_lettered() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `bus add-stop`: the template rewritten in place, or printed.
+fn run_add_stop(template: &std::path::Path, stop: &NewStop, print: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    let edited = add_stop(&text, &template.display().to_string(), stop)?;
+    if print {
+        print!("{edited}");
+    } else {
+        write_atomically(template, &edited)?;
+        println!(
+            "{}: stop {} (kind {}) now rides after {}; run `bus lint` and `bus ride` to try it",
+            template.display(),
+            stop.name,
+            stop.kind,
+            stop.after
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Replaces `path` with `text` through a temporary file beside it, so a failed write leaves the

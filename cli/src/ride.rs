@@ -74,6 +74,24 @@ impl Default for InvokeOptions {
 }
 
 impl InvokeOptions {
+    /// From `--invoke` targets (`(Some(stop), url)` for one stop, `(None, url)` for all) and
+    /// the driver's address.
+    pub fn new(targets: Vec<(Option<String>, String)>, serve: SocketAddr) -> Self {
+        let mut options = InvokeOptions {
+            serve,
+            ..InvokeOptions::default()
+        };
+        for (stop, url) in targets {
+            match stop {
+                Some(stop) => {
+                    options.stops.insert(stop, url);
+                }
+                None => options.all = Some(url),
+            }
+        }
+        options
+    }
+
     /// The endpoint stop `stop` is invoked at, if it runs elsewhere.
     pub fn endpoint(&self, stop: &str) -> Option<&str> {
         self.stops
@@ -313,18 +331,22 @@ async fn bus_stop(
 /// The folder standing in for the data bucket (named by the first stop's `DATA_BUCKET`), with
 /// `--input` served under its `INPUT_PREFIX`.
 fn bucket(first: &StopSpec, options: &RideOptions) -> FolderStore {
-    let setting = |name: &str, default: &str| {
-        first
-            .env
-            .get(name)
-            .filter(|value| !value.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
-    FolderStore::new(setting("DATA_BUCKET", "DataBucket"), &options.output).mount(
-        setting("INPUT_PREFIX", DEFAULT_INPUT_PREFIX),
-        &options.input,
-    )
+    FolderStore::new(setting(first, "DATA_BUCKET", "DataBucket"), &options.output)
+        .mount(input_prefix(first), &options.input)
+}
+
+/// Where the first stop reads input: its `INPUT_PREFIX`, [`DEFAULT_INPUT_PREFIX`] without one.
+pub fn input_prefix(first: &StopSpec) -> String {
+    setting(first, "INPUT_PREFIX", DEFAULT_INPUT_PREFIX)
+}
+
+/// A stop's setting `name`, or `default` when unset or empty.
+fn setting(spec: &StopSpec, name: &str, default: &str) -> String {
+    spec.env
+        .get(name)
+        .filter(|value| !value.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// Builds the stop of `spec` from its kind in `registry`, over the embedded ports.

@@ -132,10 +132,18 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         &options.work,
     )
     .await?;
+    bench_prepared(&prepared, options).await
+}
+
+/// Runs the benchmark on data already generated and ridden once (see [`Prepared::new`]).
+pub async fn bench_prepared(
+    prepared: &Prepared,
+    options: &BenchOptions,
+) -> Result<BenchReport, BenchError> {
     let mut usage = Usage::default();
-    let mut stops = vec![bench_depot(&prepared, options, &mut usage).await?];
+    let mut stops = vec![bench_depot(prepared, options, &mut usage).await?];
     for index in 0..prepared.stages.len() {
-        stops.push(bench_stage(&prepared, index, options, &mut usage).await?);
+        stops.push(bench_stage(prepared, index, options, &mut usage).await?);
     }
     let scale = 1e6 / options.records.max(1) as f64;
     Ok(BenchReport {

@@ -4,7 +4,7 @@
 use super::BenchError;
 use super::sinks::{CountingQueues, CountingStore};
 use crate::generate::{GenOptions, Generated, generate};
-use crate::ride::DEFAULT_INPUT_PREFIX;
+use crate::ride::input_prefix;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::{MetricsSink, NoMetrics, ObjectStore, OutgoingMessage, QueueSender};
 use busline_core::route::{Route, StopSpec};
@@ -102,11 +102,7 @@ impl Prepared {
         let claim_check_prefix = StopConfig::from_vars(&depot_spec.env)
             .map_err(|e| stop_error(depot_spec, e))?
             .claim_check_prefix;
-        let input_prefix = depot_spec
-            .env
-            .get("INPUT_PREFIX")
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_INPUT_PREFIX.to_owned());
+        let input_prefix = input_prefix(depot_spec);
         let mut prepared = Prepared {
             generated,
             depot: depot_spec.clone(),

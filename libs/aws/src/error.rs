@@ -1,8 +1,8 @@
 //! Turns AWS SDK errors into the core's classified [`PortError`], naming the resource.
 
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use busline_core::PortError;
 use busline_core::error::{BoxError, chain};
+use busline_core::{ErrorClass, PortError};
 use std::error::Error;
 
 /// Error codes that mean "slow down, then try again".
@@ -34,7 +34,7 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let message = describe(&err);
-    let kind = match &err {
+    let (class, text) = match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
             if NOT_FOUND_CODES.contains(&code) {
@@ -42,43 +42,36 @@ where
                     resource: resource.to_owned(),
                 };
             } else if THROTTLE_CODES.contains(&code) || code.starts_with("Internal") {
-                Kind::Retryable(message)
+                (ErrorClass::Retryable, message)
             } else {
-                Kind::Permanent(message)
+                (ErrorClass::Permanent, message)
             }
         }
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Kind::Retryable(message),
-        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-            Kind::Retryable(format!("cannot reach the endpoint: {message}"))
-        }
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (ErrorClass::Retryable, message),
+        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => (
+            ErrorClass::Retryable,
+            format!("cannot reach the endpoint: {message}"),
+        ),
         // No credentials, a malformed endpoint, an invalid request: retrying cannot help.
-        _ => Kind::Permanent(message),
+        _ => (ErrorClass::Permanent, message),
     };
-    kind.into_port_error(resource, err)
+    port_error(class, resource, text, err)
 }
 
-/// A classified SDK error before it becomes a [`PortError`].
-enum Kind {
-    Retryable(String),
-    Permanent(String),
-}
-
-impl Kind {
-    /// The port error, with `err` kept as the cause under the described text.
-    fn into_port_error(self, resource: &str, err: impl Error + Send + Sync + 'static) -> PortError {
-        let (retryable, text) = match self {
-            Kind::Retryable(text) => (true, text),
-            Kind::Permanent(text) => (false, text),
-        };
-        let source = Described {
-            text,
-            source: Box::new(err),
-        };
-        if retryable {
-            PortError::retryable(resource, source)
-        } else {
-            PortError::permanent(resource, source)
-        }
+/// A port error of `class` on `resource`, with `err` kept as the cause under `text`.
+fn port_error(
+    class: ErrorClass,
+    resource: &str,
+    text: String,
+    err: impl Error + Send + Sync + 'static,
+) -> PortError {
+    let source = Described {
+        text,
+        source: Box::new(err),
+    };
+    match class {
+        ErrorClass::Retryable => PortError::retryable(resource, source),
+        _ => PortError::permanent(resource, source),
     }
 }
 
@@ -107,7 +100,10 @@ where
         Some(404) => PortError::NotFound {
             resource: resource.to_owned(),
         },
-        Some(500..=599) => Kind::Retryable(describe(&err)).into_port_error(resource, err),
+        Some(500..=599) => {
+            let text = describe(&err);
+            port_error(ErrorClass::Retryable, resource, text, err)
+        }
         _ => classify(err, resource),
     }
 }

@@ -97,7 +97,7 @@ pub struct TripStarter {
 impl TripStarter {
     /// A starter running `depot` with `runtime` (the registry builds it).
     pub(crate) fn new(depot: Arc<dyn Depot>, runtime: StopRuntime) -> Self {
-        let forwarder = Forwarder::new(runtime.queues.clone(), runtime.retry);
+        let forwarder = Forwarder::new(runtime.ports.queues.clone(), runtime.ports.retry);
         TripStarter {
             depot,
             runtime,
@@ -127,7 +127,7 @@ impl TripStarter {
             1,
             0,
             self.forwarder.clone(),
-            self.runtime.objects.clone(),
+            self.runtime.ports.objects.clone(),
         );
         let ctx = StopContext {
             trip: &trip,
@@ -136,25 +136,18 @@ impl TripStarter {
             request_id: &invocation.request_id,
             deadline: invocation.deadline,
             config,
-            objects: self.runtime.objects.as_ref(),
+            objects: self.runtime.ports.objects.as_ref(),
         };
         self.depot.hand_out(&ctx, &request, &mut outbox).await?;
         let counts = outbox.close().await?;
         tracing::info!(trip, tickets = counts.forwarded, "trip started");
         self.runtime
+            .ports
             .metrics
             .record(&InvocationMetrics {
                 stop: config.stop.clone(),
                 route: config.route.clone(),
-                counts: StopCounts {
-                    picked_up: counts.picked_up,
-                    forwarded: counts.forwarded,
-                    dropped_off: counts.dropped_off,
-                    rejected: counts.rejected,
-                    buses_out: counts.buses_out,
-                    bytes_out: counts.bytes_out,
-                    ..StopCounts::default()
-                },
+                counts: StopCounts::from(counts),
                 duration: started.elapsed(),
                 oldest_message_age: None,
             })

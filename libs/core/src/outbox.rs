@@ -6,6 +6,7 @@ use crate::config::StopConfig;
 use crate::envelope::{BusHeader, EXTENDED_PAYLOAD_SIZE, Passenger, PayloadPointer, Rejection};
 use crate::error::{ErrorClass, StopError};
 use crate::forwarder::{Forwarder, Parcel};
+use crate::metrics::StopCounts;
 use crate::packer::{PackedBus, Packer};
 use crate::ports::{Attribute, ObjectStore, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES};
 use std::sync::Arc;
@@ -27,18 +28,19 @@ pub struct OutboxCounts {
     pub bytes_out: u64,
 }
 
-/// What already left an outbox before its bus was done: buses that departed early because
-/// they were full. They stay sent even when the handler then fails.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Departed {
-    /// Passengers on buses sent to the next stop.
-    pub forwarded: u64,
-    /// Rejections on buses sent to quarantine.
-    pub rejected: u64,
-    /// Buses sent to the next stop.
-    pub buses: u64,
-    /// Bytes of those buses' bodies (before claim checks).
-    pub bytes: u64,
+impl From<OutboxCounts> for StopCounts {
+    /// The stop's counts of one bus's outbox (its buses and passengers in are the caller's).
+    fn from(outbox: OutboxCounts) -> Self {
+        StopCounts {
+            picked_up: outbox.picked_up,
+            forwarded: outbox.forwarded,
+            dropped_off: outbox.dropped_off,
+            rejected: outbox.rejected,
+            buses_out: outbox.buses_out,
+            bytes_out: outbox.bytes_out,
+            ..StopCounts::default()
+        }
+    }
 }
 
 /// Messages an outbox built but has not sent yet.
@@ -72,7 +74,9 @@ pub struct Outbox {
     next: Lane,
     quarantine: Lane,
     counts: OutboxCounts,
-    departed: Departed,
+    /// Of `counts`, what already left: buses that departed early because they were full. They
+    /// stay sent even when the handler then fails.
+    departed: OutboxCounts,
     rider: Vec<u8>,
 }
 
@@ -117,7 +121,7 @@ impl Outbox {
                 format!("{origin_bus}/quarantine"),
             ),
             counts: OutboxCounts::default(),
-            departed: Departed::default(),
+            departed: OutboxCounts::default(),
             rider: Vec::new(),
         }
     }
@@ -172,9 +176,13 @@ impl Outbox {
         self.counts
     }
 
-    /// What already left, for the counts of a bus whose handler failed.
-    pub(crate) fn departed(&self) -> Departed {
-        self.departed
+    /// What a bus whose handler failed still counts: its picked-up passengers, and the buses
+    /// that already left (nothing is dropped off: the bus is not done).
+    pub(crate) fn departed(&self) -> OutboxCounts {
+        OutboxCounts {
+            picked_up: self.counts.picked_up,
+            ..self.departed
+        }
     }
 
     /// Closes both lanes and returns what has not left yet, for the caller to send pooled
@@ -240,8 +248,8 @@ impl Outbox {
                 self.departed.rejected += riders;
             } else {
                 self.departed.forwarded += riders;
-                self.departed.buses += buses;
-                self.departed.bytes += body_bytes;
+                self.departed.buses_out += buses;
+                self.departed.bytes_out += body_bytes;
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::metrics::{InvocationMetrics, StopCounts};
-use crate::outbox::{Departed, Departures, Outbox, OutboxCounts};
+use crate::outbox::{Departures, Outbox, OutboxCounts};
 use crate::ports::{Attribute, OutgoingMessage};
 use crate::runtime::StopRuntime;
 use crate::stop::{Stop, StopContext};
@@ -67,9 +67,8 @@ pub struct BatchProcessor {
 struct Ridden {
     passengers_in: u64,
     trip: Option<String>,
-    /// Passengers the handler picked up, and what left before it finished (for a failure).
-    picked_up: u64,
-    departed: Departed,
+    /// What a failed message still counts: its picked-up passengers and the buses that left.
+    departed: OutboxCounts,
     outcome: Result<(OutboxCounts, Departures), Failure>,
 }
 
@@ -78,8 +77,7 @@ impl Ridden {
         Ridden {
             passengers_in: 0,
             trip: None,
-            picked_up: 0,
-            departed: Departed::default(),
+            departed: OutboxCounts::default(),
             outcome: Err(failure),
         }
     }
@@ -103,7 +101,7 @@ impl From<StopError> for Failure {
 impl BatchProcessor {
     /// A processor running `stop` with `runtime` (the registry builds it).
     pub(crate) fn new(stop: Arc<dyn Stop>, runtime: StopRuntime) -> Self {
-        let forwarder = Forwarder::new(runtime.queues.clone(), runtime.retry);
+        let forwarder = Forwarder::new(runtime.ports.queues.clone(), runtime.ports.retry);
         BatchProcessor {
             stop,
             runtime,
@@ -180,6 +178,7 @@ impl BatchProcessor {
 
         failed.sort_by_key(|(origin, _)| *origin);
         self.runtime
+            .ports
             .metrics
             .record(&InvocationMetrics {
                 stop: config.stop.clone(),
@@ -243,6 +242,37 @@ impl BatchProcessor {
         invocation: &Invocation,
         envelope: Envelope<Passenger>,
     ) -> Ridden {
+        let max_hops = self.runtime.config.max_hops;
+        let passengers_in = envelope.passengers.len() as u64;
+        let trip = envelope.trip.clone();
+        let (departed, outcome) = if envelope.hop >= max_hops {
+            let loop_guard = Failure {
+                class: ErrorClass::Permanent,
+                reason: format!(
+                    "bus {} has travelled {} stops, MAX_HOPS is {max_hops}: is the route a loop?",
+                    envelope.bus, envelope.hop
+                ),
+            };
+            (OutboxCounts::default(), Err(loop_guard))
+        } else {
+            self.run_stop(origin, delivery, invocation, envelope).await
+        };
+        Ridden {
+            passengers_in,
+            trip: Some(trip),
+            departed,
+            outcome,
+        }
+    }
+
+    /// Runs the stop's handler over one bus: what already left, and how it ended.
+    async fn run_stop(
+        &self,
+        origin: usize,
+        delivery: &Delivery,
+        invocation: &Invocation,
+        envelope: Envelope<Passenger>,
+    ) -> (OutboxCounts, Result<(OutboxCounts, Departures), Failure>) {
         let config = &self.runtime.config;
         let Envelope {
             bus,
@@ -252,23 +282,6 @@ impl BatchProcessor {
             ..
         } = envelope;
         let passengers_in = passengers.len() as u64;
-        let mut ridden = Ridden {
-            passengers_in,
-            trip: Some(trip.clone()),
-            picked_up: 0,
-            departed: Departed::default(),
-            outcome: Ok(Default::default()),
-        };
-        if hop >= config.max_hops {
-            ridden.outcome = Err(Failure {
-                class: ErrorClass::Permanent,
-                reason: format!(
-                    "bus {bus} has travelled {hop} stops, MAX_HOPS is {}: is the route a loop?",
-                    config.max_hops
-                ),
-            });
-            return ridden;
-        }
         let mut outbox = Outbox::new(
             config,
             &trip,
@@ -276,7 +289,7 @@ impl BatchProcessor {
             hop + 1,
             origin,
             self.forwarder.clone(),
-            self.runtime.objects.clone(),
+            self.runtime.ports.objects.clone(),
         );
         let ctx = StopContext {
             trip: &trip,
@@ -285,14 +298,13 @@ impl BatchProcessor {
             request_id: &invocation.request_id,
             deadline: invocation.deadline,
             config,
-            objects: self.runtime.objects.as_ref(),
+            objects: self.runtime.ports.objects.as_ref(),
         };
         let handled = AssertUnwindSafe(self.stop.handle(&ctx, passengers, &mut outbox))
             .catch_unwind()
             .await;
-        ridden.picked_up = outbox.counts().picked_up;
-        ridden.departed = outbox.departed();
-        ridden.outcome = match handled {
+        let departed = outbox.departed();
+        let outcome = match handled {
             Ok(Ok(())) => match outbox.finish().await {
                 Ok(done) => balanced(&config.stop, passengers_in, done),
                 Err(err) => Err(err.into()),
@@ -303,7 +315,7 @@ impl BatchProcessor {
                 reason: format!("handler panicked: {}", panic_message(panic.as_ref())),
             }),
         };
-        ridden
+        (departed, outcome)
     }
 
     /// Reads the envelope from the body, or from the object store for a claim check.
@@ -334,7 +346,7 @@ impl BatchProcessor {
     }
 
     async fn fetch_parked(&self, pointer: &PayloadPointer) -> Result<String, PortError> {
-        let objects = &self.runtime.objects;
+        let objects = &self.runtime.ports.objects;
         let resource = format!("s3://{}/{}", pointer.s3_bucket_name, pointer.s3_key);
         if pointer.s3_bucket_name != objects.bucket() {
             return Err(PortError::permanent(
@@ -470,23 +482,12 @@ fn add_counts(counts: &mut StopCounts, ride: &Ridden) {
     counts.buses_in += 1;
     counts.passengers_in += ride.passengers_in;
     match &ride.outcome {
-        Ok((outbox, _)) => {
-            counts.picked_up += outbox.picked_up;
-            counts.forwarded += outbox.forwarded;
-            counts.dropped_off += outbox.dropped_off;
-            counts.rejected += outbox.rejected;
-            counts.buses_out += outbox.buses_out;
-            counts.bytes_out += outbox.bytes_out;
-        }
+        Ok((outbox, _)) => *counts += StopCounts::from(*outbox),
         Err(_) => {
             let left = ride.departed;
+            *counts += StopCounts::from(left);
             counts.buses_failed += 1;
-            counts.picked_up += ride.picked_up;
-            counts.forwarded += left.forwarded;
-            counts.rejected += left.rejected;
-            counts.buses_out += left.buses;
-            counts.bytes_out += left.bytes;
-            counts.passengers_failed += (ride.passengers_in + ride.picked_up)
+            counts.passengers_failed += (ride.passengers_in + left.picked_up)
                 .saturating_sub(left.forwarded + left.rejected);
         }
     }

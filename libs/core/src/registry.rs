@@ -97,7 +97,7 @@ impl InitContext {
 }
 
 /// What a factory builds: a stop that handles buses from its queue, or a depot.
-pub enum Built {
+enum Built {
     /// Handles buses from its queue.
     Stop(Arc<dyn Stop>),
     /// Starts trips.
@@ -156,10 +156,7 @@ impl StopKind {
         Fut: Future<Output = Result<S, InitError>> + Send + 'static,
         S: Stop + 'static,
     {
-        Self::from_factory(name, move |init| {
-            let built = factory(init);
-            async move { Ok(Built::Stop(Arc::new(built.await?))) }
-        })
+        Self::building(name, factory, |stop| Built::Stop(Arc::new(stop)))
     }
 
     /// A kind whose factory builds a [`PassengerStop`] (a passenger at a time).
@@ -169,9 +166,8 @@ impl StopKind {
         Fut: Future<Output = Result<P, InitError>> + Send + 'static,
         P: PassengerStop + 'static,
     {
-        Self::from_factory(name, move |init| {
-            let built = factory(init);
-            async move { Ok(Built::Stop(Arc::new(EachPassenger(built.await?)))) }
+        Self::building(name, factory, |stop| {
+            Built::Stop(Arc::new(EachPassenger(stop)))
         })
     }
 
@@ -182,9 +178,19 @@ impl StopKind {
         Fut: Future<Output = Result<D, InitError>> + Send + 'static,
         D: Depot + 'static,
     {
+        Self::building(name, factory, |depot| Built::Depot(Arc::new(depot)))
+    }
+
+    /// A kind whose factory's result becomes a [`Built`] through `into`.
+    fn building<F, Fut, T>(name: impl Into<String>, factory: F, into: fn(T) -> Built) -> Self
+    where
+        F: Fn(InitContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, InitError>> + Send + 'static,
+        T: 'static,
+    {
         Self::from_factory(name, move |init| {
             let built = factory(init);
-            async move { Ok(Built::Depot(Arc::new(built.await?))) }
+            async move { built.await.map(into) }
         })
     }
 
@@ -233,7 +239,10 @@ impl StopKind {
         extensions: Extensions,
     ) -> Result<ReadyStop, InitError> {
         let config = StopConfig::from_vars(settings.as_ref())?;
-        let runtime = StopRuntime::new(config.clone(), &ports);
+        let runtime = StopRuntime {
+            config: config.clone(),
+            ports: ports.clone(),
+        };
         let init = InitContext {
             kind: self.name.clone(),
             settings,

@@ -19,30 +19,11 @@ pub struct Ports {
     pub retry: RetryPolicy,
 }
 
-/// The ports and settings one stop runs with, built once at init by the registry.
+/// The settings and ports one stop runs with, built once at init by the registry.
 #[derive(Clone)]
 pub(crate) struct StopRuntime {
     /// Shared settings.
-    pub config: StopConfig,
-    /// Where buses are sent.
-    pub queues: Arc<dyn QueueSender>,
-    /// The data bucket.
-    pub objects: Arc<dyn ObjectStore>,
-    /// Where metrics go.
-    pub metrics: Arc<dyn MetricsSink>,
-    /// How failed sends are retried.
-    pub retry: RetryPolicy,
-}
-
-impl StopRuntime {
-    /// A stop's runtime: its settings over the host's ports.
-    pub(crate) fn new(config: StopConfig, ports: &Ports) -> Self {
-        StopRuntime {
-            config,
-            queues: ports.queues.clone(),
-            objects: ports.objects.clone(),
-            metrics: ports.metrics.clone(),
-            retry: ports.retry,
-        }
-    }
+    pub(crate) config: StopConfig,
+    /// The host's ports.
+    pub(crate) ports: Ports,
 }

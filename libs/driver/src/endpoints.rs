@@ -131,7 +131,7 @@ async fn send_message_batch(ports: &Ports, request: &Value) -> Response {
             None => successful.push(json!({
                 "Id": entry.id,
                 "MessageId": ports.next_id(),
-                "MD5OfMessageBody": md5_hex(&entry.message_body),
+                "MD5OfMessageBody": md5_hex(entry.message_body.as_bytes()),
             })),
         }
     }
@@ -155,7 +155,7 @@ async fn send_message(ports: &Ports, request: &Value) -> Response {
     match ports.queues.send_batch(queue, &[message(&entry)]).await {
         Ok(failures) if failures.is_empty() => sqs_ok(json!({
             "MessageId": ports.next_id(),
-            "MD5OfMessageBody": md5_hex(&entry.message_body),
+            "MD5OfMessageBody": md5_hex(entry.message_body.as_bytes()),
         })),
         Ok(failures) => sqs_error(failures[0].code.as_str(), failures[0].message.clone()),
         Err(err) => port_error(&err),
@@ -168,9 +168,10 @@ impl Ports {
     }
 }
 
-fn md5_hex(text: &str) -> String {
+/// MD5 in hex: SQS's `MD5OfMessageBody`, S3's `ETag`.
+fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest as _;
-    hex::encode(md5::Md5::digest(text.as_bytes()))
+    hex::encode(md5::Md5::digest(bytes))
 }
 
 fn sqs_ok(body: Value) -> Response {
@@ -188,10 +189,20 @@ fn sqs_error(code: &str, message: String) -> Response {
     } else {
         StatusCode::BAD_REQUEST
     };
-    // SQS's JSON protocol also carries the older query-protocol code, which the SDK prefers.
+    sqs_fault(status, code, message)
+}
+
+/// An SQS error answer, in the JSON protocol and in the older query protocol's header, which
+/// the SDK prefers for the code.
+fn sqs_fault(status: StatusCode, code: &str, message: String) -> Response {
     let query_code = match code {
         "QueueDoesNotExist" => "AWS.SimpleQueueService.NonExistentQueue",
         other => other,
+    };
+    let fault = if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
     };
     (
         status,
@@ -202,7 +213,7 @@ fn sqs_error(code: &str, message: String) -> Response {
             ),
             (
                 header::HeaderName::from_static("x-amzn-query-error"),
-                format!("{query_code};Sender"),
+                format!("{query_code};{fault}"),
             ),
         ],
         json!({"__type": format!("com.amazonaws.sqs#{code}"), "message": message}).to_string(),
@@ -213,13 +224,11 @@ fn sqs_error(code: &str, message: String) -> Response {
 fn port_error(err: &PortError) -> Response {
     match err {
         PortError::NotFound { .. } => sqs_error("QueueDoesNotExist", chain(err)),
-        PortError::Retryable { .. } => (
+        PortError::Retryable { .. } => sqs_fault(
             StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
-            json!({"__type": "com.amazonaws.sqs#ServiceUnavailable", "message": chain(err)})
-                .to_string(),
-        )
-            .into_response(),
+            "ServiceUnavailable",
+            chain(err),
+        ),
         PortError::Permanent { .. } => sqs_error("InvalidParameterValue", chain(err)),
     }
 }
@@ -255,11 +264,18 @@ async fn list_objects(
         Ok(listed) => listed,
         Err(err) => return s3_port_error(&err, &bucket),
     };
-    let start: usize = query
-        .continuation_token
-        .as_deref()
-        .and_then(|token| token.parse().ok())
-        .unwrap_or(0);
+    let start: usize = match query.continuation_token.as_deref().map(str::parse) {
+        None => 0,
+        Some(Ok(start)) => start,
+        Some(Err(_)) => {
+            return s3_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "the continuation token is not one this endpoint gave",
+                &bucket,
+            );
+        }
+    };
     let page = listed.iter().skip(start).take(LIST_PAGE);
     let next = start + LIST_PAGE;
     let mut xml = format!(
@@ -344,11 +360,12 @@ async fn put_object(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let etag = format!("\"{}\"", {
-        use md5::Digest as _;
-        hex::encode(md5::Md5::digest(&body))
-    });
-    match ports.objects.put(&key, body.to_vec(), &content_type).await {
+    let etag = format!("\"{}\"", md5_hex(&body));
+    match ports
+        .objects
+        .put(&key, Vec::from(body), &content_type)
+        .await
+    {
         Ok(()) => (StatusCode::OK, [(header::ETAG, etag)], "").into_response(),
         Err(err) => s3_port_error(&err, &key),
     }

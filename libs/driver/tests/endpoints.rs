@@ -62,6 +62,29 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
     assert_eq!(bodies, ["{\"v\":1}", "second"]);
     assert_eq!(received[0].message_attributes, messages[0].attributes);
     assert_eq!(received[1].message_attributes, messages[1].attributes);
+    // SendMessage too, attributes and all.
+    clients
+        .sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("third")
+        .message_attributes(
+            "busline.stop",
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value("transform")
+                .build()
+                .expect("attribute"),
+        )
+        .send()
+        .await
+        .expect("SendMessage");
+    let third = next.receive(10, None).expect("receive");
+    assert_eq!(third[0].body, "third");
+    assert_eq!(
+        third[0].message_attributes,
+        [Attribute::string("busline.stop", "transform")]
+    );
     let missing = sqs
         .send_batch(&busline_driver::queue_url(&endpoint, "Nope"), &messages)
         .await
@@ -98,6 +121,21 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
     assert_eq!(listed.len(), 1005, "two pages");
     assert_eq!(listed[1004].key, "input/1004.csv");
     assert_eq!(listed[0].size, 1);
+    // A continuation token this endpoint never gave is refused, not read as "from the start".
+    let refused = clients
+        .s3
+        .list_objects_v2()
+        .bucket("DataBucket")
+        .prefix("input/")
+        .continuation_token("nonsense")
+        .send()
+        .await
+        .expect_err("an unknown token");
+    assert_eq!(
+        aws_sdk_sqs::error::ProvideErrorMetadata::code(&refused),
+        Some("InvalidArgument"),
+        "{refused:?}"
+    );
     let gone = s3.get("input/none.csv").await.err().expect("missing");
     assert!(matches!(gone, PortError::NotFound { .. }), "{gone}");
     let other = S3Store::new(clients.s3.clone(), "OtherBucket");

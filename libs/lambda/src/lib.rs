@@ -17,7 +17,9 @@
 use busline_aws::{AwsClients, S3Store, SqsQueues, metrics_sink};
 use busline_core::config::{ProcessEnv, Vars, required};
 use busline_core::forwarder::RetryPolicy;
-use busline_core::{Extensions, InitError, Ports, ReadyStop, Registry, StopKind};
+use busline_core::{
+    Deadline, Extensions, InitError, Invocation, Ports, ReadyStop, Registry, StopKind,
+};
 use std::sync::Arc;
 
 mod function_error;
@@ -64,6 +66,15 @@ pub async fn run_registry(registry: Registry) -> Result<(), Error> {
 pub fn kind_named(registry: &Registry, vars: &dyn Vars) -> Result<StopKind, InitError> {
     let name = required(vars, "STOP_KIND")?;
     registry.get(&name).cloned()
+}
+
+/// The invocation Lambda's context describes: its request id and deadline. A hand-made context
+/// (tests, `cargo lambda invoke` without a deadline) has no deadline.
+fn invocation(context: &lambda_runtime::Context) -> Invocation {
+    Invocation {
+        request_id: context.request_id.clone(),
+        deadline: (context.deadline > 0).then(|| Deadline::from_epoch_millis(context.deadline)),
+    }
 }
 
 /// Builds the stop of `kind` from the process environment over the AWS ports.

@@ -4,7 +4,7 @@
 use crate::FunctionError;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use busline_core::ports::Attribute;
-use busline_core::{BatchProcessor, Deadline, Delivery, Invocation};
+use busline_core::{BatchProcessor, Delivery};
 use lambda_runtime::{Context, LambdaEvent, service_fn};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,11 +26,7 @@ pub async fn handle(
     event: SqsEvent,
     context: &Context,
 ) -> Result<SqsBatchResponse, FunctionError> {
-    let invocation = Invocation {
-        request_id: context.request_id.clone(),
-        // A hand-made context (tests, `cargo lambda invoke` without a deadline) has none.
-        deadline: (context.deadline > 0).then(|| Deadline::from_epoch_millis(context.deadline)),
-    };
+    let invocation = crate::invocation(context);
     let deliveries = event.records.into_iter().map(delivery).collect();
     let outcome = processor.process(deliveries, &invocation).await?;
     let mut response = SqsBatchResponse::default();

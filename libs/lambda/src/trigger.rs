@@ -7,9 +7,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use base64::Engine;
 use busline_core::id::trip_id;
-use busline_core::{
-    Deadline, ErrorClass, Invocation, StopError, TripError, TripRequest, TripStarter,
-};
+use busline_core::{ErrorClass, Invocation, StopError, TripError, TripRequest, TripStarter};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -20,11 +18,7 @@ pub async fn serve(starter: TripStarter) -> Result<(), crate::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let starter = starter.clone();
         async move {
-            let invocation = Invocation {
-                request_id: event.context.request_id.clone(),
-                deadline: (event.context.deadline > 0)
-                    .then(|| Deadline::from_epoch_millis(event.context.deadline)),
-            };
+            let invocation = crate::invocation(&event.context);
             respond(&starter, event.payload, &invocation).await
         }
     }))

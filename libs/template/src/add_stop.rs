@@ -65,40 +65,13 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
             format!("stop name {:?} must be letters, digits and '-'", stop.name),
         )
     })?;
-    let document = crate::parse_document(text, file)?;
-    for taken in resource_ids(&id) {
-        if document
-            .get("Resources")
-            .and_then(|r| r.get(&taken))
-            .is_some()
-        {
-            return Err(fail(&format!("Resources.{taken}"), "already exists".into()));
-        }
-    }
-    let parameters = document.get("Parameters");
-    for needed in NEEDED_PARAMETERS {
-        if parameters.and_then(|p| p.get(needed)).is_none() {
-            return Err(fail(
-                "Parameters",
-                format!(
-                    "has no {needed}, which the new stop's resources refer to (start from busline's template.yaml)"
-                ),
-            ));
-        }
-    }
     let settings: Vec<(String, String, String)> = stop
         .settings
         .iter()
         .map(|(var, default)| (var.clone(), parameter_name(&id, var), default.clone()))
         .collect();
-    for (var, parameter, _) in &settings {
-        if parameters.and_then(|p| p.get(parameter.as_str())).is_some() {
-            return Err(fail(
-                &format!("Parameters.{parameter}"),
-                format!("already exists; name the setting {var} differently"),
-            ));
-        }
-    }
+    let document = crate::parse_document(text, file)?;
+    refuse_clashes(&document, &id, &settings).map_err(|(path, message)| fail(&path, message))?;
 
     let next = before.next_queue().map(str::to_owned);
     let mut edited = rewire(text, &before.spec.function, next.as_deref(), &id)
@@ -132,6 +105,39 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
         ));
     }
     Ok(edited)
+}
+
+/// Refuses a template the new stop's resources and parameters would clash with, or that lacks
+/// the parameters they refer to: (where, what) of the first problem.
+fn refuse_clashes(
+    document: &serde_yaml_ng::Value,
+    id: &str,
+    settings: &[(String, String, String)],
+) -> Result<(), (String, String)> {
+    let resources = document.get("Resources");
+    if let Some(taken) = resource_ids(id)
+        .into_iter()
+        .find(|name| resources.and_then(|r| r.get(name)).is_some())
+    {
+        return Err((format!("Resources.{taken}"), "already exists".into()));
+    }
+    let parameters = document.get("Parameters");
+    let has = |name: &str| parameters.and_then(|p| p.get(name)).is_some();
+    if let Some(needed) = NEEDED_PARAMETERS.into_iter().find(|name| !has(name)) {
+        return Err((
+            "Parameters".into(),
+            format!(
+                "has no {needed}, which the new stop's resources refer to (start from busline's template.yaml)"
+            ),
+        ));
+    }
+    match settings.iter().find(|(_, parameter, _)| has(parameter)) {
+        Some((var, parameter, _)) => Err((
+            format!("Parameters.{parameter}"),
+            format!("already exists; name the setting {var} differently"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `geo-enrich` -> `GeoEnrich`; `None` for an empty name or other characters.
