@@ -5,7 +5,6 @@
 mod peer;
 
 use anyhow::{Context, Result, bail};
-use busline_cli::bench::prepare::Prepared;
 use busline_cli::bench::{BenchOptions, bench_prepared};
 use clap::Parser;
 use peer::{PeerOptions, run_peer};
@@ -72,14 +71,7 @@ fn main() -> Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (report, prepared) = runtime.block_on(async {
-        let prepared = Prepared::new(
-            &options.route,
-            &options.registry,
-            options.records,
-            options.files,
-            &options.work,
-        )
-        .await?;
+        let prepared = options.prepare().await?;
         let report = bench_prepared(&prepared, &options).await?;
         anyhow::Ok((report, prepared))
     })?;

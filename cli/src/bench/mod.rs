@@ -124,15 +124,21 @@ pub enum BenchError {
 
 /// Runs the benchmark.
 pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
-    let prepared = Prepared::new(
-        &options.route,
-        &options.registry,
-        options.records,
-        options.files,
-        &options.work,
-    )
-    .await?;
-    bench_prepared(&prepared, options).await
+    bench_prepared(&options.prepare().await?, options).await
+}
+
+impl BenchOptions {
+    /// The generated data and the route's stages on it, for these options.
+    pub async fn prepare(&self) -> Result<Prepared, BenchError> {
+        Prepared::new(
+            &self.route,
+            &self.registry,
+            self.records,
+            self.files,
+            &self.work,
+        )
+        .await
+    }
 }
 
 /// Runs the benchmark on data already generated and ridden once (see [`Prepared::new`]).
