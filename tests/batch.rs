@@ -206,6 +206,7 @@ async fn a_message_with_no_body_is_dead_lettered_with_the_reason() {
     let processor = h.scripted(&[]).await;
     let batch = vec![busline_core::Delivery {
         id: "no-body".into(),
+        receipt_handle: String::new(),
         body: String::new(),
         receive_count: 1,
         sent_at: None,

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use busline_cli::ride::RideOptions;
 use busline_core::envelope::Passenger;
 use busline_core::forwarder::RetryPolicy;
-use busline_core::ports::{EntryFailure, MetricsSink, OutgoingMessage, QueueSender};
+use busline_core::ports::{
+    EntryFailure, MetricsSink, OutgoingMessage, QueueSender, VisibilityChange,
+};
 use busline_core::route::Route;
 use busline_core::{
     BatchOutcome, BatchProcessor, Delivery, ErrorClass, Extensions, InitError, Invocation,
@@ -285,6 +287,14 @@ impl QueueSender for FlakyQueues {
         }
         Ok(failed)
     }
+
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<EntryFailure>, PortError> {
+        self.inner.change_visibility(queue_url, changes).await
+    }
 }
 
 /// A processor over embedded queues (route: `in` -> stop -> `next`, with `dlq` and `quarantine`).
@@ -298,6 +308,11 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with_max_receive_count(3)
+    }
+
+    /// A harness whose `in` queue redrives after `max_receive_count` receives.
+    pub fn with_max_receive_count(max_receive_count: u32) -> Self {
         let clock = Arc::new(ManualClock::default());
         let mut queues = EmbeddedQueues::default();
         let dlq = Arc::new(MemoryQueue::new(
@@ -314,7 +329,7 @@ impl Harness {
             )));
         }
         let settings = QueueSettings {
-            max_receive_count: Some(3),
+            max_receive_count: Some(max_receive_count),
             dead_letter: Some(dlq),
             ..QueueSettings::default()
         };

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use busline_core::PortError;
 use busline_core::ports::{
     EntryFailure, ObjectInfo, ObjectReader, ObjectStore, OutgoingMessage, QueueSender,
+    VisibilityChange,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -87,6 +88,17 @@ impl QueueSender for CountingQueues {
         }
         Ok(Vec::new())
     }
+
+    async fn change_visibility(
+        &self,
+        _queue_url: &str,
+        _changes: &[VisibilityChange],
+    ) -> Result<Vec<EntryFailure>, PortError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0.calls += 1;
+        state.0.billed += 1;
+        Ok(Vec::new())
+    }
 }
 
 /// S3 requests an [`ObjectStore`] was asked for.
@@ -144,9 +156,9 @@ impl<S: ObjectStore> ObjectStore for CountingStore<S> {
         Ok(listed)
     }
 
-    async fn get(&self, key: &str) -> Result<ObjectReader, PortError> {
+    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
         self.count(|t| t.gets += 1);
-        self.inner.get(key).await
+        self.inner.get_from(key, offset).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {

@@ -76,10 +76,12 @@ fn values(metrics: &InvocationMetrics) -> Vec<Value64> {
         count("PassengersIn", c.passengers_in),
         count("PickedUp", c.picked_up),
         count("Forwarded", c.forwarded),
+        count("Continued", c.continued),
         count("DroppedOff", c.dropped_off),
         count("Rejected", c.rejected),
         count("BusesFailed", c.buses_failed),
         count("BusesDeadLettered", c.buses_dead_lettered),
+        count("BusesHandedBack", c.buses_handed_back),
         count("BusesOut", c.buses_out),
         Value64 {
             name: "BytesOut",

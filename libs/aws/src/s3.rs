@@ -132,6 +132,24 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// The object's size in bytes (HeadObject).
+    async fn size_of(&self, key: &str) -> Result<u64, PortError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                classify_with_status(err, status, &self.resource(key))
+            })?;
+        Ok(head.content_length().unwrap_or_default().max(0) as u64)
+    }
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     fn bucket(&self) -> &str {
@@ -163,12 +181,21 @@ impl ObjectStore for S3Store {
         Ok(objects)
     }
 
-    async fn get(&self, key: &str) -> Result<ObjectReader, PortError> {
+    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
+        let size = match offset {
+            0 => None,
+            // A range that starts at or past the end is refused (416); there is nothing to read.
+            _ => Some(self.size_of(key).await?),
+        };
+        if size.is_some_and(|size| offset >= size) {
+            return Ok(Box::pin(tokio::io::empty()));
+        }
         let output = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_range((offset > 0).then(|| format!("bytes={offset}-")))
             .send()
             .await
             .map_err(|err| {

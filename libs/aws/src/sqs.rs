@@ -2,9 +2,12 @@
 
 use crate::error::classify;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use busline_core::PortError;
-use busline_core::ports::{EntryFailure, OutgoingMessage, QueueSender};
+use busline_core::ports::{EntryFailure, OutgoingMessage, QueueSender, VisibilityChange};
 
 /// Entry error codes that no retry can fix. Some emulators (LocalStack 4.13) report them with
 /// `SenderFault=false`; the code decides, so such an entry is never retried in vain.
@@ -61,29 +64,65 @@ impl QueueSender for SqsQueues {
             .send()
             .await
             .map_err(|err| classify(err, queue_url))?;
-        output
-            .failed()
-            .iter()
-            .map(|failed| {
-                let index = failed.id().parse().map_err(|_| {
-                    PortError::permanent(
-                        queue_url,
-                        format!(
-                            "SQS reported a failure for unknown entry id {:?}",
-                            failed.id()
-                        ),
-                    )
-                })?;
-                Ok(EntryFailure {
-                    index,
-                    sender_fault: failed.sender_fault()
-                        || PERMANENT_ENTRY_CODES.contains(&failed.code()),
-                    code: failed.code().to_owned(),
-                    message: failed.message().unwrap_or_default().to_owned(),
-                })
-            })
-            .collect()
+        entry_failures(queue_url, output.failed())
     }
+
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<EntryFailure>, PortError> {
+        let entries = changes
+            .iter()
+            .enumerate()
+            .map(|(index, change)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(&change.receipt_handle)
+                    // SQS counts whole seconds, at most 12 hours.
+                    .visibility_timeout(change.timeout.as_secs().min(43_200) as i32)
+                    .build()
+                    .map_err(|err| PortError::permanent(queue_url, err.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| classify(err, queue_url))?;
+        entry_failures(queue_url, output.failed())
+    }
+}
+
+/// A batch call's failed entries, mapped back to the index each entry's id carries.
+fn entry_failures(
+    queue_url: &str,
+    failed: &[BatchResultErrorEntry],
+) -> Result<Vec<EntryFailure>, PortError> {
+    failed
+        .iter()
+        .map(|failed| {
+            let index = failed.id().parse().map_err(|_| {
+                PortError::permanent(
+                    queue_url,
+                    format!(
+                        "SQS reported a failure for unknown entry id {:?}",
+                        failed.id()
+                    ),
+                )
+            })?;
+            Ok(EntryFailure {
+                index,
+                sender_fault: failed.sender_fault()
+                    || PERMANENT_ENTRY_CODES.contains(&failed.code()),
+                code: failed.code().to_owned(),
+                message: failed.message().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

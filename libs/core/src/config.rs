@@ -1,10 +1,12 @@
 //! Typed stop configuration, read once from environment variables (or the template's
 //! `Environment.Variables` in embedded mode), with errors that name the variable.
 
+use crate::backoff::Backoff;
 use crate::error::ConfigError;
 use crate::ports::SQS_MAX_BYTES;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Where configuration variables come from: the process environment in Lambda, the template's
 /// `Environment.Variables` in embedded mode.
@@ -100,6 +102,16 @@ pub struct StopConfig {
     pub claim_check_prefix: String,
     /// `MAX_HOPS`: a bus that has travelled this many stops is dead-lettered (loop guard).
     pub max_hops: u32,
+    /// `QUEUE_URL`: the stop's own queue. Needed to hand unstarted buses back at once, to back
+    /// off per bus and to send a continuation of long work; without it a failed or unstarted
+    /// bus waits out the queue's whole visibility timeout.
+    pub queue_url: Option<String>,
+    /// `DEADLINE_MARGIN_MS` (default 2000): no bus is started, and long work checkpoints,
+    /// once less than this is left of the invocation.
+    pub deadline_margin: Duration,
+    /// `RETRY_BACKOFF_BASE_SECONDS` (default 2) and `RETRY_BACKOFF_CAP_SECONDS` (default 181,
+    /// the queue's visibility timeout): how long a retryable failure waits, by receive count.
+    pub backoff: Backoff,
 }
 
 impl StopConfig {
@@ -142,6 +154,12 @@ impl StopConfig {
             claim_check_prefix: optional(vars, "CLAIM_CHECK_PREFIX")
                 .unwrap_or_else(|| "claim-check/".into()),
             max_hops: parsed(vars, "MAX_HOPS", 32u32)?,
+            queue_url: optional(vars, "QUEUE_URL"),
+            deadline_margin: Duration::from_millis(parsed(vars, "DEADLINE_MARGIN_MS", 2000u64)?),
+            backoff: Backoff {
+                base: Duration::from_secs(parsed(vars, "RETRY_BACKOFF_BASE_SECONDS", 2u64)?),
+                cap: Duration::from_secs(parsed(vars, "RETRY_BACKOFF_CAP_SECONDS", 181u64)?),
+            },
         })
     }
 }

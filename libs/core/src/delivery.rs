@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 pub struct Delivery {
     /// The queue's message id (reported back when the message must be retried).
     pub id: String,
+    /// The receipt handle of this receive (changes the message's visibility).
+    pub receipt_handle: String,
     /// The body: an envelope, or a claim-check pointer to one.
     pub body: String,
     /// How many times the queue has handed this message out, this time included.

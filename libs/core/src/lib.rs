@@ -2,6 +2,7 @@
 //! [`Depot`], the batch processor, the forwarder, the ports and the [`Registry`] of stop kinds.
 //! No AWS SDK and no Lambda types here: hosts and adapters live beside this crate.
 
+pub mod backoff;
 pub mod config;
 pub mod delivery;
 pub mod depot;
@@ -19,6 +20,7 @@ pub mod route;
 pub mod runtime;
 pub mod stop;
 
+pub use backoff::Backoff;
 pub use config::{StopConfig, Vars};
 pub use delivery::{BatchHandler, BatchOutcome, Deadline, Delivery, Invocation};
 pub use depot::{Depot, TripError, TripHandler, TripRequest, TripStarted, TripStarter};

@@ -1,4 +1,5 @@
-//! Counts every stop keeps, so that `in + picked up = forwarded + dropped off + rejected + failed`.
+//! Counts every stop keeps, so that
+//! `in + picked up = forwarded + continued + dropped off + rejected + failed`.
 
 use serde::Serialize;
 use std::ops::AddAssign;
@@ -15,6 +16,9 @@ pub struct StopCounts {
     pub picked_up: u64,
     /// Passengers sent on to the next stop.
     pub forwarded: u64,
+    /// Passengers sent back to this stop's own queue to be continued by a later invocation
+    /// (a continuation ticket for a source read up to a checkpoint).
+    pub continued: u64,
     /// Passengers that left the bus here: written to a destination, consumed, or filtered out.
     pub dropped_off: u64,
     /// Passengers sent to quarantine with a reason.
@@ -25,6 +29,9 @@ pub struct StopCounts {
     pub passengers_failed: u64,
     /// Of the failed buses, those this stop sent to its dead-letter queue with a reason.
     pub buses_dead_lettered: u64,
+    /// Buses handed back unstarted because the invocation's deadline was near (not in
+    /// `buses_in`: the next invocation takes them).
+    pub buses_handed_back: u64,
     /// Buses sent to the next stop.
     pub buses_out: u64,
     /// Bytes of bus bodies sent to the next stop.
@@ -35,7 +42,11 @@ impl StopCounts {
     /// True when every passenger that arrived or was picked up is accounted for.
     pub fn adds_up(&self) -> bool {
         self.passengers_in + self.picked_up
-            == self.forwarded + self.dropped_off + self.rejected + self.passengers_failed
+            == self.forwarded
+                + self.continued
+                + self.dropped_off
+                + self.rejected
+                + self.passengers_failed
     }
 }
 
@@ -45,11 +56,13 @@ impl AddAssign for StopCounts {
         self.passengers_in += o.passengers_in;
         self.picked_up += o.picked_up;
         self.forwarded += o.forwarded;
+        self.continued += o.continued;
         self.dropped_off += o.dropped_off;
         self.rejected += o.rejected;
         self.buses_failed += o.buses_failed;
         self.passengers_failed += o.passengers_failed;
         self.buses_dead_lettered += o.buses_dead_lettered;
+        self.buses_handed_back += o.buses_handed_back;
         self.buses_out += o.buses_out;
         self.bytes_out += o.bytes_out;
     }

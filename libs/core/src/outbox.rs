@@ -18,6 +18,8 @@ pub struct OutboxCounts {
     pub picked_up: u64,
     /// Passengers boarded for the next stop.
     pub forwarded: u64,
+    /// Passengers sent back to this stop's own queue (continuations).
+    pub continued: u64,
     /// Passengers that left the bus here.
     pub dropped_off: u64,
     /// Passengers sent to quarantine.
@@ -34,6 +36,7 @@ impl From<OutboxCounts> for StopCounts {
         StopCounts {
             picked_up: outbox.picked_up,
             forwarded: outbox.forwarded,
+            continued: outbox.continued,
             dropped_off: outbox.dropped_off,
             rejected: outbox.rejected,
             buses_out: outbox.buses_out,
@@ -43,13 +46,26 @@ impl From<OutboxCounts> for StopCounts {
     }
 }
 
-/// Messages an outbox built but has not sent yet.
+/// Messages an outbox built but has not sent yet, by the queue they go to.
 #[derive(Debug, Default)]
 pub(crate) struct Departures {
     /// Buses for the next stop.
     pub next: Vec<OutgoingMessage>,
     /// Buses for the quarantine queue.
     pub quarantine: Vec<OutgoingMessage>,
+    /// Buses back to this stop's own queue.
+    pub again: Vec<OutgoingMessage>,
+}
+
+/// The ways out of an outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// To the next stop.
+    Next,
+    /// To quarantine, with a reason.
+    Quarantine,
+    /// Back to this stop's own queue, for a later invocation.
+    Again,
 }
 
 /// One queue's side of an outbox: a packer and the buses ready to leave.
@@ -73,6 +89,7 @@ pub struct Outbox {
     stop: String,
     next: Lane,
     quarantine: Lane,
+    again: Lane,
     counts: OutboxCounts,
     /// Of `counts`, what already left: buses that departed early because they were full. They
     /// stay sent even when the handler then fails.
@@ -99,9 +116,9 @@ impl Outbox {
             hop,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
-        let lane = |queue_url: Option<String>, origin_bus: String| Lane {
+        let lane = |queue_url: Option<String>, origin_bus: String, header: BusHeader| Lane {
             queue_url,
-            packer: Packer::new(header.clone(), origin_bus, config.bus_byte_budget),
+            packer: Packer::new(header, origin_bus, config.bus_byte_budget),
             ready: Vec::new(),
             ready_bytes: 0,
             ready_riders: 0,
@@ -114,11 +131,27 @@ impl Outbox {
             forwarder,
             objects,
             stop: config.stop.clone(),
-            next: lane(config.next_queue_url.clone(), origin_bus.to_owned()),
-            // Quarantine buses get their own id space so they never collide with route buses.
+            next: lane(
+                config.next_queue_url.clone(),
+                origin_bus.to_owned(),
+                header.clone(),
+            ),
+            // Quarantine and continuation buses get their own id spaces so they never collide
+            // with route buses.
             quarantine: lane(
                 Some(config.quarantine_queue_url.clone()),
                 format!("{origin_bus}/quarantine"),
+                header.clone(),
+            ),
+            // A continuation has not travelled: it keeps the hop of the bus it continues, so
+            // an object read over many invocations never trips the loop guard.
+            again: lane(
+                config.queue_url.clone(),
+                format!("{origin_bus}/again"),
+                BusHeader {
+                    hop: hop.saturating_sub(1),
+                    ..header.clone()
+                },
             ),
             counts: OutboxCounts::default(),
             departed: OutboxCounts::default(),
@@ -141,7 +174,25 @@ impl Outbox {
         self.next.packer.push(rider, &mut full);
         self.counts.buses_out += full.len() as u64;
         self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
-        self.depart_lane(full, false).await
+        self.depart_lane(full, Way::Next).await
+    }
+
+    /// Sends `passenger` back to this stop's own queue (`QUEUE_URL`) for a later invocation:
+    /// a continuation ticket that says where to pick up long work the deadline cut short.
+    pub async fn ride_again(&mut self, passenger: &Passenger) -> Result<(), StopError> {
+        if self.again.queue_url.is_none() {
+            return Err(StopError::retryable(format!(
+                "stop {} has no QUEUE_URL, so it cannot send passenger {} back to itself to \
+                 continue; set QUEUE_URL to the stop's own queue",
+                self.stop,
+                passenger.id()
+            )));
+        }
+        let rider = serialize(&mut self.rider, passenger, passenger.id())?;
+        self.counts.continued += 1;
+        let mut full = Vec::new();
+        self.again.packer.push(rider, &mut full);
+        self.depart_lane(full, Way::Again).await
     }
 
     /// Sends `rejection` to quarantine with its reason; the rest of the bus rides on.
@@ -150,7 +201,7 @@ impl Outbox {
         self.counts.rejected += 1;
         let mut full = Vec::new();
         self.quarantine.packer.push(rider, &mut full);
-        self.depart_lane(full, true).await
+        self.depart_lane(full, Way::Quarantine).await
     }
 
     /// Records `count` passengers leaving the bus here (written, consumed or filtered out).
@@ -168,7 +219,7 @@ impl Outbox {
         let full: Vec<PackedBus> = self.next.packer.finish().into_iter().collect();
         self.counts.buses_out += full.len() as u64;
         self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
-        self.depart_lane(full, false).await
+        self.depart_lane(full, Way::Next).await
     }
 
     /// What this outbox counted so far.
@@ -189,13 +240,16 @@ impl Outbox {
     /// with other messages' buses.
     pub(crate) async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
         self.depart().await?;
-        let last: Vec<PackedBus> = self.quarantine.packer.finish().into_iter().collect();
-        self.park_and_queue(last, true).await?;
+        for way in [Way::Quarantine, Way::Again] {
+            let last: Vec<PackedBus> = self.lane(way).packer.finish().into_iter().collect();
+            self.park_and_queue(last, way).await?;
+        }
         Ok((
             self.counts,
             Departures {
                 next: self.next.ready,
                 quarantine: self.quarantine.ready,
+                again: self.again.ready,
             },
         ))
     }
@@ -205,12 +259,14 @@ impl Outbox {
     pub(crate) async fn close(self) -> Result<OutboxCounts, StopError> {
         let next_url = self.next.queue_url.clone();
         let quarantine_url = self.quarantine.queue_url.clone();
+        let again_url = self.again.queue_url.clone();
         let forwarder = self.forwarder.clone();
         let origin = self.origin;
         let (counts, departures) = self.finish().await?;
         for (url, messages) in [
             (next_url, departures.next),
             (quarantine_url, departures.quarantine),
+            (again_url, departures.again),
         ] {
             if let Some(url) = url {
                 send_now(&forwarder, &url, origin, messages).await?;
@@ -219,20 +275,20 @@ impl Outbox {
         Ok(counts)
     }
 
-    async fn depart_lane(
-        &mut self,
-        full: Vec<PackedBus>,
-        quarantine: bool,
-    ) -> Result<(), StopError> {
+    fn lane(&mut self, way: Way) -> &mut Lane {
+        match way {
+            Way::Next => &mut self.next,
+            Way::Quarantine => &mut self.quarantine,
+            Way::Again => &mut self.again,
+        }
+    }
+
+    async fn depart_lane(&mut self, full: Vec<PackedBus>, way: Way) -> Result<(), StopError> {
         if full.is_empty() {
             return Ok(());
         }
-        self.park_and_queue(full, quarantine).await?;
-        let lane = if quarantine {
-            &mut self.quarantine
-        } else {
-            &mut self.next
-        };
+        self.park_and_queue(full, way).await?;
+        let lane = self.lane(way);
         // Leave early once a whole SendMessageBatch is ready, so memory stays bounded.
         if lane.ready.len() >= SQS_MAX_BATCH_ENTRIES || lane.ready_bytes >= SQS_MAX_BYTES {
             let messages = std::mem::take(&mut lane.ready);
@@ -244,31 +300,24 @@ impl Outbox {
             if let Some(url) = lane.queue_url.clone() {
                 send_now(&self.forwarder, &url, self.origin, messages).await?;
             }
-            if quarantine {
-                self.departed.rejected += riders;
-            } else {
-                self.departed.forwarded += riders;
-                self.departed.buses_out += buses;
-                self.departed.bytes_out += body_bytes;
+            match way {
+                Way::Quarantine => self.departed.rejected += riders,
+                Way::Again => self.departed.continued += riders,
+                Way::Next => {
+                    self.departed.forwarded += riders;
+                    self.departed.buses_out += buses;
+                    self.departed.bytes_out += body_bytes;
+                }
             }
         }
         Ok(())
     }
 
     /// Turns complete buses into messages, parking any bus over the budget in the object store.
-    async fn park_and_queue(
-        &mut self,
-        buses: Vec<PackedBus>,
-        quarantine: bool,
-    ) -> Result<(), StopError> {
+    async fn park_and_queue(&mut self, buses: Vec<PackedBus>, way: Way) -> Result<(), StopError> {
         for bus in buses {
             let (riders, body_bytes) = (bus.riders as u64, bus.body.len() as u64);
-            let lane = if quarantine {
-                &self.quarantine
-            } else {
-                &self.next
-            };
-            let message = if bus.body.len() > lane.packer.budget() {
+            let message = if bus.body.len() > self.lane(way).packer.budget() {
                 let key = format!("{}{}/{}.json", self.claim_check_prefix, self.trip, bus.bus);
                 let size = bus.body.len();
                 self.objects
@@ -288,11 +337,7 @@ impl Outbox {
                     attributes: Vec::new(),
                 }
             };
-            let lane = if quarantine {
-                &mut self.quarantine
-            } else {
-                &mut self.next
-            };
+            let lane = self.lane(way);
             lane.ready_bytes += message.size();
             lane.ready_riders += riders;
             lane.ready_body_bytes += body_bytes;

@@ -5,6 +5,7 @@ use crate::error::PortError;
 use crate::metrics::InvocationMetrics;
 use async_trait::async_trait;
 use std::pin::Pin;
+use std::time::Duration;
 use tokio::io::AsyncRead;
 
 /// SQS's limit on one message and on one SendMessageBatch call (body plus attributes).
@@ -96,7 +97,16 @@ pub struct EntryFailure {
     pub message: String,
 }
 
-/// Sends messages to a queue.
+/// A received message whose visibility timeout is to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibilityChange {
+    /// The receipt handle of the receive that handed the message out.
+    pub receipt_handle: String,
+    /// How long the message stays hidden from now: zero hands it back at once.
+    pub timeout: Duration,
+}
+
+/// Sends messages to a queue, and changes the visibility of messages received from one.
 #[async_trait]
 pub trait QueueSender: Send + Sync {
     /// Sends at most 10 messages of at most 1 MiB in all to `queue_url` in one call.
@@ -105,6 +115,14 @@ pub trait QueueSender: Send + Sync {
         &self,
         queue_url: &str,
         messages: &[OutgoingMessage],
+    ) -> Result<Vec<EntryFailure>, PortError>;
+
+    /// Changes the visibility of at most 10 messages received from `queue_url` in one call
+    /// (ChangeMessageVisibilityBatch). Returns the entries that were not changed.
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        changes: &[VisibilityChange],
     ) -> Result<Vec<EntryFailure>, PortError>;
 }
 
@@ -128,7 +146,12 @@ pub trait ObjectStore: Send + Sync {
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError>;
     /// Streams one object; never buffers the whole of it.
-    async fn get(&self, key: &str) -> Result<ObjectReader, PortError>;
+    async fn get(&self, key: &str) -> Result<ObjectReader, PortError> {
+        self.get_from(key, 0).await
+    }
+    /// Streams one object from byte `offset` to its end (a ranged GET), so a long read can
+    /// resume where an earlier invocation stopped. An offset at or past the end reads nothing.
+    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError>;
     /// Writes one object, replacing any object with the same key.
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError>;
 }

@@ -9,10 +9,10 @@
 use crate::delivery::{BatchHandler, BatchOutcome, Delivery, Invocation};
 use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
-use crate::forwarder::{Forwarder, Parcel};
+use crate::forwarder::{Forwarder, Parcel, Undelivered};
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts};
-use crate::ports::{Attribute, OutgoingMessage};
+use crate::ports::{Attribute, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, VisibilityChange};
 use crate::runtime::StopRuntime;
 use crate::stop::{Stop, StopContext};
 use async_trait::async_trait;
@@ -65,6 +65,8 @@ pub struct BatchProcessor {
 
 /// How one message ended before pooled sending.
 struct Ridden {
+    /// Not started: the invocation's deadline was too near.
+    handed_back: bool,
     passengers_in: u64,
     trip: Option<String>,
     /// What a failed message still counts: its picked-up passengers and the buses that left.
@@ -73,8 +75,19 @@ struct Ridden {
 }
 
 impl Ridden {
+    fn handed_back(left: Duration) -> Self {
+        Ridden {
+            handed_back: true,
+            ..Ridden::undecoded(Failure {
+                class: ErrorClass::Retryable,
+                reason: format!("handed back unstarted with {left:?} of the invocation left"),
+            })
+        }
+    }
+
     fn undecoded(failure: Failure) -> Self {
         Ridden {
+            handed_back: false,
             passengers_in: 0,
             trip: None,
             departed: OutboxCounts::default(),
@@ -136,7 +149,13 @@ impl BatchProcessor {
         let mut counts = StopCounts::default();
         let mut dead_letters = Vec::new();
         let mut failed: Vec<(usize, Failure)> = Vec::new();
+        let mut handed_back = Vec::new();
         for (origin, (delivery, ride)) in deliveries.iter().zip(&ridden).enumerate() {
+            if ride.handed_back {
+                counts.buses_handed_back += 1;
+                handed_back.push(origin);
+                continue;
+            }
             add_counts(&mut counts, ride);
             let Err(failure) = &ride.outcome else {
                 continue;
@@ -177,6 +196,8 @@ impl BatchProcessor {
         }
 
         failed.sort_by_key(|(origin, _)| *origin);
+        self.schedule_retries(&deliveries, &failed, &handed_back)
+            .await;
         self.runtime
             .ports
             .metrics
@@ -194,12 +215,73 @@ impl BatchProcessor {
                 class: first.class,
                 first_reason: first.reason.clone(),
             }),
-            _ => Ok(BatchOutcome {
-                retry: failed
-                    .iter()
-                    .map(|(origin, _)| deliveries[*origin].id.clone())
-                    .collect(),
-            }),
+            _ => {
+                let mut retry: Vec<usize> = failed.iter().map(|(origin, _)| *origin).collect();
+                retry.extend(handed_back);
+                retry.sort_unstable();
+                Ok(BatchOutcome {
+                    retry: retry
+                        .into_iter()
+                        .map(|origin| deliveries[origin].id.clone())
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    /// Sets when each message to retry is seen again: a failed bus after its backoff, an
+    /// unstarted one at once. Best effort: a message whose visibility cannot be changed
+    /// returns after the queue's visibility timeout, which only delays it.
+    async fn schedule_retries(
+        &self,
+        deliveries: &[Delivery],
+        failed: &[(usize, Failure)],
+        handed_back: &[usize],
+    ) {
+        let config = &self.runtime.config;
+        let Some(queue_url) = &config.queue_url else {
+            return;
+        };
+        let backoff = failed.iter().map(|(origin, _)| {
+            let delivery = &deliveries[*origin];
+            (
+                delivery,
+                config.backoff.delay(delivery.receive_count, &delivery.id),
+            )
+        });
+        let at_once = handed_back
+            .iter()
+            .map(|origin| (&deliveries[*origin], Duration::ZERO));
+        let changes: Vec<(&Delivery, VisibilityChange)> = backoff
+            .chain(at_once)
+            .filter(|(delivery, _)| !delivery.receipt_handle.is_empty())
+            .map(|(delivery, timeout)| {
+                let change = VisibilityChange {
+                    receipt_handle: delivery.receipt_handle.clone(),
+                    timeout,
+                };
+                (delivery, change)
+            })
+            .collect();
+        let queues = &self.runtime.ports.queues;
+        for chunk in changes.chunks(SQS_MAX_BATCH_ENTRIES) {
+            let entries: Vec<VisibilityChange> =
+                chunk.iter().map(|(_, change)| change.clone()).collect();
+            match queues.change_visibility(queue_url, &entries).await {
+                Ok(refused) => {
+                    for entry in refused {
+                        tracing::warn!(
+                            message_id = chunk[entry.index].0.id,
+                            code = entry.code,
+                            reason = entry.message,
+                            "visibility not changed; the bus returns after the queue's visibility timeout"
+                        );
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %crate::error::chain(&err), "visibility not changed; these buses return after the queue's visibility timeout");
+                }
+            }
         }
     }
 
@@ -211,6 +293,16 @@ impl BatchProcessor {
         invocation: &Invocation,
     ) -> (usize, Ridden) {
         let config = &self.runtime.config;
+        // The first wave starts with the invocation, so it always runs: a margin set larger
+        // than the function timeout then slows a stop down instead of stopping it.
+        let first_wave = origin < config.batch_concurrency;
+        if let Some(left) = invocation
+            .deadline
+            .map(|deadline| deadline.remaining())
+            .filter(|left| !first_wave && *left < config.deadline_margin)
+        {
+            return (origin, Ridden::handed_back(left));
+        }
         let span = tracing::info_span!("bus", stop = %config.stop, trip = tracing::field::Empty, message_id = delivery.id);
         async {
             let envelope = match self.decode(delivery).await {
@@ -258,6 +350,7 @@ impl BatchProcessor {
             self.run_stop(origin, delivery, invocation, envelope).await
         };
         Ridden {
+            handed_back: false,
             passengers_in,
             trip: Some(trip),
             departed,
@@ -367,35 +460,29 @@ impl BatchProcessor {
     /// that cannot be delivered fails the message that produced it.
     async fn send_pooled(&self, ridden: &mut [Ridden]) {
         let config = &self.runtime.config;
-        let mut next = Vec::new();
-        let mut quarantine = Vec::new();
+        let (mut next, mut quarantine, mut again) = (Vec::new(), Vec::new(), Vec::new());
         for (origin, ride) in ridden.iter_mut().enumerate() {
             if let Ok((_, departures)) = &mut ride.outcome {
-                next.extend(
-                    std::mem::take(&mut departures.next)
+                let parcels = |messages: &mut Vec<OutgoingMessage>| {
+                    std::mem::take(messages)
                         .into_iter()
-                        .map(|message| Parcel { origin, message }),
-                );
-                quarantine.extend(
-                    std::mem::take(&mut departures.quarantine)
-                        .into_iter()
-                        .map(|message| Parcel { origin, message }),
-                );
+                        .map(move |message| Parcel { origin, message })
+                };
+                next.extend(parcels(&mut departures.next));
+                quarantine.extend(parcels(&mut departures.quarantine));
+                again.extend(parcels(&mut departures.again));
             }
         }
-        let next_url = config.next_queue_url.as_deref().unwrap_or_default();
-        let (lost_next, lost_quarantine) = tokio::join!(
-            async {
-                if next.is_empty() {
-                    Vec::new()
-                } else {
-                    self.forwarder.send(next_url, next).await
-                }
-            },
-            self.forwarder
-                .send(&config.quarantine_queue_url, quarantine),
+        let (lost_next, lost_quarantine, lost_again) = tokio::join!(
+            self.send_to(config.next_queue_url.as_deref(), next),
+            self.send_to(Some(&config.quarantine_queue_url), quarantine),
+            self.send_to(config.queue_url.as_deref(), again),
         );
-        for lost in lost_next.into_iter().chain(lost_quarantine) {
+        for lost in lost_next
+            .into_iter()
+            .chain(lost_quarantine)
+            .chain(lost_again)
+        {
             let ride = &mut ridden[lost.origin];
             if ride.outcome.is_ok() {
                 ride.outcome = Err(Failure {
@@ -403,6 +490,14 @@ impl BatchProcessor {
                     reason: format!("forwarding failed: {}", lost.reason),
                 });
             }
+        }
+    }
+
+    /// Sends `parcels` to `url`; the outbox refuses to fill a lane that has no queue.
+    async fn send_to(&self, url: Option<&str>, parcels: Vec<Parcel>) -> Vec<Undelivered> {
+        match url {
+            Some(url) if !parcels.is_empty() => self.forwarder.send(url, parcels).await,
+            _ => Vec::new(),
         }
     }
 

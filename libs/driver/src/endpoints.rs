@@ -2,9 +2,10 @@
 //! elsewhere (under `cargo lambda watch`) sends its buses to the embedded queues and reads and
 //! writes the folder bucket, through the AWS SDK with `AWS_ENDPOINT_URL` pointing here.
 //!
-//! Only what busline's adapters call is served: SQS `SendMessageBatch` and `SendMessage` (JSON
-//! protocol), S3 `GetObject`, `PutObject` and `ListObjectsV2` (path-style). Anything else is
-//! answered with an error naming the operation.
+//! Only what busline's adapters call is served: SQS `SendMessageBatch`, `SendMessage` and
+//! `ChangeMessageVisibilityBatch` (JSON protocol), S3 `GetObject` (whole or from an offset),
+//! `HeadObject`, `PutObject` and `ListObjectsV2` (path-style). Anything else is answered with
+//! an error naming the operation.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,13 +13,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use busline_core::ports::{Attribute, AttributeType, ObjectStore, OutgoingMessage, QueueSender};
+use busline_core::ports::{
+    Attribute, AttributeType, EntryFailure, ObjectStore, OutgoingMessage, QueueSender,
+    VisibilityChange,
+};
 use busline_core::{PortError, error::chain};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// Most keys one ListObjectsV2 page returns, as S3.
@@ -62,9 +67,15 @@ async fn sqs(State(ports): State<Ports>, headers: HeaderMap, body: Bytes) -> Res
     match target {
         "AmazonSQS.SendMessageBatch" => send_message_batch(&ports, &request).await,
         "AmazonSQS.SendMessage" => send_message(&ports, &request).await,
+        "AmazonSQS.ChangeMessageVisibilityBatch" => {
+            change_message_visibility_batch(&ports, &request).await
+        }
         other => sqs_error(
             "UnsupportedOperation",
-            format!("the local driver serves SendMessageBatch and SendMessage, not {other:?}"),
+            format!(
+                "the local driver serves SendMessageBatch, SendMessage and \
+                 ChangeMessageVisibilityBatch, not {other:?}"
+            ),
         ),
     }
 }
@@ -120,19 +131,36 @@ async fn send_message_batch(ports: &Ports, request: &Value) -> Response {
         Ok(failures) => failures,
         Err(err) => return port_error(&err),
     };
+    batch_result(
+        &entries,
+        |entry| &entry.id,
+        &failures,
+        |entry| {
+            json!({
+                "Id": entry.id,
+                "MessageId": ports.next_id(),
+                "MD5OfMessageBody": md5_hex(entry.message_body.as_bytes()),
+            })
+        },
+    )
+}
+
+/// A batch call's answer: each entry under `Successful` as `ok` shows it, or under `Failed`.
+fn batch_result<E>(
+    entries: &[E],
+    id: impl Fn(&E) -> &str,
+    failures: &[EntryFailure],
+    ok: impl Fn(&E) -> Value,
+) -> Response {
     let mut successful = Vec::new();
     let mut failed = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         match failures.iter().find(|f| f.index == index) {
             Some(failure) => failed.push(json!({
-                "Id": entry.id, "SenderFault": failure.sender_fault,
+                "Id": id(entry), "SenderFault": failure.sender_fault,
                 "Code": failure.code, "Message": failure.message,
             })),
-            None => successful.push(json!({
-                "Id": entry.id,
-                "MessageId": ports.next_id(),
-                "MD5OfMessageBody": md5_hex(entry.message_body.as_bytes()),
-            })),
+            None => successful.push(ok(entry)),
         }
     }
     sqs_ok(json!({"Successful": successful, "Failed": failed}))
@@ -160,6 +188,42 @@ async fn send_message(ports: &Ports, request: &Value) -> Response {
         Ok(failures) => sqs_error(failures[0].code.as_str(), failures[0].message.clone()),
         Err(err) => port_error(&err),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VisibilityEntry {
+    id: String,
+    receipt_handle: String,
+    visibility_timeout: u64,
+}
+
+async fn change_message_visibility_batch(ports: &Ports, request: &Value) -> Response {
+    let queue = request["QueueUrl"]
+        .as_str()
+        .map(queue_name)
+        .unwrap_or_default();
+    let entries: Vec<VisibilityEntry> = match serde_json::from_value(request["Entries"].clone()) {
+        Ok(entries) => entries,
+        Err(err) => return sqs_error("InvalidParameterValue", format!("Entries: {err}")),
+    };
+    let changes: Vec<VisibilityChange> = entries
+        .iter()
+        .map(|entry| VisibilityChange {
+            receipt_handle: entry.receipt_handle.clone(),
+            timeout: Duration::from_secs(entry.visibility_timeout),
+        })
+        .collect();
+    let failures = match ports.queues.change_visibility(queue, &changes).await {
+        Ok(failures) => failures,
+        Err(err) => return port_error(&err),
+    };
+    batch_result(
+        &entries,
+        |entry| &entry.id,
+        &failures,
+        |entry| json!({"Id": entry.id}),
+    )
 }
 
 impl Ports {
@@ -309,11 +373,33 @@ async fn list_objects(
 async fn get_object(
     State(ports): State<Ports>,
     Path((bucket, key)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     if let Some(response) = other_bucket(&ports, &bucket) {
         return response;
     }
-    let mut reader = match ports.objects.get(&key).await {
+    // Stops ask for `bytes=N-` only (a read resumed at a checkpoint).
+    let range = headers.get(header::RANGE).map(|value| {
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| text.strip_prefix("bytes="))
+            .and_then(|text| text.strip_suffix('-'))
+            .and_then(|start| start.parse::<u64>().ok())
+    });
+    let offset = match range {
+        None => 0,
+        Some(Some(offset)) => offset,
+        Some(None) => {
+            return s3_error(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "the local driver serves ranges of the form bytes=N- only",
+                &key,
+            );
+        }
+    };
+    let mut reader = match ports.objects.get_from(&key, offset).await {
         Ok(reader) => reader,
         Err(err) => return s3_port_error(&err, &key),
     };
@@ -326,8 +412,13 @@ async fn get_object(
             &key,
         );
     }
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     (
-        StatusCode::OK,
+        status,
         [(header::CONTENT_TYPE, "application/octet-stream")],
         body,
     )

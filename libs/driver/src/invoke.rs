@@ -145,7 +145,7 @@ impl InvokedStop {
             .map(|delivery| {
                 let mut record = SqsMessage::default();
                 record.message_id = Some(delivery.id.clone());
-                record.receipt_handle = Some(delivery.id.clone());
+                record.receipt_handle = Some(delivery.receipt_handle.clone());
                 record.body = Some(delivery.body.clone());
                 record.attributes.insert(
                     "ApproximateReceiveCount".into(),

@@ -94,9 +94,10 @@ impl ObjectStore for FolderStore {
             .map_err(|err| PortError::retryable(self.resource(""), err.to_string()))?
     }
 
-    async fn get(&self, key: &str) -> Result<ObjectReader, PortError> {
+    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
+        use tokio::io::AsyncSeekExt;
         let path = self.path_of(key)?;
-        let file = tokio::fs::File::open(&path)
+        let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|err| self.io_error(key, err))?;
         if file
@@ -109,6 +110,9 @@ impl ObjectStore for FolderStore {
                 resource: self.resource(key),
             });
         }
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|err| self.io_error(key, err))?;
         Ok(Box::pin(tokio::io::BufReader::with_capacity(
             256 * 1024,
             file,

@@ -61,6 +61,7 @@ impl ReceivedMessage {
         };
         Delivery {
             id: self.message_id.clone(),
+            receipt_handle: self.receipt_handle.clone(),
             body: self.body.clone(),
             receive_count: attribute("ApproximateReceiveCount").map_or(1, |n| n as u32),
             sent_at: attribute("SentTimestamp")

@@ -4,7 +4,9 @@
 use crate::queue::MemoryQueue;
 use async_trait::async_trait;
 use busline_core::PortError;
-use busline_core::ports::{EntryFailure, OutgoingMessage, QueueSender};
+use busline_core::ports::{
+    EntryFailure, OutgoingMessage, QueueSender, SQS_MAX_BATCH_ENTRIES, VisibilityChange,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -43,5 +45,37 @@ impl QueueSender for EmbeddedQueues {
         let queue = self.get(queue_url)?;
         queue.wait_for_room().await;
         queue.send_batch(messages)
+    }
+
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        changes: &[VisibilityChange],
+    ) -> Result<Vec<EntryFailure>, PortError> {
+        let queue = self.get(queue_url)?;
+        if changes.is_empty() || changes.len() > SQS_MAX_BATCH_ENTRIES {
+            return Err(PortError::permanent(
+                queue_url,
+                format!(
+                    "ChangeMessageVisibilityBatch takes 1 to {SQS_MAX_BATCH_ENTRIES} entries, got {}",
+                    changes.len()
+                ),
+            ));
+        }
+        Ok(changes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, change)| {
+                let err = queue
+                    .change_visibility(&change.receipt_handle, change.timeout)
+                    .err()?;
+                Some(EntryFailure {
+                    index,
+                    sender_fault: true,
+                    code: "ReceiptHandleIsInvalid".into(),
+                    message: err.to_string(),
+                })
+            })
+            .collect())
     }
 }

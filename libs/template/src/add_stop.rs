@@ -331,7 +331,8 @@ fn resources_text(
 ) -> String {
     let name = &stop.name;
     let binary = stop.binary.as_deref().unwrap_or(&stop.kind);
-    let mut variables = format!("          STOP_NAME: {name}\n");
+    let mut variables =
+        format!("          STOP_NAME: {name}\n          QUEUE_URL: !Ref {id}Queue\n");
     if binary != stop.kind {
         let _ = writeln!(variables, "          STOP_KIND: {}", stop.kind);
     }
@@ -402,6 +403,10 @@ fn resources_text(
               Resource:
 {next_arn}                - !GetAtt {id}DeadLetterQueue.Arn
                 - !GetAtt QuarantineQueue.Arn
+            - Sid: HandBackAndBackOff
+              Effect: Allow
+              Action: sqs:ChangeMessageVisibility
+              Resource: !GetAtt {id}Queue.Arn
             - Sid: GetObject
               Effect: Allow
               Action: s3:GetObject
