@@ -326,3 +326,64 @@ async fn compressed_bytes_under_a_plain_name_are_rejected_whole_and_blank_lines_
     );
     assert!(report.stops.iter().all(|s| s.adds_up));
 }
+
+/// Rides generated CSV and NDJSON (with bad rows) with `overrides`: the output records and the
+/// quarantined ids, each sorted, and the report.
+async fn ride_generated(
+    overrides: &[(&str, &str)],
+) -> (Vec<Value>, Vec<String>, busline_cli::report::RideReport) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = tempfile::tempdir().expect("tempdir");
+    for (ndjson, seed) in [(false, 11), (true, 12)] {
+        busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+            records: 30_000,
+            files: 2,
+            ndjson,
+            out: data.path().join(if ndjson { "ndjson" } else { "csv" }),
+            seed,
+            bad_every: 997,
+        })
+        .expect("generate");
+    }
+    let mut options = ride_options(shipped_route(overrides), data.path(), out.path());
+    options.trip_id = Some("checkpoint-trip".into());
+    let report = ride(options, |_| {}).await.expect("ride");
+    let output = ndjson_records(&out.path().join("output/trip=checkpoint-trip"));
+    let mut quarantined: Vec<String> = report
+        .quarantined
+        .iter()
+        .map(|q| format!("{} {}", q.rejection.id, q.rejection.reason))
+        .collect();
+    quarantined.sort();
+    (output, quarantined, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_read_over_many_short_invocations_give_the_output_of_one_read() {
+    let (whole, whole_quarantined, whole_report) = ride_generated(&[]).await;
+    // A margin as long as the timeout: each invocation reads one chunk of 512 rows, checkpoints
+    // and hands every bus past the first wave back, whatever the machine's speed.
+    let (pieces, pieces_quarantined, report) =
+        ride_generated(&[("StopTimeout", "1"), ("DeadlineMarginMs", "1000")]).await;
+    let extract = &report.stops[1];
+    assert_eq!(extract.stop, "extract");
+    println!(
+        "extract continued {} times; {} buses handed back",
+        extract.counts.continued, extract.counts.buses_handed_back
+    );
+    assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
+    assert!(
+        extract.counts.continued >= 60_000 / 512 - 4,
+        "each object was read 512 rows per invocation: {:?}",
+        extract.counts
+    );
+    assert_eq!(whole_report.stops[1].counts.continued, 0);
+    assert_eq!(whole.len(), 60_000 - whole_quarantined.len());
+    assert_eq!(pieces, whole, "the same records");
+    assert_eq!(pieces_quarantined, whole_quarantined, "the same rejects");
+    assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
+    for stop in &report.stops {
+        assert!(stop.adds_up, "{stop:?}");
+    }
+    assert_eq!(extract.counts.picked_up, 60_000);
+}

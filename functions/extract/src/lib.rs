@@ -1,6 +1,10 @@
 //! The extract stop: for each ticket, streams one CSV or NDJSON object from the object store
 //! and boards its rows as passengers. Never holds a whole file: a parser thread reads the
 //! object through a bounded channel. A malformed row is rejected with file, line and reason.
+//!
+//! Near the invocation's deadline it checkpoints: the ticket goes back to the stop's own queue
+//! with where to pick up (byte offset, line number, CSV header), so an object of any size is
+//! read over as many invocations as it needs, with the same passenger ids as in one read.
 
 mod rows;
 mod sniff;
@@ -11,8 +15,8 @@ use busline_core::envelope::{Passenger, Rejection};
 use busline_core::{
     ConfigError, InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind,
 };
-pub use rows::InputFormat;
-use rows::Row;
+pub use rows::{Checkpoint, InputFormat};
+use rows::{Chunk, Parse, Row};
 use serde_json::Value;
 
 /// The kind's name: the template's `BuildProperties.Binary`.
@@ -88,6 +92,18 @@ pub struct Extract {
     config: ExtractConfig,
 }
 
+/// The ticket field a continuation carries its [`Checkpoint`] in.
+pub const RESUME_FIELD: &str = "resume";
+
+/// How far a ticket got in this invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Read to its end (or refused whole).
+    Done,
+    /// Sent back to be continued: the deadline is near.
+    Paused,
+}
+
 impl Extract {
     /// An extract stop with its settings.
     pub fn new(config: ExtractConfig) -> Self {
@@ -99,50 +115,76 @@ impl Extract {
         ctx: &StopContext<'_>,
         ticket: Passenger,
         outbox: &mut Outbox,
-    ) -> Result<(), StopError> {
+    ) -> Result<Progress, StopError> {
         let Some(key) = ticket.get_str("key").map(str::to_owned) else {
-            return outbox
+            outbox
                 .reject(&ticket.reject("ticket has no string field `key`"))
-                .await;
+                .await?;
+            return Ok(Progress::Done);
         };
         let Some(format) = InputFormat::from_key(&key).or(self.config.format) else {
             let reason = format!(
                 "{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)"
             );
-            return outbox.reject(&ticket_rejection(ticket, reason)).await;
+            outbox.reject(&ticket_rejection(ticket, reason)).await?;
+            return Ok(Progress::Done);
         };
-        let reader = ctx.objects.get(&key).await?;
-        let (compressed, reader) = sniff::sniff(reader)
-            .await
-            .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
-        if let Some(compression) = compressed {
-            // Parsing binary as text would reject every line with a UTF-8 or field-count error.
-            let reason = format!(
-                "{key}: the object is {compression} data, not {} text; this extract reads plain \
-                 CSV and NDJSON, so decompress it (or convert it) before the trip",
-                format.name()
-            );
-            return outbox.reject(&ticket_rejection(ticket, reason)).await;
-        }
-        let (sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<Row>>(CHUNKS_IN_FLIGHT);
-        let parser = rows::spawn_parser(
-            reader,
+        let from = match ticket.get(RESUME_FIELD) {
+            None => Checkpoint::start(),
+            Some(resume) => match serde_json::from_value::<Checkpoint>(resume.clone()) {
+                Ok(from) => from,
+                Err(err) => {
+                    let reason = format!("{key}: ticket field `{RESUME_FIELD}` is invalid: {err}");
+                    outbox.reject(&ticket_rejection(ticket, reason)).await?;
+                    return Ok(Progress::Done);
+                }
+            },
+        };
+        let reader = ctx.objects.get_from(&key, from.offset).await?;
+        let reader = if from.offset > 0 {
+            reader
+        } else {
+            let (compressed, reader) = sniff::sniff(reader)
+                .await
+                .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
+            if let Some(compression) = compressed {
+                // Parsing binary as text would reject every line with a UTF-8 or field-count error.
+                let reason = format!(
+                    "{key}: the object is {compression} data, not {} text; this extract reads \
+                     plain CSV and NDJSON, so decompress it (or convert it) before the trip",
+                    format.name()
+                );
+                outbox.reject(&ticket_rejection(ticket, reason)).await?;
+                return Ok(Progress::Done);
+            }
+            reader
+        };
+        let (sender, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let parse = Parse {
             format,
-            self.config.csv_delimiter,
-            key.clone(),
-            ticket.id().to_owned(),
-            sender,
-            CHUNK_ROWS,
-        );
+            delimiter: self.config.csv_delimiter,
+            key: key.clone(),
+            ticket_id: ticket.id().to_owned(),
+            from,
+            chunk_rows: CHUNK_ROWS,
+        };
+        let parser = rows::spawn_parser(reader, parse, sender);
+        let mut paused_at = None;
         while let Some(chunk) = chunks.recv().await {
-            outbox.pick_up(chunk.len() as u64);
-            for row in chunk {
+            outbox.pick_up(chunk.rows.len() as u64);
+            for row in chunk.rows {
                 match row {
                     Row::Passenger(passenger) => outbox.board(&passenger).await?,
                     Row::Rejected(rejection) => outbox.reject(&rejection).await?,
                 }
             }
+            if !chunk.last && near_deadline(ctx) {
+                paused_at = Some(chunk.after);
+                break;
+            }
         }
+        // The parser stops at its next send once nobody listens.
+        drop(chunks);
         match parser.await {
             Ok(result) => result?,
             Err(join) => {
@@ -151,10 +193,34 @@ impl Extract {
                 )));
             }
         }
-        // The ticket's ride ends here.
-        outbox.drop_off(1);
-        Ok(())
+        match paused_at {
+            Some(checkpoint) => {
+                tracing::info!(
+                    key,
+                    offset = checkpoint.offset,
+                    line = checkpoint.line,
+                    "deadline near: continuing the object in a later invocation"
+                );
+                let mut continuation = ticket;
+                let checkpoint = serde_json::to_value(checkpoint)
+                    .map_err(|err| StopError::permanent(format!("{key}: checkpoint: {err}")))?;
+                continuation.insert(RESUME_FIELD, checkpoint);
+                outbox.ride_again(&continuation).await?;
+                Ok(Progress::Paused)
+            }
+            None => {
+                // The ticket's ride ends here.
+                outbox.drop_off(1);
+                Ok(Progress::Done)
+            }
+        }
     }
+}
+
+/// True when less than the stop's deadline margin is left of the invocation.
+fn near_deadline(ctx: &StopContext<'_>) -> bool {
+    ctx.deadline
+        .is_some_and(|deadline| deadline.remaining() < ctx.config.deadline_margin)
 }
 
 #[async_trait]
@@ -165,8 +231,14 @@ impl Stop for Extract {
         passengers: Vec<Passenger>,
         outbox: &mut Outbox,
     ) -> Result<(), StopError> {
-        for ticket in passengers {
-            self.extract_one(ctx, ticket, outbox).await?;
+        let mut tickets = passengers.into_iter();
+        while let Some(ticket) = tickets.next() {
+            if self.extract_one(ctx, ticket, outbox).await? == Progress::Paused {
+                // Tickets not yet started go back unchanged, behind the continuation.
+                for ticket in tickets.by_ref() {
+                    outbox.ride_again(&ticket).await?;
+                }
+            }
         }
         Ok(())
     }

@@ -59,36 +59,79 @@ pub(crate) enum Row {
     Rejected(Rejection),
 }
 
-/// Parses `reader` on a blocking thread, sending rows in chunks of `chunk_rows`.
+/// Where a read starts, or picks up again: a byte offset into the object, the line number
+/// found there, and the CSV header read before it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Bytes of the object already read.
+    pub offset: u64,
+    /// The line number at `offset` (1 at the start of the object).
+    pub line: u64,
+    /// The CSV header's names, once read; `None` at the start and for NDJSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Vec<String>>,
+}
+
+impl Checkpoint {
+    /// The start of an object.
+    pub fn start() -> Self {
+        Checkpoint {
+            offset: 0,
+            line: 1,
+            header: None,
+        }
+    }
+}
+
+/// Rows in source order, and where the read picks up after the last of them.
+pub(crate) struct Chunk {
+    pub rows: Vec<Row>,
+    pub after: Checkpoint,
+    /// True for the object's last chunk.
+    pub last: bool,
+}
+
+/// What the parser reads and how.
+pub(crate) struct Parse {
+    pub format: InputFormat,
+    pub delimiter: u8,
+    pub key: String,
+    pub ticket_id: String,
+    pub from: Checkpoint,
+    pub chunk_rows: usize,
+}
+
+/// Parses `reader` (the object from `parse.from.offset` on) on a blocking thread, sending rows
+/// in chunks.
 pub(crate) fn spawn_parser(
     reader: ObjectReader,
-    format: InputFormat,
-    delimiter: u8,
-    key: String,
-    ticket_id: String,
-    sender: Sender<Vec<Row>>,
-    chunk_rows: usize,
+    parse: Parse,
+    sender: Sender<Chunk>,
 ) -> JoinHandle<Result<(), StopError>> {
     let bridge = SyncIoBridge::new(reader);
     tokio::task::spawn_blocking(move || {
         let mut rows = Chunker {
             sender,
-            chunk: Vec::with_capacity(chunk_rows),
-            chunk_rows,
+            chunk: Vec::with_capacity(parse.chunk_rows),
+            chunk_rows: parse.chunk_rows,
+            after: parse.from.clone(),
         };
         let source = Source {
-            key: &key,
-            ticket_id: &ticket_id,
+            key: &parse.key,
+            ticket_id: &parse.ticket_id,
         };
-        let result = match format {
-            InputFormat::Csv => parse_csv(bridge, delimiter, &source, &mut rows),
+        let result = match parse.format {
+            InputFormat::Csv => parse_csv(bridge, parse.delimiter, parse.from, &source, &mut rows),
             InputFormat::Ndjson => parse_ndjson(
                 std::io::BufReader::with_capacity(256 * 1024, bridge),
+                parse.from,
                 &source,
                 &mut rows,
             ),
         };
-        rows.flush();
+        if result.is_ok() {
+            rows.finish();
+        }
         result
     })
 }
@@ -120,23 +163,41 @@ impl Source<'_> {
 }
 
 struct Chunker {
-    sender: Sender<Vec<Row>>,
+    sender: Sender<Chunk>,
     chunk: Vec<Row>,
     chunk_rows: usize,
+    /// Where the read picks up after the rows pushed so far.
+    after: Checkpoint,
 }
 
 impl Chunker {
-    /// Queues a row; false when the stop has stopped listening.
-    fn push(&mut self, row: Row) -> bool {
+    /// Queues a row, after which the read picks up at `offset`, `line`; false when the stop
+    /// has stopped listening.
+    fn push(&mut self, row: Row, offset: u64, line: u64) -> bool {
         self.chunk.push(row);
-        self.chunk.len() < self.chunk_rows || self.flush()
+        self.skip(offset, line);
+        self.chunk.len() < self.chunk_rows || self.send(false)
     }
 
-    fn flush(&mut self) -> bool {
-        if self.chunk.is_empty() {
-            return true;
-        }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_rows));
+    /// Moves the pick-up point past input that made no row (blank lines).
+    fn skip(&mut self, offset: u64, line: u64) {
+        self.after.offset = offset;
+        self.after.line = line;
+    }
+
+    /// Sends the last chunk (it may be empty: it says the object is done).
+    fn finish(&mut self) {
+        // A stop that stopped listening no longer needs it.
+        let _ = self.send(true);
+    }
+
+    fn send(&mut self, last: bool) -> bool {
+        let rows = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.chunk_rows));
+        let chunk = Chunk {
+            rows,
+            after: self.after.clone(),
+            last,
+        };
         self.sender.blocking_send(chunk).is_ok()
     }
 }
@@ -144,17 +205,82 @@ impl Chunker {
 fn parse_csv(
     input: impl std::io::Read,
     delimiter: u8,
+    from: Checkpoint,
     source: &Source<'_>,
     rows: &mut Chunker,
 ) -> Result<(), StopError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(false)
+        .has_headers(false)
+        // Field counts are checked against the header here, so that a read resumed mid-object
+        // (whose first record is not the header) checks them the same way.
+        .flexible(true)
         .buffer_capacity(256 * 1024)
         .from_reader(input);
-    let header: Vec<String> = match reader.headers() {
-        Ok(header) => header.iter().map(|name| name.trim().to_owned()).collect(),
+    // Positions count from where this read started.
+    let at = |position: &csv::Position| {
+        (
+            from.offset + position.byte(),
+            from.line + position.line() - 1,
+        )
+    };
+    let mut record = csv::ByteRecord::new();
+    let header = match from.header {
+        Some(header) => header,
+        None => read_header(&mut reader, &mut record, source)?,
+    };
+    rows.after.header = Some(header.clone());
+    let (offset, line) = at(reader.position());
+    rows.skip(offset, line);
+    loop {
+        let row = match reader.read_byte_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) if blank(&record) => None,
+            Ok(true) if record.len() != header.len() => Some(source.rejected(
+                record.position().map_or(0, |p| at(p).1),
+                format!(
+                    "expected {} fields as in the header, found {}",
+                    header.len(),
+                    record.len()
+                ),
+                lossy_fields(&record),
+            )),
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| at(p).1);
+                Some(csv_row(&header, &record, line, source))
+            }
+            Err(err) => return Err(csv_fatal(source, err)),
+        };
+        let (offset, line) = at(reader.position());
+        match row {
+            None => rows.skip(offset, line),
+            Some(row) => {
+                if !rows.push(row, offset, line) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Reads the header row: its names, trimmed, each once.
+fn read_header(
+    reader: &mut csv::Reader<impl std::io::Read>,
+    record: &mut csv::ByteRecord,
+    source: &Source<'_>,
+) -> Result<Vec<String>, StopError> {
+    let header: Vec<String> = match reader.read_byte_record(record) {
+        Ok(true) => record
+            .iter()
+            .map(|name| std::str::from_utf8(name).map(|name| name.trim().to_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(|err| {
+                StopError::permanent(format!(
+                    "{}:1: header is not valid UTF-8: {err}",
+                    source.key
+                ))
+            })?,
+        Ok(false) => Vec::new(),
         Err(err) => return Err(csv_fatal(source, err)),
     };
     if let Some(duplicate) = header
@@ -167,36 +293,7 @@ fn parse_csv(
             source.key, duplicate.1
         )));
     }
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let row = match reader.read_byte_record(&mut record) {
-            Ok(false) => return Ok(()),
-            Ok(true) if blank(&record) => continue,
-            Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or_default();
-                csv_row(&header, &record, line, source)
-            }
-            Err(err) => match err.kind() {
-                csv::ErrorKind::UnequalLengths { len: 1, .. } if blank(&record) => continue,
-                csv::ErrorKind::UnequalLengths {
-                    pos,
-                    expected_len,
-                    len,
-                } => {
-                    let line = pos.as_ref().map(|p| p.line()).unwrap_or_default();
-                    source.rejected(
-                        line,
-                        format!("expected {expected_len} fields as in the header, found {len}"),
-                        lossy_fields(&record),
-                    )
-                }
-                _ => return Err(csv_fatal(source, err)),
-            },
-        };
-        if !rows.push(row) {
-            return Ok(());
-        }
-    }
+    Ok(header)
 }
 
 /// A line of nothing but spaces or tabs (an empty line the reader skips itself): no record.
@@ -246,11 +343,13 @@ const RAW_KEEP: usize = 512;
 
 fn parse_ndjson(
     mut input: impl BufRead,
+    from: Checkpoint,
     source: &Source<'_>,
     rows: &mut Chunker,
 ) -> Result<(), StopError> {
     let mut line = Vec::new();
-    let mut number = 0u64;
+    let mut offset = from.offset;
+    let mut number = from.line - 1;
     loop {
         line.clear();
         let read = input
@@ -260,8 +359,10 @@ fn parse_ndjson(
             return Ok(());
         }
         number += 1;
+        offset += read as u64;
         let text = line.trim_ascii();
         if text.is_empty() {
+            rows.skip(offset, number + 1);
             continue;
         }
         let row = match serde_json::from_slice::<Value>(text) {
@@ -273,7 +374,7 @@ fn parse_ndjson(
             ),
             Err(err) => source.rejected(number, json_reason(&err), raw(text)),
         };
-        if !rows.push(row) {
+        if !rows.push(row, offset, number + 1) {
             return Ok(());
         }
     }
@@ -300,5 +401,90 @@ fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row of `text` read from `from`, one per chunk: (passenger id or rejection id, and
+    /// the checkpoint after it).
+    async fn rows_from(
+        text: &'static str,
+        format: InputFormat,
+        from: Checkpoint,
+    ) -> Vec<(String, Checkpoint)> {
+        let bytes = &text.as_bytes()[from.offset as usize..];
+        let reader: ObjectReader = Box::pin(std::io::Cursor::new(bytes));
+        let (sender, mut chunks) = tokio::sync::mpsc::channel(4);
+        let parse = Parse {
+            format,
+            delimiter: b',',
+            key: "k".into(),
+            ticket_id: "t".into(),
+            from,
+            chunk_rows: 1,
+        };
+        let parser = spawn_parser(reader, parse, sender);
+        let mut rows = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            for row in chunk.rows {
+                let id = match row {
+                    Row::Passenger(p) => format!("{} {:?}", p.id(), p.data()),
+                    Row::Rejected(r) => format!("{} rejected: {}", r.id, r.reason),
+                };
+                rows.push((id, chunk.after.clone()));
+            }
+        }
+        parser.await.expect("joined").expect("parsed");
+        rows
+    }
+
+    /// Resuming at any row's checkpoint reads exactly the rows after it, with the same ids.
+    async fn every_checkpoint_resumes_the_rest(text: &'static str, format: InputFormat) {
+        let whole = rows_from(text, format, Checkpoint::start()).await;
+        assert!(whole.len() >= 4, "{whole:?}");
+        for (at, (_, checkpoint)) in whole.iter().enumerate() {
+            let rest = rows_from(text, format, checkpoint.clone()).await;
+            let rest: Vec<&String> = rest.iter().map(|(id, _)| id).collect();
+            let expected: Vec<&String> = whole[at + 1..].iter().map(|(id, _)| id).collect();
+            assert_eq!(rest, expected, "resumed at {checkpoint:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn csv_resumes_at_every_checkpoint_with_quoted_newlines_blank_and_bad_lines() {
+        let messy = "a,b\n1,x\n\n2,\"multi\nline\"\n   \n3\n4,y\r\n5,z";
+        every_checkpoint_resumes_the_rest(messy, InputFormat::Csv).await;
+        let text = "a,b\n1,x\n2,\"multi\nline\"\n3\n4,y\n5,z";
+        every_checkpoint_resumes_the_rest(text, InputFormat::Csv).await;
+        let whole = rows_from(text, InputFormat::Csv, Checkpoint::start()).await;
+        let ids: Vec<&str> = whole
+            .iter()
+            .map(|(id, _)| id.split(' ').next().unwrap_or_default())
+            .collect();
+        assert_eq!(ids, ["t:2", "t:3", "t:5", "t:6", "t:7"]);
+        assert!(
+            whole[2]
+                .0
+                .ends_with("rejected: k:5: expected 2 fields as in the header, found 1")
+        );
+        assert_eq!(
+            whole[0].1.header.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+    }
+
+    #[tokio::test]
+    async fn ndjson_resumes_at_every_checkpoint_with_blank_and_bad_lines() {
+        let text = "{\"n\":1}\n\n{\"n\":2}\nnot json\n  \n{\"n\":3}\n{\"n\":4}";
+        every_checkpoint_resumes_the_rest(text, InputFormat::Ndjson).await;
+        let whole = rows_from(text, InputFormat::Ndjson, Checkpoint::start()).await;
+        let ids: Vec<&str> = whole
+            .iter()
+            .map(|(id, _)| id.split(' ').next().unwrap_or_default())
+            .collect();
+        assert_eq!(ids, ["t:1", "t:3", "t:4", "t:6", "t:7"]);
     }
 }

@@ -558,7 +558,7 @@ fn balanced(
     (counts, departures): (OutboxCounts, Departures),
 ) -> Result<(OutboxCounts, Departures), Failure> {
     let arrived = passengers_in + counts.picked_up;
-    let accounted = counts.forwarded + counts.dropped_off + counts.rejected;
+    let accounted = counts.forwarded + counts.continued + counts.dropped_off + counts.rejected;
     if arrived == accounted {
         return Ok((counts, departures));
     }
@@ -566,7 +566,7 @@ fn balanced(
         class: ErrorClass::Permanent,
         reason: format!(
             "stop {stop} did not account for every passenger: {arrived} arrived or were picked up, \
-             {accounted} were boarded, dropped off or rejected (a handler must do one of these to each)"
+             {accounted} were boarded, continued, dropped off or rejected (a handler must do one of these to each)"
         ),
     })
 }
@@ -583,7 +583,7 @@ fn add_counts(counts: &mut StopCounts, ride: &Ridden) {
             *counts += StopCounts::from(left);
             counts.buses_failed += 1;
             counts.passengers_failed += (ride.passengers_in + left.picked_up)
-                .saturating_sub(left.forwarded + left.rejected);
+                .saturating_sub(left.forwarded + left.continued + left.rejected);
         }
     }
 }

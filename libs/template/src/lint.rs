@@ -86,6 +86,17 @@ pub fn lint(
                 ),
             );
         }
+        if let Some(own) = env.get("QUEUE_URL")
+            && own != read
+        {
+            finding(
+                name,
+                "queue-url",
+                format!(
+                    "QUEUE_URL is {own} but {name} reads {read}: buses could not be handed back or backed off"
+                ),
+            );
+        }
         // A trigger on a queue the template lacks is a route finding already.
         let Some(source) = queue(read) else { continue };
         let visibility = source.visibility_timeout.as_secs();

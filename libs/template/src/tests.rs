@@ -295,6 +295,19 @@ mod lint_rules {
             ]
         );
     }
+
+    #[test]
+    fn a_queue_url_that_is_not_the_queue_the_stop_reads() {
+        assert_eq!(
+            broken(
+                "          QUEUE_URL: !Ref TransformQueue\n",
+                "          QUEUE_URL: !Ref LoadQueue\n"
+            ),
+            [
+                "TransformFunction: [queue-url] QUEUE_URL is LoadQueue but TransformFunction reads TransformQueue: buses could not be handed back or backed off"
+            ]
+        );
+    }
 }
 
 mod adding_a_stop {
