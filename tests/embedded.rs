@@ -197,6 +197,46 @@ async fn folder_store_lists_reads_streams_and_overwrites() {
     assert!(store.get("input//b.csv").await.is_err());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_abandoned_mid_write_leaves_the_object_whole_or_absent_never_a_partial_file() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = FolderStore::new("bucket", root.path());
+    let body = vec![b'x'; 64 * 1024 * 1024];
+    // Abandoned as soon as it yields, as when a function is killed mid-put.
+    let abandoned =
+        tokio::time::timeout(Duration::ZERO, store.put("output/big.ndjson", body, "x")).await;
+    assert!(abandoned.is_err(), "the put was still writing");
+    let folder = root.path().join("output");
+    let settled = || {
+        let names: Vec<String> = std::fs::read_dir(&folder)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names
+    };
+    let mut names = settled();
+    for _ in 0..100 {
+        if names.iter().all(|name| !name.contains(".partial-")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        names = settled();
+    }
+    assert!(
+        names.is_empty() || names == ["big.ndjson"],
+        "left behind: {names:?}"
+    );
+    if !names.is_empty() {
+        let size = std::fs::metadata(folder.join("big.ndjson"))
+            .expect("meta")
+            .len();
+        assert_eq!(size, 64 * 1024 * 1024);
+    }
+}
+
 mod flow_control {
     use async_trait::async_trait;
     use busline_core::ports::OutgoingMessage;

@@ -4,7 +4,7 @@
 use crate::bench::stream::stream;
 use crate::bench::{BenchOptions, bench};
 use crate::generate::{GenOptions, generate, megabytes};
-use crate::ride::{InvokeOptions, RideOptions, ride};
+use crate::ride::{ChaosOptions, InvokeOptions, RideOptions, ride};
 use anyhow::{Context, Result};
 use busline_core::Registry;
 use busline_core::forwarder::RetryPolicy;
@@ -85,6 +85,14 @@ enum Command {
         /// Where the ride serves SQS and S3 for invoked functions (their AWS_ENDPOINT_URL).
         #[arg(long, default_value = busline_driver::DEFAULT_ADDRESS)]
         serve: SocketAddr,
+        /// Inject faults into every stop built here, e.g. `all=5%,abort=2%,slow-read=1%@50ms`
+        /// (faults: send, send-entry, visibility, object-5xx, object-throttle, slow-read,
+        /// truncated-read, metrics, abort). The report counts them per stop.
+        #[arg(long, value_name = "SPEC")]
+        chaos: Option<busline_chaos::ChaosSpec>,
+        /// The seed chaos draws from: the same seed injects the same faults.
+        #[arg(long, default_value_t = 1, requires = "chaos")]
+        seed: u64,
         #[command(flatten)]
         print: Output,
     },
@@ -242,6 +250,8 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             concurrency,
             invoke,
             serve,
+            chaos,
+            seed,
             print,
         } => {
             let options = RideOptions {
@@ -253,6 +263,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 concurrency,
                 retry: RetryPolicy::default(),
                 invoke: InvokeOptions::new(invoke, serve),
+                chaos: chaos.map(|spec| ChaosOptions { spec, seed }),
             };
             run_ride(options, print.json)
         }

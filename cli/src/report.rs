@@ -57,6 +57,10 @@ pub struct StopReport {
     /// Reached through the Lambda Invoke API: only buses and passengers in, and failures, are
     /// seen from here.
     pub invoked: bool,
+    /// Faults injected into this stop by kind (`bus ride --chaos`), all survived when the ride
+    /// ends with every passenger accounted for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<busline_chaos::FaultCounts>,
 }
 
 impl StopReport {
@@ -83,6 +87,7 @@ impl StopReport {
             },
             adds_up: invoked || counts.adds_up(),
             invoked,
+            faults: None,
         }
     }
 }
@@ -207,6 +212,22 @@ impl RideReport {
             let _ = writeln!(
                 out,
                 "an invoked stop's row shows what the ride handed it; its own counts are in its logs"
+            );
+        }
+        for row in &self.stops {
+            let Some(faults) = &row.faults else { continue };
+            let injected: Vec<String> = faults
+                .iter()
+                .filter(|(_, count)| **count > 0)
+                .map(|(fault, count)| format!("{fault} {count}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "chaos at {}: {} faults injected{}{}",
+                row.stop,
+                faults.values().sum::<u64>(),
+                if injected.is_empty() { "" } else { ": " },
+                injected.join(", ")
             );
         }
         for row in self.stops.iter().filter(|r| !r.adds_up) {

@@ -2,6 +2,7 @@
 //! every stop built through the registry.
 
 use crate::report::{DeadLetter, Quarantined, RideReport, StopReport};
+use busline_chaos::{ChaosHandler, ChaosSpec, FaultCounts, StopChaos};
 use busline_core::envelope::{Envelope, PayloadPointer, Rejection, decode_envelope};
 use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::ObjectStore;
@@ -50,6 +51,18 @@ pub struct RideOptions {
     pub retry: RetryPolicy,
     /// Stops reached through the Lambda Invoke API instead of built in process.
     pub invoke: InvokeOptions,
+    /// Faults to inject into every stop built here (not the depot, whose caller retries a
+    /// trip that does not start, nor invoked stops, which read their own `BUSLINE_CHAOS`).
+    pub chaos: Option<ChaosOptions>,
+}
+
+/// `bus ride --chaos SPEC --seed N`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChaosOptions {
+    /// Which faults, how often.
+    pub spec: ChaosSpec,
+    /// The seed the faults are drawn from: the same seed injects the same faults.
+    pub seed: u64,
 }
 
 /// Which stops run elsewhere, reached through the Lambda Invoke API (`bus ride --invoke`).
@@ -170,9 +183,11 @@ pub async fn ride(
     // Invoked functions reach the same queues and bucket through the driver's endpoints.
     let _served = serve_invoked(&options.invoke, &ports).await?;
     let mut invokers = Invokers::default();
+    let mut chaoses = HashMap::new();
     let mut bus_stops = Vec::new();
     for spec in riders {
-        bus_stops.push(bus_stop(spec, &options, &ports, &queues, &mut invokers).await?);
+        bus_stops
+            .push(bus_stop(spec, &options, &ports, &queues, &mut invokers, &mut chaoses).await?);
     }
     let depot = trip_handler(first, &options, &ports, &mut invokers).await?;
     let request = TripRequest {
@@ -198,7 +213,11 @@ pub async fn ride(
         &dead_letters,
     )
     .await?;
-    let stops = stop_reports(&options, &metrics, &queues, &dead_letters);
+    let faults = chaoses
+        .iter()
+        .map(|(stop, chaos)| (stop.clone(), chaos.injected()))
+        .collect();
+    let stops = stop_reports(&options, &metrics, &queues, &dead_letters, &faults);
     Ok(RideReport {
         trip_id: trip.trip_id,
         route: route.name.clone(),
@@ -216,6 +235,7 @@ fn stop_reports(
     metrics: &MetricsBoard,
     queues: &EmbeddedQueues,
     dead_letters: &[DeadLetter],
+    faults: &HashMap<String, FaultCounts>,
 ) -> Vec<StopReport> {
     let tallies = metrics.snapshot();
     options
@@ -232,7 +252,9 @@ fn stop_reports(
                 .unwrap_or_default();
             let dead_lettered = dead_letters.iter().filter(|d| d.stop == spec.name).count() as u64;
             let invoked = options.invoke.endpoint(&spec.name).is_some();
-            StopReport::new(&spec.name, tally, retried, dead_lettered, invoked)
+            let mut report = StopReport::new(&spec.name, tally, retried, dead_lettered, invoked);
+            report.faults = faults.get(&spec.name).cloned();
+            report
         })
         .collect()
 }
@@ -291,6 +313,7 @@ async fn bus_stop(
     ports: &Ports,
     queues: &EmbeddedQueues,
     invokers: &mut Invokers,
+    chaoses: &mut HashMap<String, StopChaos>,
 ) -> Result<BusStop, RideError> {
     let queue_name = spec.queue.as_deref().unwrap_or_default();
     let (processor, timeout): (Arc<dyn BatchHandler>, _) = match options.invoke.endpoint(&spec.name)
@@ -308,11 +331,28 @@ async fn bus_stop(
             (Arc::new(stop), None)
         }
         None => {
-            let processor = build(&options.registry, spec, ports)
-                .await?
-                .into_bus(&spec.kind)
-                .map_err(|err| init_error(spec, err))?;
-            (Arc::new(processor), Some(spec.timeout))
+            let chaos = options
+                .chaos
+                .as_ref()
+                .map(|chaos| StopChaos::new(chaos.spec.clone(), chaos.seed, &spec.name));
+            let ports = match &chaos {
+                Some(chaos) => chaos.ports(ports),
+                None => ports.clone(),
+            };
+            let processor: Arc<dyn BatchHandler> = Arc::new(
+                build(&options.registry, spec, &ports)
+                    .await?
+                    .into_bus(&spec.kind)
+                    .map_err(|err| init_error(spec, err))?,
+            );
+            let processor = match chaos {
+                Some(chaos) => {
+                    chaoses.insert(spec.name.clone(), chaos.clone());
+                    Arc::new(ChaosHandler::new(processor, chaos))
+                }
+                None => processor,
+            };
+            (processor, Some(spec.timeout))
         }
     };
     Ok(BusStop {
@@ -432,7 +472,7 @@ fn build_queues(
     Ok(queues)
 }
 
-/// Every rejected passenger left on the quarantine queues.
+/// Every rejected passenger left on the quarantine queues, once each.
 fn drain_quarantine(route: &Route, queues: &EmbeddedQueues) -> Result<Vec<Quarantined>, RideError> {
     let mut names: Vec<&str> = route
         .stops
@@ -463,10 +503,14 @@ fn drain_quarantine(route: &Route, queues: &EmbeddedQueues) -> Result<Vec<Quaran
             }
         }
     }
+    // A bus redelivered after its rejections left sends them again, with the same ids: the
+    // report keeps one of each, as a sink upserting by id would.
+    let mut seen = std::collections::HashSet::new();
+    quarantined.retain(|q| seen.insert((q.stop.clone(), q.rejection.id.clone())));
     Ok(quarantined)
 }
 
-/// Every bus left on a stop's dead-letter queue, with the reason the stop gave.
+/// Every bus left on a stop's dead-letter queue, with the reason the stop gave, once each.
 fn drain_dead_letters(
     route: &Route,
     queues: &EmbeddedQueues,
@@ -503,6 +547,10 @@ fn drain_dead_letters(
             });
         }
     }
+    // A bus dead-lettered by an invocation that then died comes back and is dead-lettered
+    // again: one report per original message.
+    let mut seen = std::collections::HashSet::new();
+    dead.retain(|letter| seen.insert((letter.stop.clone(), letter.message_id.clone())));
     Ok(dead)
 }
 

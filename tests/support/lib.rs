@@ -63,6 +63,7 @@ pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
         concurrency: 4,
         retry: fast_retry(),
         invoke: Default::default(),
+        chaos: None,
     }
 }
 

@@ -126,18 +126,20 @@ impl ObjectStore for FolderStore {
                 .await
                 .map_err(|err| self.io_error(key, err))?;
         }
-        // Write aside and rename, so a reader never sees half an object and a rewrite replaces it whole.
+        // Write aside and rename, so a reader never sees half an object and a rewrite replaces it
+        // whole; on a blocking thread of its own, so a caller that stops waiting (a function
+        // killed mid-put) leaves the object whole or absent, never a stray partial file.
         let partial = path.with_extension(format!(
             "partial-{}-{}",
             std::process::id(),
             PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        tokio::fs::write(&partial, body)
-            .await
-            .map_err(|err| self.io_error(key, err))?;
-        tokio::fs::rename(&partial, &path)
-            .await
-            .map_err(|err| self.io_error(key, err))
+        let written = tokio::task::spawn_blocking(move || {
+            std::fs::write(&partial, body).and_then(|()| std::fs::rename(&partial, &path))
+        })
+        .await
+        .map_err(|err| PortError::retryable(self.resource(key), err.to_string()))?;
+        written.map_err(|err| self.io_error(key, err))
     }
 }
 
