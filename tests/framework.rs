@@ -299,7 +299,7 @@ async fn a_handler_that_loses_a_passenger_fails_its_bus_with_the_reason() {
         attribute(&dead[0].message_attributes, attr::REASON),
         Some(
             "stop forgetful did not account for every passenger: 2 arrived or were picked up, \
-             1 were boarded, dropped off or rejected (a handler must do one of these to each)"
+             1 were boarded, continued, dropped off or rejected (a handler must do one of these to each)"
         )
     );
     assert_eq!(
