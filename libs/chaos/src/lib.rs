@@ -38,3 +38,85 @@ pub const SEED_VAR: &str = "BUSLINE_CHAOS_SEED";
 pub const STAGE_VAR: &str = "STAGE";
 /// The only stage chaos may run in.
 pub const TEST_STAGE: &str = "test";
+
+use busline_core::ConfigError;
+use busline_core::config::{Vars, optional, parsed, required};
+
+/// The chaos a deployed function runs with: `None` unless [`CHAOS_VAR`] is set. Refused (an
+/// init error naming the variable) outside the test stage, so a production function never
+/// injects faults even when the variable is set by mistake.
+pub fn from_vars(vars: &dyn Vars) -> Result<Option<StopChaos>, ConfigError> {
+    let Some(text) = optional(vars, CHAOS_VAR) else {
+        return Ok(None);
+    };
+    let stage = vars.var(STAGE_VAR).unwrap_or_default();
+    if stage != TEST_STAGE {
+        return Err(ConfigError::Invalid {
+            var: CHAOS_VAR.into(),
+            value: text,
+            reason: format!(
+                "fault injection runs only where {STAGE_VAR} is {TEST_STAGE}, and {STAGE_VAR} is {stage:?}"
+            ),
+        });
+    }
+    let spec: ChaosSpec = text
+        .parse()
+        .map_err(|err: ChaosSpecError| ConfigError::Invalid {
+            var: CHAOS_VAR.into(),
+            value: text.clone(),
+            reason: err.to_string(),
+        })?;
+    let seed = parsed(vars, SEED_VAR, 0u64)?;
+    Ok(Some(StopChaos::new(
+        spec,
+        seed,
+        required(vars, "STOP_NAME")?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn chaos_is_off_by_default_and_refused_outside_the_test_stage() {
+        assert!(
+            from_vars(&vars(&[("STAGE", "prod")]))
+                .expect("off")
+                .is_none()
+        );
+        assert!(
+            from_vars(&vars(&[(CHAOS_VAR, ""), ("STAGE", "prod")]))
+                .expect("off")
+                .is_none()
+        );
+        let refused = from_vars(&vars(&[(CHAOS_VAR, "send=5%"), ("STAGE", "prod")]))
+            .err()
+            .expect("refused");
+        assert_eq!(
+            refused.to_string(),
+            "environment variable BUSLINE_CHAOS=\"send=5%\" is invalid: fault injection runs only where STAGE is test, and STAGE is \"prod\""
+        );
+        let on = from_vars(&vars(&[
+            (CHAOS_VAR, "send=5%"),
+            (SEED_VAR, "9"),
+            ("STAGE", "test"),
+            ("STOP_NAME", "load"),
+        ]))
+        .expect("valid")
+        .expect("on");
+        assert_eq!((on.stop(), on.spec().rate(Fault::Send)), ("load", 0.05));
+        let bad = from_vars(&vars(&[(CHAOS_VAR, "send"), ("STAGE", "test")]))
+            .err()
+            .expect("bad spec");
+        assert!(bad.to_string().contains("expected fault=rate"), "{bad}");
+    }
+}

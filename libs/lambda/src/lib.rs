@@ -15,10 +15,11 @@
 //! ```
 
 use busline_aws::{AwsClients, S3Store, SqsQueues, metrics_sink};
+use busline_chaos::{ChaosHandler, StopChaos};
 use busline_core::config::{ProcessEnv, Vars, required};
 use busline_core::forwarder::RetryPolicy;
 use busline_core::{
-    Deadline, Extensions, InitError, Invocation, Ports, ReadyStop, Registry, StopKind,
+    BatchHandler, Deadline, Extensions, InitError, Invocation, Ports, ReadyStop, Registry, StopKind,
 };
 use std::sync::Arc;
 
@@ -39,11 +40,17 @@ pub type Error = lambda_runtime::Error;
 /// failure is logged with the variable or resource it names and ends the process.
 pub async fn run(kind: StopKind) -> Result<(), Error> {
     init_logs();
-    let ready = build(&kind)
+    let (ready, chaos) = build(&kind)
         .await
         .inspect_err(|err| tracing::error!(kind = kind.name(), error = %busline_core::error::chain(err), "init failed"))?;
     match ready {
-        ReadyStop::Bus(processor) => sqs::serve(processor).await,
+        ReadyStop::Bus(processor) => {
+            let processor: Arc<dyn BatchHandler> = Arc::new(processor);
+            match chaos {
+                Some(chaos) => sqs::serve(Arc::new(ChaosHandler::new(processor, chaos))).await,
+                None => sqs::serve(processor).await,
+            }
+        }
         ReadyStop::Depot(starter) => trigger::serve(starter).await,
     }
 }
@@ -77,8 +84,10 @@ fn invocation(context: &lambda_runtime::Context) -> Invocation {
     }
 }
 
-/// Builds the stop of `kind` from the process environment over the AWS ports.
-async fn build(kind: &StopKind) -> Result<ReadyStop, InitError> {
+/// Builds the stop of `kind` from the process environment over the AWS ports, with the chaos
+/// `BUSLINE_CHAOS` switches on around them (test stage only).
+async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitError> {
+    let chaos = busline_chaos::from_vars(&ProcessEnv)?;
     let bucket = required(&ProcessEnv, "DATA_BUCKET")?;
     let shared = busline_aws::clients::load_config().await;
     let clients = AwsClients::from_config(&shared);
@@ -88,10 +97,18 @@ async fn build(kind: &StopKind) -> Result<ReadyStop, InitError> {
         metrics: metrics_sink(&ProcessEnv, &clients.cloudwatch)?,
         retry: RetryPolicy::default(),
     };
+    let ports = match &chaos {
+        Some(chaos) => {
+            tracing::warn!(spec = ?chaos.spec(), "chaos is on: faults will be injected");
+            chaos.ports(&ports)
+        }
+        None => ports,
+    };
     let mut extensions = Extensions::default();
     extensions.insert(shared);
     extensions.insert(clients);
-    kind.build(Arc::new(ProcessEnv), ports, extensions).await
+    let ready = kind.build(Arc::new(ProcessEnv), ports, extensions).await?;
+    Ok((ready, chaos))
 }
 
 #[cfg(test)]

@@ -4,17 +4,16 @@
 use crate::FunctionError;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use busline_core::ports::Attribute;
-use busline_core::{BatchProcessor, Delivery};
+use busline_core::{BatchHandler, Delivery};
 use lambda_runtime::{Context, LambdaEvent, service_fn};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Answers SQS batches with `processor` until Lambda stops the function.
-pub async fn serve(processor: BatchProcessor) -> Result<(), crate::Error> {
-    let processor = Arc::new(processor);
+pub async fn serve(processor: Arc<dyn BatchHandler>) -> Result<(), crate::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let processor = processor.clone();
-        async move { handle(&processor, event.payload, &event.context).await }
+        async move { handle(processor.as_ref(), event.payload, &event.context).await }
     }))
     .await
 }
@@ -22,13 +21,13 @@ pub async fn serve(processor: BatchProcessor) -> Result<(), crate::Error> {
 /// One invocation: the batch response, or a function error (its `errorType` the class) when
 /// every message failed, so that Lambda backs off.
 pub async fn handle(
-    processor: &BatchProcessor,
+    processor: &dyn BatchHandler,
     event: SqsEvent,
     context: &Context,
 ) -> Result<SqsBatchResponse, FunctionError> {
     let invocation = crate::invocation(context);
     let deliveries = event.records.into_iter().map(delivery).collect();
-    let outcome = processor.process(deliveries, &invocation).await?;
+    let outcome = processor.handle_batch(deliveries, &invocation).await?;
     let mut response = SqsBatchResponse::default();
     for id in outcome.retry {
         response.add_failure(id);
