@@ -113,6 +113,11 @@ fn unreadable_bodies() -> Vec<(&'static str, String, &'static str)> {
             "bus body is not a valid envelope: missing field `v` at line 1 column 12",
         ),
         (
+            "a null body",
+            "null".to_owned(),
+            "bus body is not a valid envelope: invalid type: null, expected struct Envelope at line 1 column 4",
+        ),
+        (
             "an unknown envelope version",
             envelope(99, 1),
             "bus envelope version 99 is not supported (this stop reads version 1)",
@@ -170,8 +175,10 @@ async fn unreadable_buses_mixed_with_good_ones_go_alone_and_the_good_ones_ride_o
         bad.push(send(h.queue("in"), &body));
     }
     let processor = h.scripted(&[]).await;
-    let (batch, _) = h.receive(10);
-    assert_eq!(batch.len(), 10);
+    // One batch of all of them, as an event source with a batching window delivers.
+    let (mut batch, _) = h.receive(10);
+    batch.extend(h.receive(10).0);
+    assert_eq!(batch.len(), 2 * unreadable_bodies().len());
     let outcome = processor
         .process(batch, &busline_core::Invocation::default())
         .await
@@ -397,4 +404,56 @@ async fn a_bus_that_has_travelled_too_far_is_dead_lettered_as_a_loop() {
         attribute(&dead[0].message_attributes, attr::REASON),
         Some("bus b1 has travelled 32 stops, MAX_HOPS is 32: is the route a loop?")
     );
+}
+
+#[tokio::test]
+async fn a_body_over_the_sqs_limit_is_dead_lettered_at_once_through_a_claim_check() {
+    let h = Harness::new();
+    let good = send(h.queue("in"), &bus_body("g1", &[json!({"n": 1})]));
+    let (mut batch, _) = h.receive(10);
+    // Only a producer that went around SQS's limit could deliver it; it cannot be sent again.
+    let oversized = "x".repeat(busline_core::ports::SQS_MAX_BYTES + 1);
+    batch.push(busline_core::Delivery {
+        id: "oversized".into(),
+        receipt_handle: String::new(),
+        body: oversized.clone(),
+        receive_count: 1,
+        sent_at: None,
+        attributes: Vec::new(),
+    });
+    let outcome = processor_outcome(&h, batch).await;
+    assert!(outcome.retry.is_empty(), "both acknowledged: {outcome:?}");
+    let dead = h.queue("dlq").drain();
+    assert_eq!(dead.len(), 1);
+    let attrs = &dead[0].message_attributes;
+    assert_eq!(attribute(attrs, attr::MESSAGE_ID), Some("oversized"));
+    assert_eq!(
+        attribute(attrs, attr::REASON),
+        Some("bus body is not a valid envelope: expected value at line 1 column 1")
+    );
+    assert_eq!(attribute(attrs, attr::RECEIVE_COUNT), Some("1"));
+    let pointer = busline_core::envelope::PayloadPointer::from_body(&dead[0].body)
+        .expect("a claim check")
+        .expect("readable");
+    let mut parked = String::new();
+    use tokio::io::AsyncReadExt;
+    busline_core::ports::ObjectStore::get(h.store.as_ref(), &pointer.s3_key)
+        .await
+        .expect("parked")
+        .read_to_string(&mut parked)
+        .await
+        .expect("read");
+    assert_eq!(parked, oversized, "the body is kept whole");
+    assert_eq!(h.queue("next").drain().len(), 1, "bus {good} rode on");
+}
+
+async fn processor_outcome(
+    h: &Harness,
+    batch: Vec<busline_core::Delivery>,
+) -> busline_core::BatchOutcome {
+    h.scripted(&[])
+        .await
+        .process(batch, &busline_core::Invocation::default())
+        .await
+        .expect("not a function error")
 }

@@ -7,12 +7,17 @@
 //! the processor returns an error so the host backs off.
 
 use crate::delivery::{BatchHandler, BatchOutcome, Delivery, Invocation};
-use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
+use crate::envelope::{
+    EXTENDED_PAYLOAD_SIZE, Envelope, Passenger, PayloadPointer, decode_envelope,
+};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel, Undelivered};
+use crate::id::stable_id;
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts};
-use crate::ports::{Attribute, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, VisibilityChange};
+use crate::ports::{
+    Attribute, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES, VisibilityChange,
+};
 use crate::runtime::StopRuntime;
 use crate::stop::{Stop, StopContext};
 use async_trait::async_trait;
@@ -170,10 +175,10 @@ impl BatchProcessor {
                 "bus failed"
             );
             if dead_letter && config.dead_letter_queue_url.is_some() {
-                dead_letters.push(Parcel {
-                    origin,
-                    message: self.dead_letter_message(delivery, ride, failure),
-                });
+                match self.dead_letter_message(delivery, ride, failure).await {
+                    Ok(message) => dead_letters.push(Parcel { origin, message }),
+                    Err(unparked) => failed.push((origin, unparked)),
+                }
             } else {
                 failed.push((origin, failure.clone()));
             }
@@ -501,12 +506,15 @@ impl BatchProcessor {
         }
     }
 
-    fn dead_letter_message(
+    /// The dead-letter message of a failed bus: its body as it came, with the reason and where
+    /// it failed as attributes. A body too large to send again (a producer that went around
+    /// SQS's limit) is parked in the bucket and the message carries a claim check to it.
+    async fn dead_letter_message(
         &self,
         delivery: &Delivery,
         ride: &Ridden,
         failure: &Failure,
-    ) -> OutgoingMessage {
+    ) -> Result<OutgoingMessage, Failure> {
         use dead_letter_attributes as attr;
         let mut reason = failure.reason.clone();
         if reason.len() > MAX_REASON_LEN {
@@ -527,7 +535,7 @@ impl BatchProcessor {
         if let Some(trip) = &ride.trip {
             attributes.push(Attribute::string(attr::TRIP, trip.clone()));
         }
-        OutgoingMessage {
+        let message = OutgoingMessage {
             // An empty body is invalid in SQS; keep the fact visible instead.
             body: if delivery.body.is_empty() {
                 "(no body)".into()
@@ -535,7 +543,50 @@ impl BatchProcessor {
                 delivery.body.clone()
             },
             attributes,
+        };
+        if message.size() <= SQS_MAX_BYTES {
+            return Ok(message);
         }
+        self.park_dead_letter(delivery, message).await
+    }
+
+    async fn park_dead_letter(
+        &self,
+        delivery: &Delivery,
+        mut message: OutgoingMessage,
+    ) -> Result<OutgoingMessage, Failure> {
+        let config = &self.runtime.config;
+        let objects = &self.runtime.ports.objects;
+        let key = format!(
+            "{}dead-letter/{}/{}.body",
+            config.claim_check_prefix,
+            config.stop,
+            stable_id(&[&config.stop, &delivery.id])
+        );
+        let size = message.body.len();
+        objects
+            .put(
+                &key,
+                std::mem::take(&mut message.body).into_bytes(),
+                "application/octet-stream",
+            )
+            .await
+            .map_err(|err| Failure {
+                class: ErrorClass::Retryable,
+                reason: format!(
+                    "could not park the {size}-byte body of a bus to dead-letter: {}",
+                    crate::error::chain(&err)
+                ),
+            })?;
+        message.body = PayloadPointer {
+            s3_bucket_name: objects.bucket().to_owned(),
+            s3_key: key,
+        }
+        .to_body();
+        message
+            .attributes
+            .push(Attribute::number(EXTENDED_PAYLOAD_SIZE, size));
+        Ok(message)
     }
 }
 
