@@ -387,3 +387,68 @@ async fn objects_read_over_many_short_invocations_give_the_output_of_one_read() 
     }
     assert_eq!(extract.counts.picked_up, 60_000);
 }
+
+/// The route with `env` set on stop `stop`.
+fn with_env(
+    mut route: busline_core::route::Route,
+    stop: &str,
+    env: &[(&str, &str)],
+) -> busline_core::route::Route {
+    let spec = route
+        .stops
+        .iter_mut()
+        .find(|s| s.name == stop)
+        .expect("the stop");
+    for (name, value) in env {
+        spec.env.insert(name.to_string(), value.to_string());
+    }
+    route
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_keep_their_exact_digits_from_input_to_output() {
+    const BIG: &str = "123456789012345678901234567890";
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        data.path().join("numbers.ndjson"),
+        format!("{{\"Name\":\"a\",\"HEX\":\"#000000\",\"big\":{BIG},\"tiny\":1.00000000000000000001,\"exp\":-1.5E+300}}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        data.path().join("numbers.csv"),
+        format!("Name,HEX,big\nb,#000000,{BIG}\n"),
+    )
+    .expect("write");
+    for format in ["ndjson", "csv"] {
+        let out = tempfile::tempdir().expect("tempdir");
+        let route = with_env(
+            shipped_route(&[]),
+            "transform",
+            &[(
+                "TRANSFORM_OPS",
+                r#"[{"drop": ["HEX"]}, {"cast": {"big": "number"}}]"#,
+            )],
+        );
+        let route = with_env(route, "load", &[("OUTPUT_FORMAT", format)]);
+        let report = ride(ride_options(route, data.path(), out.path()), |_| {})
+            .await
+            .expect("ride");
+        assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+        let mut text = String::new();
+        for path in files_under(&out.path().join(format!("output/trip={}", report.trip_id))) {
+            text.push_str(&std::fs::read_to_string(path).expect("output"));
+        }
+        assert_eq!(text.matches(BIG).count(), 2, "{format}: {text}");
+        if format == "ndjson" {
+            assert!(
+                text.contains(r#""big":123456789012345678901234567890"#),
+                "{text}"
+            );
+            // The digits are kept; serde_json writes the exponent marker in lower case.
+            assert!(
+                text.contains(r#""tiny":1.00000000000000000001,"exp":-1.5e+300"#),
+                "{text}"
+            );
+        }
+    }
+}

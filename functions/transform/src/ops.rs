@@ -186,6 +186,10 @@ fn cast(value: &Value, to: CastTo) -> Result<Value, String> {
 }
 
 fn parse_number(text: &str) -> Option<Value> {
+    // A JSON number keeps its digits exactly; other spellings (`+5`, `007`, `.5`) are read.
+    if let Ok(number) = serde_json::from_str::<Number>(text) {
+        return Some(Value::Number(number));
+    }
     if let Ok(int) = text.parse::<i64>() {
         return Some(Value::from(int));
     }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 /// What starts a trip: the body of the API call or direct invoke (empty for a schedule).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TripRequest {
     /// Reuse this trip id (a replay writes the same output keys); a new id when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +25,24 @@ pub struct TripRequest {
     /// Everything else in the request, for the depot to read (e.g. `input_prefix`).
     #[serde(flatten)]
     pub options: Map<String, Value>,
+}
+
+// By hand, not `#[serde(flatten)]`: flattening buffers the options, and buffered numbers lose
+// serde_json's exact digits (`arbitrary_precision`).
+impl<'de> Deserialize<'de> for TripRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut options = Map::deserialize(deserializer)?;
+        let trip_id = match options.remove("trip_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) => Some(id),
+            Some(other) => {
+                return Err(serde::de::Error::custom(format!(
+                    "trip_id must be a string, not {other}"
+                )));
+            }
+        };
+        Ok(TripRequest { trip_id, options })
+    }
 }
 
 /// The answer to a trip request.
@@ -156,5 +174,28 @@ impl TripStarter {
             trip_id: trip,
             tickets: counts.forwarded,
         })
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    #[test]
+    fn a_trip_request_keeps_its_options_digits_and_names_a_bad_trip_id() {
+        let request: TripRequest =
+            serde_json::from_str(r#"{"trip_id":"t1","limit":123456789012345678901234567890}"#)
+                .expect("valid");
+        assert_eq!(request.trip_id.as_deref(), Some("t1"));
+        assert_eq!(
+            serde_json::to_string(&request).expect("json"),
+            r#"{"trip_id":"t1","limit":123456789012345678901234567890}"#
+        );
+        let err = serde_json::from_str::<TripRequest>(r#"{"trip_id":7}"#).expect_err("bad");
+        assert_eq!(err.to_string(), "trip_id must be a string, not 7");
+        assert_eq!(
+            serde_json::from_str::<TripRequest>("{}").expect("empty"),
+            TripRequest::default()
+        );
     }
 }
