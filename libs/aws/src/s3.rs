@@ -3,6 +3,8 @@
 
 use crate::error::{classify, classify_with_status};
 use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use busline_core::PortError;
@@ -133,6 +135,16 @@ impl S3Store {
 }
 
 impl S3Store {
+    /// A failed read of `key`, classified by its HTTP status as well (S3 answers a HEAD or a
+    /// ranged GET of a missing key with a bare 404).
+    fn read_error<E>(&self, err: SdkError<E, HttpResponse>, key: &str) -> PortError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        classify_with_status(err, status, &self.resource(key))
+    }
+
     /// The object's size in bytes (HeadObject).
     async fn size_of(&self, key: &str) -> Result<u64, PortError> {
         let head = self
@@ -142,10 +154,7 @@ impl S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|err| {
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                classify_with_status(err, status, &self.resource(key))
-            })?;
+            .map_err(|err| self.read_error(err, key))?;
         Ok(head.content_length().unwrap_or_default().max(0) as u64)
     }
 }
@@ -198,10 +207,7 @@ impl ObjectStore for S3Store {
             .set_range((offset > 0).then(|| format!("bytes={offset}-")))
             .send()
             .await
-            .map_err(|err| {
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                classify_with_status(err, status, &self.resource(key))
-            })?;
+            .map_err(|err| self.read_error(err, key))?;
         Ok(Box::pin(output.body.into_async_read()))
     }
 

@@ -3,7 +3,7 @@
 
 use busline_aws::{AwsClients, S3Store, SqsQueues};
 use busline_core::PortError;
-use busline_core::ports::{Attribute, ObjectStore, OutgoingMessage, QueueSender};
+use busline_core::ports::{Attribute, ObjectStore, OutgoingMessage, QueueSender, VisibilityChange};
 use busline_embedded::{EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, QueueSettings};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -85,6 +85,30 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
         third[0].message_attributes,
         [Attribute::string("busline.stop", "transform")]
     );
+    // ChangeMessageVisibilityBatch: a received message handed back at once, a bad handle refused.
+    let handles: Vec<VisibilityChange> = [third[0].receipt_handle.as_str(), "stale"]
+        .iter()
+        .map(|handle| VisibilityChange {
+            receipt_handle: (*handle).to_owned(),
+            timeout: std::time::Duration::ZERO,
+        })
+        .collect();
+    let refused = sqs
+        .change_visibility(&url, &handles)
+        .await
+        .expect("changed");
+    assert_eq!(
+        refused
+            .iter()
+            .map(|f| (f.index, f.code.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "ReceiptHandleIsInvalid")]
+    );
+    assert_eq!(
+        next.depth(),
+        (1, 2),
+        "the handed-back message is visible again"
+    );
     let missing = sqs
         .send_batch(&busline_driver::queue_url(&endpoint, "Nope"), &messages)
         .await
@@ -111,6 +135,23 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
         .await
         .expect("read");
     assert_eq!(text, "{\"x\":1}\n");
+    // A read resumed from an offset (a ranged GET), and one from the end.
+    let mut rest = String::new();
+    s3.get_from("output/trip=t/a b&c.ndjson", 2)
+        .await
+        .expect("ranged get")
+        .read_to_string(&mut rest)
+        .await
+        .expect("read");
+    assert_eq!(rest, "x\":1}\n");
+    let mut none = String::new();
+    s3.get_from("output/trip=t/a b&c.ndjson", 8)
+        .await
+        .expect("at the end")
+        .read_to_string(&mut none)
+        .await
+        .expect("read");
+    assert_eq!(none, "");
     for i in 0..1005 {
         bucket
             .put(&format!("input/{i:04}.csv"), b"x".to_vec(), "text/csv")
