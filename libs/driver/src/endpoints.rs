@@ -117,23 +117,23 @@ fn message(entry: &Entry) -> OutgoingMessage {
     }
 }
 
-/// A batch request's queue name and entries, or the error answer naming what is malformed.
+/// A batch request's queue name and entries, or what is malformed.
 fn batch_request<E: serde::de::DeserializeOwned>(
     request: &Value,
-) -> Result<(&str, Vec<E>), Response> {
+) -> Result<(&str, Vec<E>), String> {
     let queue = request["QueueUrl"]
         .as_str()
         .map(queue_name)
         .unwrap_or_default();
     serde_json::from_value(request["Entries"].clone())
         .map(|entries| (queue, entries))
-        .map_err(|err| sqs_error("InvalidParameterValue", format!("Entries: {err}")))
+        .map_err(|err| format!("Entries: {err}"))
 }
 
 async fn send_message_batch(ports: &Ports, request: &Value) -> Response {
     let (queue, entries): (_, Vec<Entry>) = match batch_request(request) {
         Ok(request) => request,
-        Err(answer) => return answer,
+        Err(malformed) => return sqs_error("InvalidParameterValue", malformed),
     };
     let messages: Vec<OutgoingMessage> = entries.iter().map(message).collect();
     let failures = match ports.queues.send_batch(queue, &messages).await {
@@ -210,7 +210,7 @@ struct VisibilityEntry {
 async fn change_message_visibility_batch(ports: &Ports, request: &Value) -> Response {
     let (queue, entries): (_, Vec<VisibilityEntry>) = match batch_request(request) {
         Ok(request) => request,
-        Err(answer) => return answer,
+        Err(malformed) => return sqs_error("InvalidParameterValue", malformed),
     };
     let changes: Vec<VisibilityChange> = entries
         .iter()
