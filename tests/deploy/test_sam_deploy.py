@@ -89,13 +89,14 @@ def missing(call, *codes):
     return False
 
 
-class DeployedRoute(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.url = endpoint()
-        cls.env = {
+class Deployment:
+    """A stack of template.yaml deployed onto MiniStack with `parameters`, after `bus lint`."""
+
+    def __init__(self, name, parameters):
+        self.url = endpoint()
+        self.env = {
             **os.environ,
-            "AWS_ENDPOINT_URL": cls.url,
+            "AWS_ENDPOINT_URL": self.url,
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": REGION,
@@ -103,32 +104,49 @@ class DeployedRoute(unittest.TestCase):
             # sam and cargo-lambda come from the pinned tools venv.
             "PATH": f"{ROOT / 'infra/.venv/bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        cls.env.pop("AWS_PROFILE", None)
+        self.env.pop("AWS_PROFILE", None)
         session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
         config = Config(retries={"max_attempts": 2})
-        cls.client = staticmethod(lambda service: session.client(service, endpoint_url=cls.url, config=config))
-        cls.stack = f"busline-proof-{uuid.uuid4().hex[:8]}"
-        cls.artifacts = f"{cls.stack}-artifacts"
-        cls.client("s3").create_bucket(Bucket=cls.artifacts)
+        self.client = lambda service: session.client(service, endpoint_url=self.url, config=config)
+        self.stack = f"busline-{name}-{uuid.uuid4().hex[:8]}"
+        self.artifacts = f"{self.stack}-artifacts"
+        self.client("s3").create_bucket(Bucket=self.artifacts)
 
         lint = ["cargo", "run", "--quiet", "--locked", "-p", "busline-cli", "--", "lint", "template.yaml"]
-        run(lint + [arg for n, v in PARAMETERS.items() for arg in ("--parameter", f"{n}={v}")], env=cls.env)
-        run(["sam", "build"], env=cls.env)
-        cls.deploy_argv = [
+        run(lint + [arg for n, v in parameters.items() for arg in ("--parameter", f"{n}={v}")], env=self.env)
+        # sam build reuses the release build of ./infra/test (cargo lambda build finds it fresh).
+        run(["sam", "build"], env=self.env)
+        self.deploy_argv = [
             "sam", "deploy",
-            "--stack-name", cls.stack,
-            "--s3-bucket", cls.artifacts,
+            "--stack-name", self.stack,
+            "--s3-bucket", self.artifacts,
             "--no-confirm-changeset",
             "--no-fail-on-empty-changeset",
             # SAM splits overrides at spaces unless the value is quoted.
-            "--parameter-overrides", *(f'{n}="{v}"' for n, v in PARAMETERS.items()),
+            "--parameter-overrides", *(f'{n}="{v}"' for n, v in parameters.items()),
         ]
         started = time.monotonic()
-        cls.first_deploy = run(cls.deploy_argv, env=cls.env)
-        print(f"\nsam deploy of {cls.stack}: {time.monotonic() - started:.1f} s", flush=True)
+        self.first_deploy = run(self.deploy_argv, env=self.env)
+        print(f"\nsam deploy of {self.stack}: {time.monotonic() - started:.1f} s", flush=True)
+        listed = run(["sam", "list", "stack-outputs", "--stack-name", self.stack, "--output", "json"], env=self.env)
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(listed.stdout)}
 
-        listed = run(["sam", "list", "stack-outputs", "--stack-name", cls.stack, "--output", "json"], env=cls.env)
-        cls.outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(listed.stdout)}
+    def delete_if_left(self):
+        """Deletes the stack if a failed test left it, so the next run on the emulator starts clean."""
+        stacks = self.client("cloudformation").list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])
+        if any(s["StackName"] == self.stack for s in stacks["StackSummaries"]):
+            print(f"deleting {self.stack} left by a failed test", flush=True)
+            self.client("cloudformation").delete_stack(StackName=self.stack)
+
+
+class DeployedRoute(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.deployment = Deployment("proof", PARAMETERS)
+        d = cls.deployment
+        cls.url, cls.env, cls.stack, cls.deploy_argv = d.url, d.env, d.stack, d.deploy_argv
+        cls.client = staticmethod(d.client)
+        cls.first_deploy, cls.outputs = d.first_deploy, d.outputs
         cls.resources = cls.stack_resources()
         cls.bucket = cls.outputs["DataBucketName"]
         s3 = cls.client("s3")
@@ -144,11 +162,7 @@ class DeployedRoute(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        # A failed run must not leave a stack behind for the next one on the same emulator.
-        stacks = cls.client("cloudformation").list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])
-        if any(s["StackName"] == cls.stack for s in stacks["StackSummaries"]):
-            print(f"deleting {cls.stack} left by a failed test", flush=True)
-            cls.client("cloudformation").delete_stack(StackName=cls.stack)
+        cls.deployment.delete_if_left()
 
     # --- helpers ------------------------------------------------------------------------------
 
