@@ -40,6 +40,61 @@ fn ride_with_no_arguments_rides_the_colors_sample() {
 }
 
 #[test]
+fn ride_with_chaos_prints_the_faults_each_stop_survived() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = out.path().to_str().expect("utf-8");
+    let args = [
+        "ride",
+        "--json",
+        "--chaos",
+        "all=30%",
+        "--seed",
+        "4",
+        "--parameter",
+        "BusByteBudget=1024",
+        "--parameter",
+        "MaxReceiveCount=10",
+        "--output",
+        output,
+    ];
+    let run = bus(&args);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON summary");
+    assert_eq!(
+        summary["stops"][0]["faults"],
+        serde_json::Value::Null,
+        "not the depot"
+    );
+    let injected: u64 = summary["stops"]
+        .as_array()
+        .expect("stops")
+        .iter()
+        .filter_map(|stop| stop["faults"].as_object())
+        .flat_map(|faults| faults.values())
+        .map(|count| count.as_u64().expect("a count"))
+        .sum();
+    assert!(injected > 0, "{summary}");
+    // Survived: the sample's 30 records are in the output, each once.
+    let trip = summary["trip_id"].as_str().expect("trip id");
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(out.path().join(format!("output/trip={trip}"))).expect("output")
+    {
+        let body = std::fs::read_to_string(entry.expect("entry").path()).expect("object");
+        lines.extend(body.lines().map(str::to_owned));
+    }
+    let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!((lines.len(), distinct.len()), (30, 30));
+    let refused = bus(&["ride", "--chaos", "all=300%", "--output", output]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr)
+            .contains("chaos spec item \"all=300%\": rate must be 0-100% or 0.0-1.0"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
 fn ride_json_prints_the_same_summary_for_machines() {
     let out = tempfile::tempdir().expect("tempdir");
     let run = bus(&[

@@ -96,7 +96,11 @@ impl StopChaos {
     pub(crate) fn count(&self, fault: Fault) {
         self.inner.injected[fault.index()].fetch_add(1, Ordering::Relaxed);
         // One line per fault, so a deployed function's faults can be counted from its logs.
-        tracing::info!(stop = self.inner.stop, fault = fault.name(), "chaos injected a fault");
+        tracing::info!(
+            stop = self.inner.stop,
+            fault = fault.name(),
+            "chaos injected a fault"
+        );
     }
 
     /// The faults injected so far, by name (every kind, zeros included).
