@@ -128,6 +128,26 @@ impl ChaosSpec {
     }
 }
 
+/// The spec as it would be written: each fault with a rate, and the slow read's delay.
+impl std::fmt::Display for ChaosSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let items: Vec<String> = Fault::ALL
+            .into_iter()
+            .filter(|fault| self.rate(*fault) > 0.0)
+            .map(|fault| {
+                let delay = match fault {
+                    Fault::SlowRead => format!("@{}ms", self.slow_read.as_millis()),
+                    _ => String::new(),
+                };
+                // Rounded to a ten-thousandth of a percent: 0.2 * 100.0 is 20.000000000000004.
+                let percent = (self.rate(fault) * 1e6).round() / 1e4;
+                format!("{}={percent}%{delay}", fault.name())
+            })
+            .collect();
+        f.write_str(&items.join(","))
+    }
+}
+
 impl FromStr for ChaosSpec {
     type Err = ChaosSpecError;
 
@@ -195,6 +215,10 @@ mod tests {
         assert_eq!(spec.rate(Fault::Abort), 0.01);
         assert_eq!(spec.slow_read, Duration::from_millis(20));
         assert!(ChaosSpec::default().is_off());
+        let written = "send=20%,slow-read=5%@20ms"
+            .parse::<ChaosSpec>()
+            .expect("valid");
+        assert_eq!(written.to_string(), "send=20%,slow-read=5%@20ms");
         assert_eq!(
             "send=150%".parse::<ChaosSpec>().unwrap_err().to_string(),
             "chaos spec item \"send=150%\": rate must be 0-100% or 0.0-1.0"

@@ -99,7 +99,7 @@ async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitEr
     };
     let ports = match &chaos {
         Some(chaos) => {
-            tracing::warn!(spec = ?chaos.spec(), "chaos is on: faults will be injected");
+            tracing::warn!(spec = %chaos.spec(), "chaos is on: faults will be injected");
             chaos.ports(&ports)
         }
         None => ports,
