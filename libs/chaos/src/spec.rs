@@ -121,11 +121,6 @@ impl ChaosSpec {
     pub fn rate(&self, fault: Fault) -> f64 {
         self.rates[fault.index()]
     }
-
-    /// True when no fault has a rate.
-    pub fn is_off(&self) -> bool {
-        self.rates.iter().all(|rate| *rate == 0.0)
-    }
 }
 
 /// The spec as it would be written: each fault with a rate, and the slow read's delay.
@@ -214,7 +209,6 @@ mod tests {
         assert_eq!(spec.rate(Fault::Send), 0.2);
         assert_eq!(spec.rate(Fault::Abort), 0.01);
         assert_eq!(spec.slow_read, Duration::from_millis(20));
-        assert!(ChaosSpec::default().is_off());
         let written = "send=20%,slow-read=5%@20ms"
             .parse::<ChaosSpec>()
             .expect("valid");

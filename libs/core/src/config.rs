@@ -66,6 +66,11 @@ where
     }
 }
 
+/// An optional variable of whole seconds, or `default`.
+fn seconds(vars: &dyn Vars, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    parsed(vars, name, default.as_secs()).map(Duration::from_secs)
+}
+
 /// Room kept under SQS's 1 MiB limit for message attributes (a dead-lettered bus gains a reason).
 pub const ATTRIBUTE_RESERVE: usize = 8 * 1024;
 /// The largest budget allowed: SQS's 1 MiB limit less the attribute reserve.
@@ -157,8 +162,8 @@ impl StopConfig {
             queue_url: optional(vars, "QUEUE_URL"),
             deadline_margin: Duration::from_millis(parsed(vars, "DEADLINE_MARGIN_MS", 2000u64)?),
             backoff: Backoff {
-                base: Duration::from_secs(parsed(vars, "RETRY_BACKOFF_BASE_SECONDS", 2u64)?),
-                cap: Duration::from_secs(parsed(vars, "RETRY_BACKOFF_CAP_SECONDS", 181u64)?),
+                base: seconds(vars, "RETRY_BACKOFF_BASE_SECONDS", Backoff::default().base)?,
+                cap: seconds(vars, "RETRY_BACKOFF_CAP_SECONDS", Backoff::default().cap)?,
             },
         })
     }
