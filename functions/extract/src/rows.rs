@@ -216,13 +216,20 @@ fn parse_csv(
         // (whose first record is not the header) checks them the same way.
         .flexible(true)
         .buffer_capacity(256 * 1024)
-        .from_reader(input);
+        .from_reader(LineEnds::new(input));
     // Positions count from where this read started.
     let at = |position: &csv::Position| {
         (
             from.offset + position.byte(),
             from.line + position.line() - 1,
         )
+    };
+    // The line a record starts on: the reader positions it where its read began, before the
+    // empty lines (or the `\n` of a `\r\n`) it skipped.
+    let first_line = |reader: &mut csv::Reader<LineEnds<_>>, record: &csv::ByteRecord| {
+        record
+            .position()
+            .map_or(0, |p| at(p).1 + reader.get_mut().newlines_at(p.byte()))
     };
     let mut record = csv::ByteRecord::new();
     let header = match from.header {
@@ -237,7 +244,7 @@ fn parse_csv(
             Ok(false) => return Ok(()),
             Ok(true) if blank(&record) => None,
             Ok(true) if record.len() != header.len() => Some(source.rejected(
-                record.position().map_or(0, |p| at(p).1),
+                first_line(&mut reader, &record),
                 format!(
                     "expected {} fields as in the header, found {}",
                     header.len(),
@@ -246,7 +253,7 @@ fn parse_csv(
                 lossy_fields(&record),
             )),
             Ok(true) => {
-                let line = record.position().map_or(0, |p| at(p).1);
+                let line = first_line(&mut reader, &record);
                 Some(csv_row(&header, &record, line, source))
             }
             Err(err) => return Err(csv_fatal(source, err)),
@@ -260,6 +267,50 @@ fn parse_csv(
                 }
             }
         }
+    }
+}
+
+/// The object as the CSV reader reads it, noting where its line-end bytes are (only those the
+/// reader has not passed yet: a few thousand at most).
+struct LineEnds<R> {
+    inner: R,
+    read: u64,
+    /// (offset from the start of this read, the byte: `\r` or `\n`).
+    ends: std::collections::VecDeque<(u64, u8)>,
+}
+
+impl<R> LineEnds<R> {
+    fn new(inner: R) -> Self {
+        LineEnds {
+            inner,
+            read: 0,
+            ends: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The newlines in the run of line-end bytes starting at `offset`; forgets those before it.
+    fn newlines_at(&mut self, offset: u64) -> u64 {
+        while self.ends.front().is_some_and(|(at, _)| *at < offset) {
+            self.ends.pop_front();
+        }
+        let run = self
+            .ends
+            .iter()
+            .zip(offset..)
+            .take_while(|((at, _), expected)| at == expected);
+        run.filter(|((_, byte), _)| *byte == b'\n').count() as u64
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        let start = self.read;
+        self.ends.extend(
+            memchr::memchr2_iter(b'\n', b'\r', &buf[..read]).map(|i| (start + i as u64, buf[i])),
+        );
+        self.read += read as u64;
+        Ok(read)
     }
 }
 
@@ -457,6 +508,18 @@ mod tests {
     async fn csv_resumes_at_every_checkpoint_with_quoted_newlines_blank_and_bad_lines() {
         let messy = "a,b\n1,x\n\n2,\"multi\nline\"\n   \n3\n4,y\r\n5,z";
         every_checkpoint_resumes_the_rest(messy, InputFormat::Csv).await;
+        // Each record on the line it starts on, after an empty line and a `\r\n` too.
+        let whole = rows_from(messy, InputFormat::Csv, Checkpoint::start()).await;
+        let ids: Vec<&str> = whole
+            .iter()
+            .map(|(id, _)| id.split(' ').next().unwrap_or_default())
+            .collect();
+        assert_eq!(ids, ["t:2", "t:4", "t:7", "t:8", "t:9"]);
+        assert!(
+            whole[2]
+                .0
+                .ends_with("rejected: k:7: expected 2 fields as in the header, found 1")
+        );
         let text = "a,b\n1,x\n2,\"multi\nline\"\n3\n4,y\n5,z";
         every_checkpoint_resumes_the_rest(text, InputFormat::Csv).await;
         let whole = rows_from(text, InputFormat::Csv, Checkpoint::start()).await;
