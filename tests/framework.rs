@@ -138,6 +138,21 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
     let ports = h.ports(Arc::new(h.queues.clone()));
     let registry = busline_builtin::registry();
     assert_eq!(registry.names(), ["depot", "extract", "load", "transform"]);
+    // Known before building, so a host can choose what to wrap (chaos: queue readers only).
+    let reads_queue: Vec<bool> = registry
+        .names()
+        .iter()
+        .map(|name| registry.get(name).expect("known").reads_queue())
+        .collect();
+    assert_eq!(reads_queue, [false, true, true, true]);
+    let wrapped = wrap_kind("transform", |stop| stop);
+    assert!(wrapped.get("transform").expect("known").reads_queue());
+    assert!(
+        !wrap_kind("depot", |stop| stop)
+            .get("depot")
+            .expect("known")
+            .reads_queue()
+    );
     let err = registry
         .build(
             "enrich",

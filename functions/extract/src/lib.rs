@@ -12,6 +12,7 @@ mod sniff;
 use async_trait::async_trait;
 use busline_core::config::{Vars, optional};
 use busline_core::envelope::{Passenger, Rejection};
+use busline_core::ports::ObjectReader;
 use busline_core::{
     ConfigError, InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind,
 };
@@ -117,110 +118,138 @@ impl Extract {
         outbox: &mut Outbox,
     ) -> Result<Progress, StopError> {
         let Some(key) = ticket.get_str("key").map(str::to_owned) else {
-            outbox
-                .reject(&ticket.reject("ticket has no string field `key`"))
-                .await?;
+            let rejection = ticket.reject("ticket has no string field `key`");
+            outbox.reject(&rejection).await?;
             return Ok(Progress::Done);
         };
-        let Some(format) = InputFormat::from_key(&key).or(self.config.format) else {
-            let reason = format!(
-                "{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)"
-            );
-            outbox.reject(&ticket_rejection(ticket, reason)).await?;
-            return Ok(Progress::Done);
-        };
-        let from = match ticket.get(RESUME_FIELD) {
-            None => Checkpoint::start(),
-            Some(resume) => match serde_json::from_value::<Checkpoint>(resume.clone()) {
-                Ok(from) => from,
-                Err(err) => {
-                    let reason = format!("{key}: ticket field `{RESUME_FIELD}` is invalid: {err}");
-                    outbox.reject(&ticket_rejection(ticket, reason)).await?;
-                    return Ok(Progress::Done);
-                }
-            },
-        };
-        let reader = ctx.objects.get_from(&key, from.offset).await?;
-        let reader = if from.offset > 0 {
-            reader
-        } else {
-            let (compressed, reader) = sniff::sniff(reader)
-                .await
-                .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
-            if let Some(compression) = compressed {
-                // Parsing binary as text would reject every line with a UTF-8 or field-count error.
-                let reason = format!(
-                    "{key}: the object is {compression} data, not {} text; this extract reads \
-                     plain CSV and NDJSON, so decompress it (or convert it) before the trip",
-                    format.name()
-                );
+        let source = match self.open(ctx, &ticket, key).await? {
+            Ok(source) => source,
+            Err(reason) => {
                 outbox.reject(&ticket_rejection(ticket, reason)).await?;
                 return Ok(Progress::Done);
             }
-            reader
         };
-        let (sender, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
-        let parse = Parse {
-            format,
-            delimiter: self.config.csv_delimiter,
-            key: key.clone(),
-            ticket_id: ticket.id().to_owned(),
-            from,
-            chunk_rows: CHUNK_ROWS,
-        };
-        let parser = rows::spawn_parser(reader, parse, sender);
-        let mut paused_at = None;
-        while let Some(chunk) = chunks.recv().await {
-            outbox.pick_up(chunk.rows.len() as u64);
-            for row in chunk.rows {
-                match row {
-                    Row::Passenger(passenger) => outbox.board(&passenger).await?,
-                    Row::Rejected(rejection) => outbox.reject(&rejection).await?,
-                }
-            }
-            if !chunk.last && near_deadline(ctx) {
-                paused_at = Some(chunk.after);
-                break;
-            }
-        }
-        // The parser stops at its next send once nobody listens.
-        drop(chunks);
-        match parser.await {
-            Ok(result) => result?,
-            Err(join) => {
-                return Err(StopError::retryable(format!(
-                    "{key}: parser thread failed: {join}"
-                )));
-            }
-        }
-        match paused_at {
-            Some(checkpoint) => {
-                tracing::info!(
-                    key,
-                    offset = checkpoint.offset,
-                    line = checkpoint.line,
-                    "deadline near: continuing the object in a later invocation"
-                );
-                let mut continuation = ticket;
-                let checkpoint = serde_json::to_value(checkpoint)
-                    .map_err(|err| StopError::permanent(format!("{key}: checkpoint: {err}")))?;
-                continuation.insert(RESUME_FIELD, checkpoint);
-                outbox.ride_again(&continuation).await?;
-                Ok(Progress::Paused)
-            }
+        match read_until_deadline(ctx, source, outbox).await? {
             None => {
                 // The ticket's ride ends here.
                 outbox.drop_off(1);
                 Ok(Progress::Done)
             }
+            Some(checkpoint) => {
+                continue_later(ticket, checkpoint, outbox).await?;
+                Ok(Progress::Paused)
+            }
         }
+    }
+
+    /// The ticket's object opened where its read starts or resumes, or why it is refused whole.
+    async fn open(
+        &self,
+        ctx: &StopContext<'_>,
+        ticket: &Passenger,
+        key: String,
+    ) -> Result<Result<(Parse, ObjectReader), String>, StopError> {
+        let Some(format) = InputFormat::from_key(&key).or(self.config.format) else {
+            return Ok(Err(format!(
+                "{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)"
+            )));
+        };
+        let from = match ticket
+            .get(RESUME_FIELD)
+            .cloned()
+            .map(serde_json::from_value)
+        {
+            None => Checkpoint::start(),
+            Some(Ok(from)) => from,
+            Some(Err(err)) => {
+                return Ok(Err(format!(
+                    "{key}: ticket field `{RESUME_FIELD}` is invalid: {err}"
+                )));
+            }
+        };
+        let reader = ctx.objects.get_from(&key, from.offset).await?;
+        let resumed = from.offset > 0;
+        let parse = Parse {
+            format,
+            delimiter: self.config.csv_delimiter,
+            key,
+            ticket_id: ticket.id().to_owned(),
+            from,
+            chunk_rows: CHUNK_ROWS,
+        };
+        // A resumed read starts mid-object, where there are no magic bytes to sniff.
+        if resumed {
+            return Ok(Ok((parse, reader)));
+        }
+        let key = &parse.key;
+        let (compressed, reader) = sniff::sniff(reader)
+            .await
+            .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
+        Ok(match compressed {
+            // Parsing binary as text would reject every line with a UTF-8 or field-count error.
+            Some(compression) => Err(format!(
+                "{key}: the object is {compression} data, not {} text; this extract reads \
+                 plain CSV and NDJSON, so decompress it (or convert it) before the trip",
+                format.name()
+            )),
+            None => Ok((parse, reader)),
+        })
     }
 }
 
-/// True when less than the stop's deadline margin is left of the invocation.
-fn near_deadline(ctx: &StopContext<'_>) -> bool {
-    ctx.deadline
-        .is_some_and(|deadline| deadline.remaining() < ctx.config.deadline_margin)
+/// Boards the rows `parse` reads from `reader` until the object's end (`None`) or until the
+/// deadline is near: then the checkpoint after the last chunk boarded.
+async fn read_until_deadline(
+    ctx: &StopContext<'_>,
+    (parse, reader): (Parse, ObjectReader),
+    outbox: &mut Outbox,
+) -> Result<Option<Checkpoint>, StopError> {
+    let key = parse.key.clone();
+    let (sender, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let parser = rows::spawn_parser(reader, parse, sender);
+    let mut paused_at = None;
+    while let Some(chunk) = chunks.recv().await {
+        outbox.pick_up(chunk.rows.len() as u64);
+        for row in chunk.rows {
+            match row {
+                Row::Passenger(passenger) => outbox.board(&passenger).await?,
+                Row::Rejected(rejection) => outbox.reject(&rejection).await?,
+            }
+        }
+        if !chunk.last && ctx.deadline_near() {
+            paused_at = Some(chunk.after);
+            break;
+        }
+    }
+    // The parser stops at its next send once nobody listens.
+    drop(chunks);
+    match parser.await {
+        Ok(result) => result?,
+        Err(join) => {
+            return Err(StopError::retryable(format!(
+                "{key}: parser thread failed: {join}"
+            )));
+        }
+    }
+    Ok(paused_at)
+}
+
+/// Sends `ticket` back to this stop's queue with where to pick its object up.
+async fn continue_later(
+    mut ticket: Passenger,
+    checkpoint: Checkpoint,
+    outbox: &mut Outbox,
+) -> Result<(), StopError> {
+    tracing::info!(
+        key = ticket.get_str("key"),
+        offset = checkpoint.offset,
+        line = checkpoint.line,
+        "deadline near: continuing the object in a later invocation"
+    );
+    let checkpoint = serde_json::to_value(checkpoint)
+        .map_err(|err| StopError::permanent(format!("checkpoint of {}: {err}", ticket.id())))?;
+    ticket.insert(RESUME_FIELD, checkpoint);
+    outbox.ride_again(&ticket).await
 }
 
 #[async_trait]

@@ -56,6 +56,11 @@ impl Deadline {
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
     }
+
+    /// True when less than `margin` is left: time to start nothing new and checkpoint.
+    pub fn within(&self, margin: Duration) -> bool {
+        self.remaining() < margin
+    }
 }
 
 /// The invocation a batch arrived in.

@@ -4,7 +4,7 @@
 
 use crate::config::StopConfig;
 use crate::envelope::{BusHeader, EXTENDED_PAYLOAD_SIZE, Passenger, PayloadPointer, Rejection};
-use crate::error::{ErrorClass, StopError};
+use crate::error::{ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::metrics::StopCounts;
 use crate::packer::{PackedBus, Packer};
@@ -236,7 +236,7 @@ impl Outbox {
         }
     }
 
-    /// Closes both lanes and returns what has not left yet, for the caller to send pooled
+    /// Closes every lane and returns what has not left yet, for the caller to send pooled
     /// with other messages' buses.
     pub(crate) async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
         self.depart().await?;
@@ -254,7 +254,7 @@ impl Outbox {
         ))
     }
 
-    /// Closes both lanes and sends everything now (for a caller with no batch to pool with,
+    /// Closes every lane and sends everything now (for a caller with no batch to pool with,
     /// such as the depot).
     pub(crate) async fn close(self) -> Result<OutboxCounts, StopError> {
         let next_url = self.next.queue_url.clone();
@@ -319,18 +319,11 @@ impl Outbox {
             let (riders, body_bytes) = (bus.riders as u64, bus.body.len() as u64);
             let message = if bus.body.len() > self.lane(way).packer.budget() {
                 let key = format!("{}{}/{}.json", self.claim_check_prefix, self.trip, bus.bus);
-                let size = bus.body.len();
-                self.objects
-                    .put(&key, bus.body.into_bytes(), "application/json")
-                    .await?;
-                OutgoingMessage {
-                    body: PayloadPointer {
-                        s3_bucket_name: self.objects.bucket().to_owned(),
-                        s3_key: key,
-                    }
-                    .to_body(),
-                    attributes: vec![Attribute::number(EXTENDED_PAYLOAD_SIZE, size)],
-                }
+                let parked = OutgoingMessage {
+                    body: bus.body,
+                    attributes: Vec::new(),
+                };
+                claim_check(self.objects.as_ref(), key, parked, "application/json").await?
             } else {
                 OutgoingMessage {
                     body: bus.body,
@@ -345,6 +338,28 @@ impl Outbox {
         }
         Ok(())
     }
+}
+
+/// `message` with its body parked in the object store under `key` and a claim check (the AWS
+/// SQS extended client's pointer, with its size attribute) in its place.
+pub(crate) async fn claim_check(
+    objects: &dyn ObjectStore,
+    key: String,
+    mut message: OutgoingMessage,
+    content_type: &str,
+) -> Result<OutgoingMessage, PortError> {
+    let size = message.body.len();
+    let body = std::mem::take(&mut message.body).into_bytes();
+    objects.put(&key, body, content_type).await?;
+    message.body = PayloadPointer {
+        s3_bucket_name: objects.bucket().to_owned(),
+        s3_key: key,
+    }
+    .to_body();
+    message
+        .attributes
+        .push(Attribute::number(EXTENDED_PAYLOAD_SIZE, size));
+    Ok(message)
 }
 
 /// Sends `messages` now; any that cannot be delivered fails the bus with its class.

@@ -7,14 +7,12 @@
 //! the processor returns an error so the host backs off.
 
 use crate::delivery::{BatchHandler, BatchOutcome, Delivery, Invocation};
-use crate::envelope::{
-    EXTENDED_PAYLOAD_SIZE, Envelope, Passenger, PayloadPointer, decode_envelope,
-};
+use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel, Undelivered};
 use crate::id::stable_id;
 use crate::metrics::{InvocationMetrics, StopCounts};
-use crate::outbox::{Departures, Outbox, OutboxCounts};
+use crate::outbox::{Departures, Outbox, OutboxCounts, claim_check};
 use crate::ports::{
     Attribute, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES, VisibilityChange,
 };
@@ -68,10 +66,9 @@ pub struct BatchProcessor {
     forwarder: Forwarder,
 }
 
-/// How one message ended before pooled sending.
+/// How one started message ended before pooled sending (a message not started, because the
+/// invocation's deadline was near, has none).
 struct Ridden {
-    /// Not started: the invocation's deadline was too near.
-    handed_back: bool,
     passengers_in: u64,
     trip: Option<String>,
     /// What a failed message still counts: its picked-up passengers and the buses that left.
@@ -80,19 +77,8 @@ struct Ridden {
 }
 
 impl Ridden {
-    fn handed_back(left: Duration) -> Self {
-        Ridden {
-            handed_back: true,
-            ..Ridden::undecoded(Failure {
-                class: ErrorClass::Retryable,
-                reason: format!("handed back unstarted with {left:?} of the invocation left"),
-            })
-        }
-    }
-
     fn undecoded(failure: Failure) -> Self {
         Ridden {
-            handed_back: false,
             passengers_in: 0,
             trip: None,
             departed: OutboxCounts::default(),
@@ -142,12 +128,12 @@ impl BatchProcessor {
             .enumerate()
             .map(|(origin, delivery)| self.ride(origin, delivery, invocation))
             .collect();
-        let mut ridden: Vec<(usize, Ridden)> = futures::stream::iter(rides)
+        let mut ridden: Vec<(usize, Option<Ridden>)> = futures::stream::iter(rides)
             .buffer_unordered(config.batch_concurrency)
             .collect()
             .await;
         ridden.sort_by_key(|(origin, _)| *origin);
-        let mut ridden: Vec<Ridden> = ridden.into_iter().map(|(_, r)| r).collect();
+        let mut ridden: Vec<Option<Ridden>> = ridden.into_iter().map(|(_, r)| r).collect();
 
         self.send_pooled(&mut ridden).await;
 
@@ -156,11 +142,11 @@ impl BatchProcessor {
         let mut failed: Vec<(usize, Failure)> = Vec::new();
         let mut handed_back = Vec::new();
         for (origin, (delivery, ride)) in deliveries.iter().zip(&ridden).enumerate() {
-            if ride.handed_back {
+            let Some(ride) = ride else {
                 counts.buses_handed_back += 1;
                 handed_back.push(origin);
                 continue;
-            }
+            };
             add_counts(&mut counts, ride);
             let Err(failure) = &ride.outcome else {
                 continue;
@@ -296,23 +282,27 @@ impl BatchProcessor {
         origin: usize,
         delivery: &Delivery,
         invocation: &Invocation,
-    ) -> (usize, Ridden) {
+    ) -> (usize, Option<Ridden>) {
         let config = &self.runtime.config;
         // The first wave starts with the invocation, so it always runs: a margin set larger
         // than the function timeout then slows a stop down instead of stopping it.
         let first_wave = origin < config.batch_concurrency;
-        if let Some(left) = invocation
-            .deadline
-            .map(|deadline| deadline.remaining())
-            .filter(|left| !first_wave && *left < config.deadline_margin)
+        if !first_wave
+            && invocation
+                .deadline
+                .is_some_and(|d| d.within(config.deadline_margin))
         {
-            return (origin, Ridden::handed_back(left));
+            tracing::info!(
+                message_id = delivery.id,
+                "deadline near: bus handed back unstarted"
+            );
+            return (origin, None);
         }
         let span = tracing::info_span!("bus", stop = %config.stop, trip = tracing::field::Empty, message_id = delivery.id);
         async {
             let envelope = match self.decode(delivery).await {
                 Ok(envelope) => envelope,
-                Err(failure) => return (origin, Ridden::undecoded(failure)),
+                Err(failure) => return (origin, Some(Ridden::undecoded(failure))),
             };
             tracing::Span::current().record("trip", envelope.trip.as_str());
             let ridden = self.handle(origin, delivery, invocation, envelope).await;
@@ -326,7 +316,7 @@ impl BatchProcessor {
                     "bus handled"
                 );
             }
-            (origin, ridden)
+            (origin, Some(ridden))
         }
         .instrument(span)
         .await
@@ -355,7 +345,6 @@ impl BatchProcessor {
             self.run_stop(origin, delivery, invocation, envelope).await
         };
         Ridden {
-            handed_back: false,
             passengers_in,
             trip: Some(trip),
             departed,
@@ -463,11 +452,15 @@ impl BatchProcessor {
 
     /// Sends every successful message's remaining buses pooled into shared batch calls; a bus
     /// that cannot be delivered fails the message that produced it.
-    async fn send_pooled(&self, ridden: &mut [Ridden]) {
+    async fn send_pooled(&self, ridden: &mut [Option<Ridden>]) {
         let config = &self.runtime.config;
         let (mut next, mut quarantine, mut again) = (Vec::new(), Vec::new(), Vec::new());
         for (origin, ride) in ridden.iter_mut().enumerate() {
-            if let Ok((_, departures)) = &mut ride.outcome {
+            if let Some(Ridden {
+                outcome: Ok((_, departures)),
+                ..
+            }) = ride
+            {
                 let parcels = |messages: &mut Vec<OutgoingMessage>| {
                     std::mem::take(messages)
                         .into_iter()
@@ -488,8 +481,9 @@ impl BatchProcessor {
             .chain(lost_quarantine)
             .chain(lost_again)
         {
-            let ride = &mut ridden[lost.origin];
-            if ride.outcome.is_ok() {
+            if let Some(ride) = &mut ridden[lost.origin]
+                && ride.outcome.is_ok()
+            {
                 ride.outcome = Err(Failure {
                     class: lost.class,
                     reason: format!("forwarding failed: {}", lost.reason),
@@ -553,10 +547,9 @@ impl BatchProcessor {
     async fn park_dead_letter(
         &self,
         delivery: &Delivery,
-        mut message: OutgoingMessage,
+        message: OutgoingMessage,
     ) -> Result<OutgoingMessage, Failure> {
         let config = &self.runtime.config;
-        let objects = &self.runtime.ports.objects;
         let key = format!(
             "{}dead-letter/{}/{}.body",
             config.claim_check_prefix,
@@ -564,29 +557,20 @@ impl BatchProcessor {
             stable_id(&[&config.stop, &delivery.id])
         );
         let size = message.body.len();
-        objects
-            .put(
-                &key,
-                std::mem::take(&mut message.body).into_bytes(),
-                "application/octet-stream",
-            )
-            .await
-            .map_err(|err| Failure {
-                class: ErrorClass::Retryable,
-                reason: format!(
-                    "could not park the {size}-byte body of a bus to dead-letter: {}",
-                    crate::error::chain(&err)
-                ),
-            })?;
-        message.body = PayloadPointer {
-            s3_bucket_name: objects.bucket().to_owned(),
-            s3_key: key,
-        }
-        .to_body();
-        message
-            .attributes
-            .push(Attribute::number(EXTENDED_PAYLOAD_SIZE, size));
-        Ok(message)
+        claim_check(
+            self.runtime.ports.objects.as_ref(),
+            key,
+            message,
+            "application/octet-stream",
+        )
+        .await
+        .map_err(|err| Failure {
+            class: ErrorClass::Retryable,
+            reason: format!(
+                "could not park the {size}-byte body of a bus to dead-letter: {}",
+                crate::error::chain(&err)
+            ),
+        })
     }
 }
 

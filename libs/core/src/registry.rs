@@ -145,6 +145,7 @@ type Factory =
 #[derive(Clone)]
 pub struct StopKind {
     name: String,
+    reads_queue: bool,
     factory: Factory,
 }
 
@@ -156,7 +157,7 @@ impl StopKind {
         Fut: Future<Output = Result<S, InitError>> + Send + 'static,
         S: Stop + 'static,
     {
-        Self::building(name, factory, |stop| Built::Stop(Arc::new(stop)))
+        Self::building(name, true, factory, |stop| Built::Stop(Arc::new(stop)))
     }
 
     /// A kind whose factory builds a [`PassengerStop`] (a passenger at a time).
@@ -166,7 +167,7 @@ impl StopKind {
         Fut: Future<Output = Result<P, InitError>> + Send + 'static,
         P: PassengerStop + 'static,
     {
-        Self::building(name, factory, |stop| {
+        Self::building(name, true, factory, |stop| {
             Built::Stop(Arc::new(EachPassenger(stop)))
         })
     }
@@ -178,29 +179,35 @@ impl StopKind {
         Fut: Future<Output = Result<D, InitError>> + Send + 'static,
         D: Depot + 'static,
     {
-        Self::building(name, factory, |depot| Built::Depot(Arc::new(depot)))
+        Self::building(name, false, factory, |depot| Built::Depot(Arc::new(depot)))
     }
 
     /// A kind whose factory's result becomes a [`Built`] through `into`.
-    fn building<F, Fut, T>(name: impl Into<String>, factory: F, into: fn(T) -> Built) -> Self
+    fn building<F, Fut, T>(
+        name: impl Into<String>,
+        reads_queue: bool,
+        factory: F,
+        into: fn(T) -> Built,
+    ) -> Self
     where
         F: Fn(InitContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, InitError>> + Send + 'static,
         T: 'static,
     {
-        Self::from_factory(name, move |init| {
+        Self::from_factory(name, reads_queue, move |init| {
             let built = factory(init);
             async move { built.await.map(into) }
         })
     }
 
-    fn from_factory<F, Fut>(name: impl Into<String>, factory: F) -> Self
+    fn from_factory<F, Fut>(name: impl Into<String>, reads_queue: bool, factory: F) -> Self
     where
         F: Fn(InitContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Built, InitError>> + Send + 'static,
     {
         StopKind {
             name: name.into(),
+            reads_queue,
             factory: Arc::new(move |init| Box::pin(factory(init))),
         }
     }
@@ -213,7 +220,7 @@ impl StopKind {
     ) -> Self {
         let inner = self.factory;
         let wrap = Arc::new(wrap);
-        Self::from_factory(self.name, move |init| {
+        Self::from_factory(self.name, self.reads_queue, move |init| {
             let built = inner(init);
             let wrap = wrap.clone();
             async move {
@@ -228,6 +235,12 @@ impl StopKind {
     /// The kind's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True for a kind that reads a queue (built by [`StopKind::stop`] or
+    /// [`StopKind::each_passenger`]); false for a depot.
+    pub fn reads_queue(&self) -> bool {
+        self.reads_queue
     }
 
     /// Builds the stop from its `settings` over the host's `ports`, offering it `extensions`.

@@ -19,13 +19,21 @@ pub struct StopContext<'a> {
     pub message_id: &'a str,
     /// The invocation's request id (Lambda's `requestId`), for logs.
     pub request_id: &'a str,
-    /// When the invocation must end, if it has a limit: check [`Deadline::remaining`] before
-    /// starting long work.
+    /// When the invocation must end, if it has a limit: see [`StopContext::deadline_near`].
     pub deadline: Option<Deadline>,
     /// The stop's shared settings.
     pub config: &'a StopConfig,
     /// The data bucket (sources, destinations, claim checks).
     pub objects: &'a dyn ObjectStore,
+}
+
+impl StopContext<'_> {
+    /// True when less than the stop's `DEADLINE_MARGIN_MS` is left of the invocation: a stop
+    /// working through a long source checkpoints now ([`Outbox::ride_again`]).
+    pub fn deadline_near(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| deadline.within(self.config.deadline_margin))
+    }
 }
 
 /// One stop of a route, a bus at a time: picks up, transforms and/or drops off passengers.

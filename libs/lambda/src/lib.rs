@@ -85,9 +85,13 @@ fn invocation(context: &lambda_runtime::Context) -> Invocation {
 }
 
 /// Builds the stop of `kind` from the process environment over the AWS ports, with the chaos
-/// `BUSLINE_CHAOS` switches on around them (test stage only).
+/// `BUSLINE_CHAOS` switches on around a queue reader's (test stage only; a depot is left alone,
+/// as whoever starts a trip retries a start that failed).
 async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitError> {
-    let chaos = busline_chaos::from_vars(&ProcessEnv)?;
+    let chaos = match kind.reads_queue() {
+        true => busline_chaos::from_vars(&ProcessEnv)?,
+        false => None,
+    };
     let bucket = required(&ProcessEnv, "DATA_BUCKET")?;
     let shared = busline_aws::clients::load_config().await;
     let clients = AwsClients::from_config(&shared);
