@@ -1,7 +1,7 @@
 //! One contract for the queue, object-store and metrics ports, run against the embedded
 //! backends and against SQS, S3 and CloudWatch on both emulators (LocalStack, MiniStack).
 
-use busline_core::ports::{Attribute, OutgoingMessage};
+use busline_core::ports::{Attribute, OutgoingMessage, VisibilityChange};
 use busline_core::{InvocationMetrics, PortError, StopCounts};
 use busline_embedded::MetricsBoard;
 use busline_tests::backends::{
@@ -56,6 +56,8 @@ against_every_backend!(
     list_paginates_in_key_order,
     large_objects_stream_and_round_trip,
     overwrite_is_idempotent_and_missing_is_not_found,
+    a_read_resumes_from_an_offset,
+    visibility_changes_hand_back_and_hide,
     metrics_are_written_and_read_back,
 );
 
@@ -128,9 +130,13 @@ async fn visibility_timeout_hides_then_redelivers(target: Target) {
     assert_eq!(second[0].message_id, first[0].message_id);
     assert_eq!(second[0].receive_count, 2);
     assert_ne!(second[0].receipt, first[0].receipt);
-    queues
-        .change_visibility(&url, &second[0].receipt, Duration::ZERO)
-        .await;
+    // Handed back through the port, as the processor does with a bus it did not start.
+    let refused = queues
+        .sender()
+        .change_visibility(&url, &[visibility(&second[0].receipt, Duration::ZERO)])
+        .await
+        .expect("changed");
+    assert!(refused.is_empty(), "{refused:?}");
     let third = receive_n(queues.as_ref(), &url, 1).await;
     assert_eq!(
         (third[0].message_id.as_str(), third[0].receive_count),
@@ -313,6 +319,66 @@ async fn overwrite_is_idempotent_and_missing_is_not_found(target: Target) {
         }
         Err(other) => panic!("expected NotFound, got {other}"),
         Ok(_) => panic!("a missing key must not read"),
+    }
+}
+
+async fn a_read_resumes_from_an_offset(target: Target) {
+    let cloud = target.cloud().await;
+    let (store, _dir) = object_store(cloud.as_ref(), 1000).await;
+    let key = "input/resume.csv";
+    store
+        .put(key, b"Name\nRed\nBlue\n".to_vec(), "text/csv")
+        .await
+        .expect("put");
+    for (offset, rest) in [(0, "Name\nRed\nBlue\n"), (9, "Blue\n"), (14, ""), (15, "")] {
+        let mut text = String::new();
+        store
+            .get_from(key, offset)
+            .await
+            .unwrap_or_else(|err| panic!("from {offset}: {err}"))
+            .read_to_string(&mut text)
+            .await
+            .expect("read");
+        assert_eq!(text, rest, "from byte {offset}");
+    }
+}
+
+async fn visibility_changes_hand_back_and_hide(target: Target) {
+    let queues = target.queues().await;
+    let url = queues
+        .create_queue("handback", Duration::from_secs(30), None)
+        .await;
+    let sender = queues.sender();
+    sender
+        .send_batch(&url, &[message("a"), message("b")])
+        .await
+        .expect("sent");
+    let received = receive_n(queues.as_ref(), &url, 2).await;
+    assert_eq!(received.len(), 2);
+    let refused = sender
+        .change_visibility(
+            &url,
+            &[
+                visibility(&received[0].receipt, Duration::ZERO),
+                visibility(&received[1].receipt, Duration::from_secs(600)),
+                visibility("not-a-receipt-handle", Duration::ZERO),
+            ],
+        )
+        .await
+        .expect("the call succeeds");
+    // A bad handle is refused on its own entry; the others are changed.
+    assert_eq!(refused.iter().map(|f| f.index).collect::<Vec<_>>(), [2]);
+    // The one handed back is received again at once; the one hidden for 10 minutes is not.
+    let again = receive_n(queues.as_ref(), &url, 1).await;
+    let bodies: Vec<&str> = again.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, [received[0].body.as_str()]);
+    assert!(queues.receive(&url, 10).await.is_empty());
+}
+
+fn visibility(receipt_handle: &str, timeout: Duration) -> VisibilityChange {
+    VisibilityChange {
+        receipt_handle: receipt_handle.to_owned(),
+        timeout,
     }
 }
 

@@ -349,13 +349,7 @@ async fn ride_generated(
     options.trip_id = Some("checkpoint-trip".into());
     let report = ride(options, |_| {}).await.expect("ride");
     let output = ndjson_records(&out.path().join("output/trip=checkpoint-trip"));
-    let mut quarantined: Vec<String> = report
-        .quarantined
-        .iter()
-        .map(|q| format!("{} {}", q.rejection.id, q.rejection.reason))
-        .collect();
-    quarantined.sort();
-    (output, quarantined, report)
+    (output, reject_lines(&report), report)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

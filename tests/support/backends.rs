@@ -37,7 +37,6 @@ pub trait QueueBackend: Send + Sync {
     /// One receive call of up to `max` messages.
     async fn receive(&self, url: &str, max: usize) -> Vec<Got>;
     async fn delete(&self, url: &str, receipt: &str);
-    async fn change_visibility(&self, url: &str, receipt: &str, timeout: Duration);
     /// Lets `duration` pass (real time on an emulator, the manual clock when embedded).
     async fn wait(&self, duration: Duration);
 }
@@ -137,12 +136,6 @@ impl QueueBackend for EmbeddedBackend {
 
     async fn delete(&self, url: &str, receipt: &str) {
         self.queue(url).delete(receipt);
-    }
-
-    async fn change_visibility(&self, url: &str, receipt: &str, timeout: Duration) {
-        self.queue(url)
-            .change_visibility(receipt, timeout)
-            .expect("change visibility");
     }
 
     async fn wait(&self, duration: Duration) {
@@ -253,19 +246,6 @@ impl QueueBackend for SqsBackend {
             .send()
             .await
             .expect("delete");
-    }
-
-    async fn change_visibility(&self, url: &str, receipt: &str, timeout: Duration) {
-        self.cloud
-            .clients
-            .sqs
-            .change_message_visibility()
-            .queue_url(url)
-            .receipt_handle(receipt)
-            .visibility_timeout(timeout.as_secs() as i32)
-            .send()
-            .await
-            .expect("change visibility");
     }
 
     async fn wait(&self, duration: Duration) {

@@ -89,6 +89,18 @@ pub fn wrap_kind(
     registry.with(wrapped)
 }
 
+/// Every rejection of a ride as `id reason`, sorted: two rides' rejects compare equal when the
+/// same passengers were rejected for the same reasons.
+pub fn reject_lines(report: &busline_cli::report::RideReport) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .quarantined
+        .iter()
+        .map(|q| format!("{} {}", q.rejection.id, q.rejection.reason))
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Every NDJSON record of every file under `dir`, sorted by its JSON text.
 pub fn ndjson_records(dir: &Path) -> Vec<Value> {
     let mut records = Vec::new();

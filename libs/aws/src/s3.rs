@@ -4,7 +4,7 @@
 use crate::error::{classify, classify_with_status};
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use busline_core::PortError;
@@ -134,29 +134,9 @@ impl S3Store {
     }
 }
 
-impl S3Store {
-    /// A failed read of `key`, classified by its HTTP status as well (S3 answers a HEAD or a
-    /// ranged GET of a missing key with a bare 404).
-    fn read_error<E>(&self, err: SdkError<E, HttpResponse>, key: &str) -> PortError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let status = err.raw_response().map(|r| r.status().as_u16());
-        classify_with_status(err, status, &self.resource(key))
-    }
-
-    /// The object's size in bytes (HeadObject).
-    async fn size_of(&self, key: &str) -> Result<u64, PortError> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| self.read_error(err, key))?;
-        Ok(head.content_length().unwrap_or_default().max(0) as u64)
-    }
+/// The HTTP status S3 answered a failed call with, if it answered.
+fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
 }
 
 #[async_trait]
@@ -191,24 +171,27 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
-        let size = match offset {
-            0 => None,
-            // A range that starts at or past the end is refused (416); there is nothing to read.
-            _ => Some(self.size_of(key).await?),
-        };
-        if size.is_some_and(|size| offset >= size) {
-            return Ok(Box::pin(tokio::io::empty()));
-        }
-        let output = self
+        let sent = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .set_range((offset > 0).then(|| format!("bytes={offset}-")))
             .send()
-            .await
-            .map_err(|err| self.read_error(err, key))?;
-        Ok(Box::pin(output.body.into_async_read()))
+            .await;
+        match sent {
+            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
+            // A range that starts at the end (a read resumed after the last byte) is refused
+            // with 416: there is nothing left to read.
+            Err(err) if offset > 0 && status_of(&err) == Some(416) => {
+                Ok(Box::pin(tokio::io::empty()))
+            }
+            // S3 answers a ranged GET of a missing key with a bare 404: the status decides.
+            Err(err) => {
+                let status = status_of(&err);
+                Err(classify_with_status(err, status, &self.resource(key)))
+            }
+        }
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {
@@ -309,5 +292,40 @@ mod tests {
             ),
             Ok(_) => panic!("a missing key must not read"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_read_resumed_at_the_end_reads_nothing_and_one_past_a_missing_key_is_not_found() {
+        let answer = |status: u16| {
+            move || {
+                aws_sdk_s3::config::http::HttpResponse::new(
+                    status.try_into().expect("a status"),
+                    aws_smithy_types::body::SdkBody::from(""),
+                )
+            }
+        };
+        // S3 refuses a range that starts at the end with 416 InvalidRange.
+        let at_end = mock!(Client::get_object)
+            .match_requests(|req| req.range() == Some("bytes=9-") && req.key() == Some("a.csv"))
+            .then_http_response(answer(416));
+        let gone = mock!(Client::get_object)
+            .match_requests(|req| req.key() == Some("gone.csv"))
+            .then_http_response(answer(404));
+        let store = S3Store::new(
+            mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&at_end, &gone]),
+            "data",
+        );
+        let mut text = String::new();
+        store
+            .get_from("a.csv", 9)
+            .await
+            .expect("nothing left is no error")
+            .read_to_string(&mut text)
+            .await
+            .expect("read");
+        assert_eq!(text, "");
+        let err = store.get_from("gone.csv", 9).await.err().expect("missing");
+        assert!(matches!(&err, PortError::NotFound { .. }), "{err}");
+        assert_eq!(at_end.num_calls(), 1, "one request, no HEAD first");
     }
 }
