@@ -131,7 +131,8 @@ class ChaosOnTheLocalCloud(unittest.TestCase):
         continued = self.metric_sum("extract", "Continued")
         faults = self.injected_faults()
         print(f"chaos trip of {RECORDS} records: {elapsed:.0f} s; extract continued {continued} times; "
-              f"{len(dead)} dead letters; {len(rejections)} rejects; faults injected: {faults}", flush=True)
+              f"dead letters by reason: {dict(collections.Counter(reasons))}; {len(rejections)} rejects; "
+              f"faults injected: {faults}", flush=True)
         self.assertTrue(faults, "the functions ran with chaos on")
         self.assertGreater(continued, FILES * 5, "each object took several invocations")
 

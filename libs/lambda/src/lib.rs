@@ -88,9 +88,10 @@ fn invocation(context: &lambda_runtime::Context) -> Invocation {
 /// `BUSLINE_CHAOS` switches on around a queue reader's (test stage only; a depot is left alone,
 /// as whoever starts a trip retries a start that failed).
 async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitError> {
-    let chaos = match kind.reads_queue() {
-        true => busline_chaos::from_vars(&ProcessEnv)?,
-        false => None,
+    let chaos = if kind.reads_queue() {
+        busline_chaos::from_vars(&ProcessEnv)?
+    } else {
+        None
     };
     let bucket = required(&ProcessEnv, "DATA_BUCKET")?;
     let shared = busline_aws::clients::load_config().await;
