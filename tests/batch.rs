@@ -56,7 +56,7 @@ async fn a_malformed_bus_and_a_panicking_bus_fail_alone() {
     ids.sort();
     assert_eq!(ids, ["b1-0", "b1-1", "b4-0"]);
     let metrics = h.metrics.0.lock().expect("lock");
-    let counts = metrics[0].counts;
+    let counts = metrics[0].counts.clone();
     assert_eq!(
         (
             counts.buses_in,
@@ -342,7 +342,7 @@ async fn rejected_passengers_go_to_quarantine_and_the_rest_ride_on() {
         "passenger b1-1: scripted rejection"
     );
     assert_eq!(h.queue("next").drain().len(), 1);
-    let counts = h.metrics.0.lock().expect("lock")[0].counts;
+    let counts = h.metrics.0.lock().expect("lock")[0].counts.clone();
     assert_eq!(
         (counts.forwarded, counts.rejected, counts.dropped_off),
         (1, 1, 1)

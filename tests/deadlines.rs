@@ -113,7 +113,7 @@ async fn buses_not_started_before_the_deadline_margin_are_handed_back_at_once() 
     );
     assert_eq!(h.queue("next").drain().len(), 1);
     let metrics = h.metrics.0.lock().expect("lock");
-    let counts = metrics[0].counts;
+    let counts = &metrics[0].counts;
     assert_eq!(
         (
             counts.buses_in,

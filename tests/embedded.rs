@@ -382,7 +382,7 @@ mod flow_control {
                 .iter()
                 .filter(|m| m.stop == stop)
             {
-                total += m.counts;
+                total += m.counts.clone();
             }
             total
         }

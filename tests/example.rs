@@ -193,6 +193,7 @@ fn the_example_template_is_busline_s_route_plus_one_add_stop() {
             ),
             ("ENRICH_KEY".into(), "Name".into()),
         ],
+        ..NewStop::default()
     };
     let added = add_stop(&shipped, "template.yaml", &stop).expect("added");
     let committed = std::fs::read_to_string(example().join("template.yaml")).expect("template");

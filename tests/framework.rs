@@ -260,7 +260,7 @@ async fn a_per_passenger_stop_gets_its_boarding_and_counts_done_for_it() {
     );
     let quarantined = h.queue("quarantine").drain();
     assert!(quarantined[0].body.contains("passenger b1-2: no `what`"));
-    let counts = h.metrics.0.lock().expect("lock")[0].counts;
+    let counts = h.metrics.0.lock().expect("lock")[0].counts.clone();
     assert_eq!(
         (
             counts.passengers_in,
@@ -321,7 +321,7 @@ async fn a_handler_that_loses_a_passenger_fails_its_bus_with_the_reason() {
         attribute(&dead[0].message_attributes, attr::CLASS),
         Some("permanent")
     );
-    let counts = h.metrics.0.lock().expect("lock")[0].counts;
+    let counts = h.metrics.0.lock().expect("lock")[0].counts.clone();
     assert_eq!((counts.passengers_failed, counts.forwarded), (2, 0));
     assert!(counts.adds_up());
 }
@@ -380,7 +380,7 @@ async fn a_failed_bus_counts_the_buses_it_already_sent() {
         })
         .sum();
     assert!(sent > 0 && sent < 400, "full buses left early: {sent}");
-    let counts = h.metrics.0.lock().expect("lock")[0].counts;
+    let counts = h.metrics.0.lock().expect("lock")[0].counts.clone();
     assert_eq!(counts.picked_up, 400);
     assert_eq!(counts.forwarded, sent as u64, "what left is counted");
     assert_eq!(counts.passengers_failed, 401 - sent as u64);

@@ -49,7 +49,7 @@ async fn colors_ride_writes_input_minus_hex_and_counts_add_up() {
             c.forwarded + c.dropped_off + c.rejected + c.passengers_failed
         );
     }
-    let [depot, extract, transform, load] = [0, 1, 2, 3].map(|i| report.stops[i].counts);
+    let [depot, extract, transform, load] = [0, 1, 2, 3].map(|i| report.stops[i].counts.clone());
     assert_eq!((depot.picked_up, depot.forwarded), (1, 1));
     assert_eq!(
         (
@@ -289,7 +289,7 @@ async fn generated_data_with_bad_rows_adds_up_at_scale() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressed_bytes_under_a_plain_name_are_rejected_whole_and_blank_lines_skipped() {
+async fn compressed_bytes_under_a_plain_name_are_read_by_their_magic_and_blank_lines_skipped() {
     let out = tempfile::tempdir().expect("tempdir");
     let report = ride(
         ride_options(shipped_route(&[]), &fixture("disguised"), out.path()),
@@ -297,32 +297,49 @@ async fn compressed_bytes_under_a_plain_name_are_rejected_whole_and_blank_lines_
     )
     .await
     .expect("ride");
-    // The gzip object is one rejection with the reason, not a UTF-8 error per line.
-    let reasons: Vec<&str> = report
+    // The gzip object under a .csv name is read as gzip: its first bytes say so.
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+    let colors = samples_colors_rows();
+    assert_eq!(output.len(), colors + 3);
+    // Whitespace-only lines are no records: three rows from the spaced file.
+    let spaced: Vec<&str> = output
+        .iter()
+        .filter(|r| r.get("RGB").is_none())
+        .filter_map(|r| r["Name"].as_str())
+        .collect();
+    assert_eq!(spaced, ["Blue", "Lime", "Red"]);
+    assert!(report.stops.iter().all(|s| s.adds_up));
+}
+
+/// Rows of the colors sample (its lines but the header).
+fn samples_colors_rows() -> usize {
+    let text = std::fs::read_to_string(workspace_root().join("samples/colors/colors.csv"))
+        .expect("sample");
+    text.lines().count() - 1
+}
+
+#[tokio::test]
+async fn a_name_its_bytes_contradict_is_rejected_whole_with_both_named() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = ride(
+        ride_options(shipped_route(&[]), &fixture("misnamed"), out.path()),
+        |_| {},
+    )
+    .await
+    .expect("ride");
+    let mut reasons: Vec<&str> = report
         .quarantined
         .iter()
         .map(|q| q.rejection.reason.as_str())
         .collect();
+    reasons.sort_unstable();
     assert_eq!(
         reasons,
         [
-            "input/colors.csv: the object is gzip data, not CSV text; this extract reads plain CSV and NDJSON, so decompress it (or convert it) before the trip"
+            "input/plain.csv.gz: named as gzip data, but its first bytes are not compressed",
+            "input/table.csv: the object is Parquet data, not CSV text; name it .parquet (or set INPUT_FORMAT=parquet for keys without an extension)",
         ]
-    );
-    // Whitespace-only lines are no records: three rows, none rejected, counts add up.
-    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
-    let names: Vec<&str> = output.iter().filter_map(|r| r["Name"].as_str()).collect();
-    assert_eq!(names, ["Blue", "Lime", "Red"]);
-    let extract = report.stops[1].counts;
-    assert_eq!(
-        (
-            extract.passengers_in,
-            extract.picked_up,
-            extract.forwarded,
-            extract.rejected,
-            extract.dropped_off
-        ),
-        (2, 3, 3, 1, 1)
     );
     assert!(report.stops.iter().all(|s| s.adds_up));
 }

@@ -140,6 +140,16 @@ enum Command {
         /// it becomes a template parameter (EnrichUrl) with this default.
         #[arg(long = "setting", value_name = "NAME=VALUE", value_parser = parse_pair)]
         settings: Vec<(String, String)>,
+        /// Add the stop on a new lane of --after (LANE_<LANE>_QUEUE_URL), ending the branch,
+        /// instead of between --after and its next stop.
+        #[arg(long)]
+        lane: Option<String>,
+        /// A key prefix of the data bucket the new stop writes (s3:PutObject), e.g. audit/.
+        #[arg(long = "writes", value_name = "PREFIX")]
+        writes: Vec<String>,
+        /// A key prefix of the data bucket the new stop reads (s3:GetObject).
+        #[arg(long = "reads", value_name = "PREFIX")]
+        reads: Vec<String>,
         /// Print the new template instead of writing it.
         #[arg(long)]
         print: bool,
@@ -312,6 +322,9 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             template,
             binary,
             settings,
+            lane,
+            writes,
+            reads,
             print,
         } => {
             let stop = NewStop {
@@ -320,6 +333,9 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 after,
                 binary,
                 settings,
+                lane,
+                writes,
+                reads,
             };
             run_add_stop(&template, &stop, print)
         }

@@ -57,6 +57,8 @@ pub struct StopReport {
     /// Reached through the Lambda Invoke API: only buses and passengers in, and failures, are
     /// seen from here.
     pub invoked: bool,
+    /// True when the stop has no lane out: the route ends here.
+    pub ends_route: bool,
     /// Faults injected into this stop by kind (`bus ride --chaos`), all survived when the ride
     /// ends with every passenger accounted for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +77,7 @@ impl StopReport {
         let counts = tally.counts;
         let handled = (counts.passengers_in + counts.picked_up) as f64;
         let seconds = tally.busy.as_secs_f64();
+        let adds_up = invoked || counts.adds_up();
         StopReport {
             stop: stop.to_owned(),
             counts,
@@ -85,8 +88,9 @@ impl StopReport {
             } else {
                 0.0
             },
-            adds_up: invoked || counts.adds_up(),
+            adds_up,
             invoked,
+            ends_route: false,
             faults: None,
         }
     }
@@ -189,11 +193,12 @@ impl RideReport {
         for row in &rows {
             line(row.iter().map(String::as_str).collect());
         }
-        let (last, dropped) = self
-            .stops
-            .last()
-            .map(|r| (r.stop.as_str(), r.counts.dropped_off))
-            .unwrap_or(("-", 0));
+        let ends: Vec<&StopReport> = self.stops.iter().filter(|r| r.ends_route).collect();
+        let dropped: u64 = ends.iter().map(|r| r.counts.dropped_off).sum();
+        let last = match ends.iter().map(|r| r.stop.as_str()).collect::<Vec<_>>() {
+            names if names.is_empty() => "-".to_owned(),
+            names => names.join(" and "),
+        };
         let _ = writeln!(
             out,
             "\ntrip {} on route {}: {:.2}s, output in {}",
@@ -213,6 +218,24 @@ impl RideReport {
                 out,
                 "an invoked stop's row shows what the ride handed it; its own counts are in its logs"
             );
+        }
+        for row in &self.stops {
+            let lanes = &row.counts.lanes;
+            if lanes
+                .keys()
+                .any(|lane| lane != busline_core::config::NEXT_LANE)
+            {
+                let counts: Vec<String> = lanes
+                    .iter()
+                    .map(|(lane, count)| format!("{lane} {count}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "forwarded by lane at {}: {}",
+                    row.stop,
+                    counts.join(", ")
+                );
+            }
         }
         for row in &self.stops {
             let Some(faults) = &row.faults else { continue };

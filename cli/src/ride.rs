@@ -243,7 +243,7 @@ fn stop_reports(
         .stops
         .iter()
         .map(|spec| {
-            let tally = tallies.get(&spec.name).copied().unwrap_or_default();
+            let tally = tallies.get(&spec.name).cloned().unwrap_or_default();
             let retried = spec
                 .queue
                 .as_deref()
@@ -253,6 +253,7 @@ fn stop_reports(
             let dead_lettered = dead_letters.iter().filter(|d| d.stop == spec.name).count() as u64;
             let invoked = options.invoke.endpoint(&spec.name).is_some();
             let mut report = StopReport::new(&spec.name, tally, retried, dead_lettered, invoked);
+            report.ends_route = spec.lanes().is_empty();
             report.faults = faults.get(&spec.name).cloned();
             report
         })

@@ -297,7 +297,7 @@ impl MetricsBackend {
     pub async fn read_sum(&self, route: &str, stop: &str, metric: &str) -> f64 {
         match self {
             MetricsBackend::Embedded(board) => {
-                let counts = board.snapshot().get(stop).expect("stop").counts;
+                let counts = board.snapshot().get(stop).expect("stop").counts.clone();
                 match metric {
                     "PassengersIn" => counts.passengers_in as f64,
                     "Rejected" => counts.rejected as f64,

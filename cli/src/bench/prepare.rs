@@ -149,7 +149,7 @@ impl Prepared {
             let counts = board
                 .snapshot()
                 .get(&spec.name)
-                .copied()
+                .cloned()
                 .unwrap_or_default()
                 .counts;
             let reads_objects = store.tally().gets > 0;

@@ -91,7 +91,7 @@ pub async fn stream(
     let tally = board
         .snapshot()
         .get(&spec.name)
-        .copied()
+        .cloned()
         .unwrap_or_default();
     let records = tally.counts.picked_up;
     Ok(StreamReport {

@@ -1,24 +1,32 @@
-//! The extract stop: for each ticket, streams one CSV or NDJSON object from the object store
-//! and boards its rows as passengers. Never holds a whole file: a parser thread reads the
-//! object through a bounded channel. A malformed row is rejected with file, line and reason.
+//! The extract stop: for each ticket, streams one object from the object store and boards its
+//! rows as passengers: CSV, NDJSON, a JSON array, each plain or gzip or zstd compressed (by
+//! extension and by magic bytes), or Parquet (row group by row group, by ranged reads). Never
+//! holds a whole file: a parser thread reads the object through a bounded channel. A malformed
+//! row is rejected with file, line (or row) and reason.
 //!
 //! Near the invocation's deadline it checkpoints: the ticket goes back to the stop's own queue
-//! with where to pick up (byte offset, line number, CSV header), so an object of any size is
-//! read over as many invocations as it needs, with the same passenger ids as in one read.
+//! with where to pick up (byte offset, line or row number, CSV header), so an object of any
+//! size is read over as many invocations as it needs, with the same passenger ids as in one
+//! read.
 
+mod csv_rows;
+mod json_rows;
+mod parquet_rows;
 mod rows;
+mod settings;
 mod sniff;
 
 use async_trait::async_trait;
-use busline_core::config::{Vars, optional};
 use busline_core::envelope::{Passenger, Rejection};
-use busline_core::ports::ObjectReader;
-use busline_core::{
-    ConfigError, InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind,
-};
+use busline_core::ports::ObjectStore;
+use busline_core::{InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind};
+use busline_formats::Compression;
+use parquet_rows::ParquetObject;
 pub use rows::{Checkpoint, InputFormat};
-use rows::{Chunk, Parse, Row};
+use rows::{Chunk, Input, Parse, Row};
 use serde_json::Value;
+pub use settings::{CsvOptions, ExtractConfig};
+use std::sync::Arc;
 
 /// The kind's name: the template's `BuildProperties.Binary`.
 pub const KIND: &str = "extract";
@@ -27,7 +35,8 @@ pub const KIND: &str = "extract";
 pub fn kind() -> StopKind {
     StopKind::stop(KIND, |init| {
         let config = ExtractConfig::from_vars(init.settings());
-        async move { Ok::<_, InitError>(Extract::new(config?)) }
+        let objects = init.ports().objects.clone();
+        async move { Ok::<_, InitError>(Extract::new(config?, objects)) }
     })
 }
 
@@ -36,61 +45,12 @@ const CHUNK_ROWS: usize = 512;
 /// Chunks buffered between the parser thread and the stop (bounds memory).
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// The extract stop's own settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtractConfig {
-    /// `INPUT_FORMAT` (`csv` or `ndjson`): used for keys whose extension says nothing.
-    pub format: Option<InputFormat>,
-    /// `CSV_DELIMITER`: one ASCII character, `,` by default.
-    pub csv_delimiter: u8,
-}
-
-impl ExtractConfig {
-    /// Reads `INPUT_FORMAT` and `CSV_DELIMITER`.
-    pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
-        let format = match optional(vars, "INPUT_FORMAT") {
-            None => None,
-            Some(value) => {
-                Some(
-                    InputFormat::from_name(&value).ok_or_else(|| ConfigError::Invalid {
-                        var: "INPUT_FORMAT".into(),
-                        value: value.clone(),
-                        reason: "expected csv or ndjson".into(),
-                    })?,
-                )
-            }
-        };
-        let csv_delimiter = match optional(vars, "CSV_DELIMITER") {
-            None => b',',
-            Some(value) if value.len() == 1 && value.is_ascii() => value.as_bytes()[0],
-            Some(value) => {
-                return Err(ConfigError::Invalid {
-                    var: "CSV_DELIMITER".into(),
-                    value,
-                    reason: "expected one ASCII character".into(),
-                });
-            }
-        };
-        Ok(ExtractConfig {
-            format,
-            csv_delimiter,
-        })
-    }
-}
-
-impl ExtractConfig {
-    /// Formats from the key's extension, comma-separated CSV.
-    pub fn default_csv() -> Self {
-        ExtractConfig {
-            format: None,
-            csv_delimiter: b',',
-        }
-    }
-}
-
 /// The extract stop.
 pub struct Extract {
     config: ExtractConfig,
+    csv: Arc<CsvOptions>,
+    /// The data bucket, for the parser thread's ranged reads of Parquet objects.
+    objects: Arc<dyn ObjectStore>,
 }
 
 /// The ticket field a continuation carries its [`Checkpoint`] in.
@@ -106,9 +66,13 @@ enum Progress {
 }
 
 impl Extract {
-    /// An extract stop with its settings.
-    pub fn new(config: ExtractConfig) -> Self {
-        Extract { config }
+    /// An extract stop with its settings, reading the data bucket `objects`.
+    pub fn new(config: ExtractConfig, objects: Arc<dyn ObjectStore>) -> Self {
+        Extract {
+            csv: Arc::new(config.csv.clone()),
+            config,
+            objects,
+        }
     }
 
     async fn extract_one(
@@ -148,16 +112,11 @@ impl Extract {
         ctx: &StopContext<'_>,
         ticket: &Passenger,
         key: String,
-    ) -> Result<Result<(Parse, ObjectReader), String>, StopError> {
-        let Some(format) = InputFormat::from_key(&key).or(self.config.format) else {
-            return Ok(Err(format!(
-                "{key}: unknown input format (name it .csv, .ndjson or .jsonl, or set INPUT_FORMAT)"
-            )));
-        };
+    ) -> Result<Result<(Parse, Input), String>, StopError> {
         let from = match ticket
             .get(RESUME_FIELD)
             .cloned()
-            .map(serde_json::from_value)
+            .map(serde_json::from_value::<Checkpoint>)
         {
             None => Checkpoint::start(),
             Some(Ok(from)) => from,
@@ -167,46 +126,108 @@ impl Extract {
                 )));
             }
         };
-        let reader = ctx.objects.get_from(&key, from.offset).await?;
-        let resumed = from.offset > 0;
-        let parse = Parse {
-            format,
-            delimiter: self.config.csv_delimiter,
+        let (named, named_compression) = InputFormat::from_key(&key);
+        let format = named.or(self.config.format);
+        let mut parse = Parse {
+            format: format.unwrap_or(InputFormat::Csv),
+            compression: None,
+            csv: self.csv.clone(),
             key,
             ticket_id: ticket.id().to_owned(),
             from,
             chunk_rows: CHUNK_ROWS,
         };
-        // A resumed read starts mid-object, where there are no magic bytes to sniff.
-        if resumed {
-            return Ok(Ok((parse, reader)));
+        if format == Some(InputFormat::Parquet) {
+            return Ok(Ok(self.parquet(ctx, ticket, parse).await?));
         }
-        let key = &parse.key;
-        let (compressed, reader) = sniff::sniff(reader)
+        // A read resumed mid-object starts where there are no magic bytes to sniff; a
+        // compressed one is read again from its start and skips what was read.
+        if !parse.from.is_start() && !parse.from.decompressed && format.is_some() {
+            let reader = ctx.objects.get_from(&parse.key, parse.from.offset).await?;
+            return Ok(Ok((parse, Input::Stream(reader))));
+        }
+        let reader = ctx.objects.get(&parse.key).await?;
+        let key = parse.key.clone();
+        let (sniffed, reader) = sniff::sniff(reader)
             .await
             .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
-        Ok(match compressed {
+        let compression = match sniffed {
+            // Parquet under no known name: its magic bytes say what it is.
+            sniff::Sniffed::Parquet if format.is_none() => {
+                drop(reader);
+                return Ok(Ok(self.parquet(ctx, ticket, parse).await?));
+            }
             // Parsing binary as text would reject every line with a UTF-8 or field-count error.
-            Some(compression) => Err(format!(
-                "{key}: the object is {compression} data, not {} text; this extract reads \
-                 plain CSV and NDJSON, so decompress it (or convert it) before the trip",
-                format.name()
-            )),
-            None => Ok((parse, reader)),
-        })
+            sniff::Sniffed::Parquet => {
+                return Ok(Err(format!(
+                    "{key}: the object is Parquet data, not {} text; name it .parquet (or set INPUT_FORMAT=parquet for keys without an extension)",
+                    parse.format.name()
+                )));
+            }
+            sniff::Sniffed::Compressed(compression) => Some(compression),
+            sniff::Sniffed::Plain => None,
+        };
+        if let Some(named) = named_compression
+            && compression != Some(named)
+        {
+            return Ok(Err(format!(
+                "{key}: named as {} data, but its first bytes are {}",
+                named.name(),
+                compression.map_or("not compressed", Compression::name)
+            )));
+        }
+        if format.is_none() {
+            return Ok(Err(format!(
+                "{key}: unknown input format (name it .csv, .ndjson, .jsonl, .json or .parquet, optionally .gz or .zst, or set INPUT_FORMAT)"
+            )));
+        }
+        parse.compression = compression;
+        Ok(Ok((parse, Input::Stream(reader))))
+    }
+
+    /// A Parquet object to read by ranged reads; its size from the ticket (or a listing).
+    async fn parquet(
+        &self,
+        ctx: &StopContext<'_>,
+        ticket: &Passenger,
+        mut parse: Parse,
+    ) -> Result<(Parse, Input), StopError> {
+        parse.format = InputFormat::Parquet;
+        let size = match ticket.get("size").and_then(Value::as_u64) {
+            Some(size) => size,
+            None => ctx
+                .objects
+                .list(&parse.key)
+                .await?
+                .into_iter()
+                .find(|object| object.key == parse.key)
+                .map(|object| object.size)
+                .ok_or_else(|| {
+                    StopError::from(PortError::NotFound {
+                        resource: format!("{}/{}", ctx.objects.bucket(), parse.key),
+                    })
+                })?,
+        };
+        let object = ParquetObject {
+            objects: self.objects.clone(),
+            key: parse.key.clone(),
+            size,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        Ok((parse, Input::Parquet(object)))
     }
 }
 
-/// Boards the rows `parse` reads from `reader` until the object's end (`None`) or until the
+/// Boards the rows `parse` reads from `input` until the object's end (`None`) or until the
 /// deadline is near: then the checkpoint after the last chunk boarded.
 async fn read_until_deadline(
     ctx: &StopContext<'_>,
-    (parse, reader): (Parse, ObjectReader),
+    (parse, input): (Parse, Input),
     outbox: &mut Outbox,
 ) -> Result<Option<Checkpoint>, StopError> {
     let key = parse.key.clone();
     let (sender, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
-    let parser = rows::spawn_parser(reader, parse, sender);
+    let parser = rows::spawn_parser(input, parse, sender);
     let mut paused_at = None;
     while let Some(chunk) = chunks.recv().await {
         outbox.pick_up(chunk.rows.len() as u64);
@@ -279,14 +300,5 @@ fn ticket_rejection(ticket: Passenger, reason: String) -> Rejection {
         id: ticket.id().to_owned(),
         reason,
         data: Value::Object(ticket.into_data()),
-    }
-}
-
-/// A rejection for raw input that never became a passenger.
-fn raw_rejection(ticket_id: &str, key: &str, line: u64, reason: String, raw: Value) -> Rejection {
-    Rejection {
-        id: format!("{ticket_id}:{line}"),
-        reason: format!("{key}:{line}: {reason}"),
-        data: serde_json::json!({"file": key, "line": line, "raw": raw}),
     }
 }

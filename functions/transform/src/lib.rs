@@ -5,11 +5,11 @@
 mod ops;
 
 use async_trait::async_trait;
-use busline_core::config::{Vars, required};
+use busline_core::config::{StopConfig, Vars, lane_variable, required};
 use busline_core::{
     ConfigError, InitError, Passenger, PassengerStop, StopContext, StopError, StopKind, Verdict,
 };
-pub use ops::{CastTo, Comparison, Condition, Op};
+pub use ops::{CastTo, Comparison, Condition, LaneCase, Op, Routing};
 
 /// The kind's name: the template's `BuildProperties.Binary`.
 pub const KIND: &str = "transform";
@@ -17,7 +17,7 @@ pub const KIND: &str = "transform";
 /// The transform kind, as the registry builds it: a passenger at a time.
 pub fn kind() -> StopKind {
     StopKind::each_passenger(KIND, |init| {
-        let config = TransformConfig::from_vars(init.settings());
+        let config = TransformConfig::from_vars(init.settings(), init.config());
         async move { Ok::<_, InitError>(Transform::new(config?)) }
     })
 }
@@ -29,8 +29,9 @@ pub struct TransformConfig {
 }
 
 impl TransformConfig {
-    /// Reads and checks `TRANSFORM_OPS`.
-    pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
+    /// Reads and checks `TRANSFORM_OPS`: every lane a `route` operation names must be one of
+    /// `stop`'s lanes.
+    pub fn from_vars(vars: &dyn Vars, stop: &StopConfig) -> Result<Self, ConfigError> {
         let text = required(vars, "TRANSFORM_OPS")?;
         let invalid = |reason: String| ConfigError::Invalid {
             var: "TRANSFORM_OPS".into(),
@@ -41,9 +42,29 @@ impl TransformConfig {
             .map_err(|err| invalid(format!("{err} (expected e.g. [{{\"drop\": [\"HEX\"]}}, {{\"cast\": {{\"age\": \"number\"}}}}])")))?;
         for (index, op) in ops.iter().enumerate() {
             op.check()
+                .and_then(|()| check_lanes(op, stop))
                 .map_err(|reason| invalid(format!("operation {}: {reason}", index + 1)))?;
         }
         Ok(TransformConfig { ops })
+    }
+}
+
+/// Every lane `op` may send passengers on must have a queue among `stop`'s lanes.
+fn check_lanes(op: &Op, stop: &StopConfig) -> Result<(), String> {
+    match op
+        .lanes()
+        .into_iter()
+        .find(|lane| stop.lane_url(lane).is_none())
+    {
+        None => Ok(()),
+        Some(lane) => Err(format!(
+            "lane `{lane}` has no queue: set {} (this stop's lanes: {})",
+            lane_variable(lane),
+            match stop.lane_names().join(", ") {
+                names if names.is_empty() => "none".to_owned(),
+                names => names,
+            }
+        )),
     }
 }
 

@@ -1,6 +1,7 @@
-//! The declarative operations: select, drop, rename, cast, filter, require.
+//! The declarative operations: select, drop, rename, cast, filter, require, route.
 
 use busline_core::Verdict;
+use busline_core::config::NEXT_LANE;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
@@ -22,6 +23,36 @@ pub enum Op {
     Filter(Condition),
     /// `{"require": ["Name"]}`: reject passengers missing any of these fields (or null).
     Require(Vec<String>),
+    /// `{"route": {"when": [{"lane": "audit", "field": "age", "op": "lt", "value": 18}],
+    /// "default": "next"}}`: sends the passenger on the lane of the first condition it meets,
+    /// else on `default` (`next` when unset). Later operations still apply.
+    Route(Routing),
+}
+
+/// Where a `route` operation sends passengers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// Conditions tried in order: the first one met picks the lane.
+    pub when: Vec<LaneCase>,
+    /// The lane of a passenger that meets none (`next` when unset).
+    #[serde(default = "next_lane")]
+    pub default: String,
+}
+
+fn next_lane() -> String {
+    NEXT_LANE.to_owned()
+}
+
+/// One case of a `route` operation: a lane and the condition that picks it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneCase {
+    /// The lane taken when the condition holds.
+    pub lane: String,
+    /// The condition.
+    #[serde(flatten)]
+    pub condition: Condition,
 }
 
 /// Target type of a cast.
@@ -71,6 +102,23 @@ pub enum Comparison {
     Missing,
 }
 
+impl Condition {
+    /// Checks the comparison can be made.
+    fn check(&self, what: &str) -> Result<(), String> {
+        let ordered = matches!(
+            self.op,
+            Comparison::Gt | Comparison::Gte | Comparison::Lt | Comparison::Lte
+        );
+        if ordered && !(self.value.is_number() || self.value.is_string()) {
+            return Err(format!(
+                "{what} on `{}`: {:?} needs a number or string value",
+                self.field, self.op
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Op {
     /// Checks an operation makes sense before any passenger meets it.
     pub fn check(&self) -> Result<(), String> {
@@ -79,17 +127,14 @@ impl Op {
             Op::Rename(map) => map.is_empty(),
             Op::Cast(map) => map.is_empty(),
             Op::Filter(condition) => {
-                let ordered = matches!(
-                    condition.op,
-                    Comparison::Gt | Comparison::Gte | Comparison::Lt | Comparison::Lte
-                );
-                if ordered && !(condition.value.is_number() || condition.value.is_string()) {
-                    return Err(format!(
-                        "filter on `{}`: {:?} needs a number or string value",
-                        condition.field, condition.op
-                    ));
-                }
+                condition.check("filter")?;
                 false
+            }
+            Op::Route(routing) => {
+                for case in &routing.when {
+                    case.condition.check("route")?;
+                }
+                routing.when.is_empty()
             }
         };
         if empty {
@@ -98,17 +143,52 @@ impl Op {
             Ok(())
         }
     }
+
+    /// The lanes a `route` operation may send passengers on.
+    pub fn lanes(&self) -> Vec<&str> {
+        match self {
+            Op::Route(routing) => routing
+                .when
+                .iter()
+                .map(|case| case.lane.as_str())
+                .chain([routing.default.as_str()])
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
-/// Applies `ops` in order to `data`.
+/// Applies `ops` in order to `data`. The lane the last `route` operation picked is where it
+/// boards.
 pub fn apply_all(ops: &[Op], data: &mut Map<String, Value>) -> Verdict {
+    let mut lane: Option<&str> = None;
     for op in ops {
+        if let Op::Route(routing) = op {
+            match pick_lane(routing, data) {
+                Ok(picked) => lane = Some(picked),
+                Err(reason) => return Verdict::Reject(reason),
+            }
+            continue;
+        }
         match apply(op, data) {
             Verdict::Board => {}
             other => return other,
         }
     }
-    Verdict::Board
+    match lane {
+        Some(lane) if lane != NEXT_LANE => Verdict::BoardTo(lane.to_owned()),
+        _ => Verdict::Board,
+    }
+}
+
+/// The lane of the first case `data` meets, else the default.
+fn pick_lane<'r>(routing: &'r Routing, data: &Map<String, Value>) -> Result<&'r str, String> {
+    for case in &routing.when {
+        if matches(&case.condition, data)? {
+            return Ok(&case.lane);
+        }
+    }
+    Ok(&routing.default)
 }
 
 fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
@@ -147,7 +227,13 @@ fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
                 }
             }
         }
-        Op::Filter(condition) => return filter(condition, data),
+        Op::Filter(condition) => match matches(condition, data) {
+            Ok(true) => {}
+            Ok(false) => return Verdict::DropOff,
+            Err(reason) => return Verdict::Reject(reason),
+        },
+        // Handled by apply_all, which keeps the lane.
+        Op::Route(_) => {}
         Op::Require(fields) => {
             for field in fields {
                 if data.get(field).is_none_or(Value::is_null) {
@@ -205,7 +291,8 @@ fn name(to: CastTo) -> &'static str {
     }
 }
 
-fn filter(condition: &Condition, data: &Map<String, Value>) -> Verdict {
+/// Whether `data` meets `condition`; an error when the value cannot be compared.
+fn matches(condition: &Condition, data: &Map<String, Value>) -> Result<bool, String> {
     let present = data.get(&condition.field).filter(|v| !v.is_null());
     let matched = match (condition.op, present) {
         (Comparison::Exists, found) => found.is_some(),
@@ -221,18 +308,14 @@ fn filter(condition: &Condition, data: &Map<String, Value>) -> Verdict {
                 _ => ordering.is_le(),
             },
             None => {
-                return Verdict::Reject(format!(
+                return Err(format!(
                     "field `{}`: cannot compare {value} with {} (cast it first)",
                     condition.field, condition.value
                 ));
             }
         },
     };
-    if matched {
-        Verdict::Board
-    } else {
-        Verdict::DropOff
-    }
+    Ok(matched)
 }
 
 fn same(a: &Value, b: &Value) -> bool {
@@ -325,6 +408,43 @@ mod tests {
         assert_eq!(
             apply_all(&eq, &mut record(json!({"n": 1.0}))),
             Verdict::Board
+        );
+    }
+
+    #[test]
+    fn route_picks_the_first_lane_met_then_the_default_and_later_ops_still_apply() {
+        let route = ops(
+            r#"[{"route": {"when": [{"lane": "young", "field": "age", "op": "lt", "value": 18},
+                                    {"lane": "unknown", "field": "age", "op": "missing"},
+                                    {"lane": "never", "field": "age", "op": "lt", "value": 10}],
+                           "default": "next"}},
+                {"drop": ["secret"]}]"#,
+        );
+        let mut child = record(json!({"age": 5, "secret": 1}));
+        assert_eq!(
+            apply_all(&route, &mut child),
+            Verdict::BoardTo("young".into())
+        );
+        assert_eq!(Value::Object(child).to_string(), r#"{"age":5}"#);
+        assert_eq!(
+            apply_all(&route, &mut record(json!({"age": null}))),
+            Verdict::BoardTo("unknown".into())
+        );
+        assert_eq!(
+            apply_all(&route, &mut record(json!({"age": 40}))),
+            Verdict::Board
+        );
+        assert_eq!(
+            apply_all(&route, &mut record(json!({"age": "x"}))),
+            Verdict::Reject("field `age`: cannot compare \"x\" with 18 (cast it first)".into())
+        );
+        assert_eq!(route[0].lanes(), ["young", "unknown", "never", "next"]);
+        let custom_default = ops(
+            r#"[{"route": {"when": [{"lane": "a", "field": "n", "op": "eq", "value": 1}], "default": "rest"}}]"#,
+        );
+        assert_eq!(
+            apply_all(&custom_default, &mut record(json!({"n": 2}))),
+            Verdict::BoardTo("rest".into())
         );
     }
 

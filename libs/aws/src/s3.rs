@@ -194,6 +194,33 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<ObjectReader, PortError> {
+        if length == 0 {
+            return Ok(Box::pin(tokio::io::empty()));
+        }
+        let sent = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={offset}-{}", offset + length - 1))
+            .send()
+            .await;
+        match sent {
+            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
+            Err(err) if status_of(&err) == Some(416) => Ok(Box::pin(tokio::io::empty())),
+            Err(err) => {
+                let status = status_of(&err);
+                Err(classify_with_status(err, status, &self.resource(key)))
+            }
+        }
+    }
+
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {
         if body.len() > MULTIPART_THRESHOLD {
             return self.put_multipart(key, body, content_type).await;

@@ -4,7 +4,7 @@
 use crate::backoff::Backoff;
 use crate::error::ConfigError;
 use crate::ports::SQS_MAX_BYTES;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,6 +13,9 @@ use std::time::Duration;
 pub trait Vars: Send + Sync {
     /// The value of `name`, if set.
     fn var(&self, name: &str) -> Option<String>;
+    /// The names of every variable set, so that settings named by pattern
+    /// (`LANE_<NAME>_QUEUE_URL`) can be found.
+    fn names(&self) -> Vec<String>;
 }
 
 /// The process environment (inside Lambda).
@@ -23,11 +26,21 @@ impl Vars for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    }
 }
 
 impl Vars for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
     }
 }
 
@@ -89,8 +102,12 @@ pub struct StopConfig {
     pub stop: String,
     /// `ROUTE_NAME`: the route's name.
     pub route: String,
-    /// `NEXT_QUEUE_URL`: where forwarded buses go (unset for a last stop).
+    /// `NEXT_QUEUE_URL`: where forwarded buses go on the default lane, [`NEXT_LANE`] (unset
+    /// for a last stop).
     pub next_queue_url: Option<String>,
+    /// `LANE_<NAME>_QUEUE_URL`: the stop's named lanes (`audit` for `LANE_AUDIT_QUEUE_URL`),
+    /// each a way out to another stop's queue beside the default lane.
+    pub lanes: BTreeMap<String, String>,
     /// `DEAD_LETTER_QUEUE_URL`: where buses that failed for good go with their reason.
     /// When unset, such buses are reported failed and SQS's redrive policy moves them.
     pub dead_letter_queue_url: Option<String>,
@@ -151,6 +168,7 @@ impl StopConfig {
             stop: required(vars, "STOP_NAME")?,
             route: required(vars, "ROUTE_NAME")?,
             next_queue_url: optional(vars, "NEXT_QUEUE_URL"),
+            lanes: lanes(vars)?,
             dead_letter_queue_url: optional(vars, "DEAD_LETTER_QUEUE_URL"),
             quarantine_queue_url: required(vars, "QUARANTINE_QUEUE_URL")?,
             max_receive_count,
@@ -167,6 +185,76 @@ impl StopConfig {
             },
         })
     }
+}
+
+/// The default lane: `NEXT_QUEUE_URL`.
+pub const NEXT_LANE: &str = "next";
+
+impl StopConfig {
+    /// The queue URL of `lane` ([`NEXT_LANE`] or a named lane), if the stop has it.
+    pub fn lane_url(&self, lane: &str) -> Option<&str> {
+        if lane == NEXT_LANE {
+            self.next_queue_url.as_deref()
+        } else {
+            self.lanes.get(lane).map(String::as_str)
+        }
+    }
+
+    /// Every lane the stop has a queue for: [`NEXT_LANE`] first (when set), then the named
+    /// lanes in name order.
+    pub fn lane_names(&self) -> Vec<&str> {
+        let next = self.next_queue_url.as_ref().map(|_| NEXT_LANE);
+        next.into_iter()
+            .chain(self.lanes.keys().map(String::as_str))
+            .collect()
+    }
+}
+
+/// The variable that names `lane`'s queue: `NEXT_QUEUE_URL`, or `LANE_<LANE>_QUEUE_URL`.
+pub fn lane_variable(lane: &str) -> String {
+    if lane == NEXT_LANE {
+        "NEXT_QUEUE_URL".into()
+    } else {
+        format!("LANE_{}_QUEUE_URL", lane.to_ascii_uppercase())
+    }
+}
+
+/// The lane a variable name declares (`audit` for `LANE_AUDIT_QUEUE_URL`), if it is one.
+pub fn lane_of_variable(name: &str) -> Option<String> {
+    let lane = name.strip_prefix("LANE_")?.strip_suffix("_QUEUE_URL")?;
+    Some(lane.to_ascii_lowercase())
+}
+
+/// The named lanes among the variables, each name checked.
+fn lanes(vars: &dyn Vars) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut lanes = BTreeMap::new();
+    for name in vars.names() {
+        let Some(lane) = lane_of_variable(&name) else {
+            continue;
+        };
+        let Some(url) = optional(vars, &name) else {
+            continue;
+        };
+        let invalid = |reason: &str| ConfigError::Invalid {
+            var: name.clone(),
+            value: url.clone(),
+            reason: reason.to_owned(),
+        };
+        let well_formed = !lane.is_empty()
+            && lane
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return Err(invalid(
+                "a lane's name is letters, digits and '_' (LANE_AUDIT_QUEUE_URL names lane audit)",
+            ));
+        }
+        if lane == NEXT_LANE {
+            return Err(invalid("the default lane's queue is NEXT_QUEUE_URL"));
+        }
+        lanes.insert(lane, url);
+    }
+    Ok(lanes)
 }
 
 #[cfg(test)]
@@ -200,6 +288,27 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "environment variable STOP_NAME is required but not set"
+        );
+    }
+
+    #[test]
+    fn lanes_are_read_by_name() {
+        let mut v = vars(&BASE);
+        v.insert("NEXT_QUEUE_URL".into(), "lake".into());
+        v.insert("LANE_AUDIT_QUEUE_URL".into(), "audit-q".into());
+        v.insert("LANE_BAD_ROWS_QUEUE_URL".into(), "bad-q".into());
+        v.insert("LANE_EMPTY_QUEUE_URL".into(), " ".into());
+        let config = StopConfig::from_vars(&v).expect("valid");
+        assert_eq!(config.lane_names(), ["next", "audit", "bad_rows"]);
+        assert_eq!(config.lane_url("audit"), Some("audit-q"));
+        assert_eq!(config.lane_url("next"), Some("lake"));
+        assert_eq!(config.lane_url("empty"), None);
+        assert_eq!(lane_variable("bad_rows"), "LANE_BAD_ROWS_QUEUE_URL");
+        v.insert("LANE_NEXT_QUEUE_URL".into(), "x".into());
+        let err = StopConfig::from_vars(&v).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable LANE_NEXT_QUEUE_URL=\"x\" is invalid: the default lane's queue is NEXT_QUEUE_URL"
         );
     }
 

@@ -158,7 +158,8 @@ impl TripStarter {
         };
         self.depot.hand_out(&ctx, &request, &mut outbox).await?;
         let counts = outbox.close().await?;
-        tracing::info!(trip, tickets = counts.forwarded, "trip started");
+        let tickets = counts.forwarded;
+        tracing::info!(trip, tickets, "trip started");
         self.runtime
             .ports
             .metrics
@@ -172,7 +173,7 @@ impl TripStarter {
             .await;
         Ok(TripStarted {
             trip_id: trip,
-            tickets: counts.forwarded,
+            tickets,
         })
     }
 }

@@ -2,11 +2,12 @@
 //! `in + picked up = forwarded + continued + dropped off + rejected + failed`.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::ops::AddAssign;
 use std::time::Duration;
 
 /// Passenger and bus counts of one stop over one or more batches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StopCounts {
     /// Buses (SQS messages) received.
     pub buses_in: u64,
@@ -14,8 +15,10 @@ pub struct StopCounts {
     pub passengers_in: u64,
     /// New passengers taken from a source (extract rows, depot tickets).
     pub picked_up: u64,
-    /// Passengers sent on to the next stop.
+    /// Passengers sent on to the next stops, on every lane.
     pub forwarded: u64,
+    /// Of `forwarded`, how many took each lane (`next` and the named lanes).
+    pub lanes: BTreeMap<String, u64>,
     /// Passengers sent back to this stop's own queue to be continued by a later invocation
     /// (a continuation ticket for a source read up to a checkpoint).
     pub continued: u64,
@@ -56,6 +59,9 @@ impl AddAssign for StopCounts {
         self.passengers_in += o.passengers_in;
         self.picked_up += o.picked_up;
         self.forwarded += o.forwarded;
+        for (lane, count) in o.lanes {
+            *self.lanes.entry(lane).or_default() += count;
+        }
         self.continued += o.continued;
         self.dropped_off += o.dropped_off;
         self.rejected += o.rejected;

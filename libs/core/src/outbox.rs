@@ -2,29 +2,32 @@
 //! early (so a stop can stream a large source in bounded memory); the rest leave when the
 //! bus has been handled, pooled with the other messages of the batch.
 
-use crate::config::StopConfig;
+use crate::config::{NEXT_LANE, StopConfig, lane_variable};
 use crate::envelope::{BusHeader, EXTENDED_PAYLOAD_SIZE, Passenger, PayloadPointer, Rejection};
 use crate::error::{ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::metrics::StopCounts;
 use crate::packer::{PackedBus, Packer};
 use crate::ports::{Attribute, ObjectStore, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What an outbox counted, for the stop's metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
     /// Passengers declared as new from a source.
     pub picked_up: u64,
-    /// Passengers boarded for the next stop.
+    /// Passengers boarded for the next stops, on every lane.
     pub forwarded: u64,
+    /// Of `forwarded`, by lane.
+    pub lanes: BTreeMap<String, u64>,
     /// Passengers sent back to this stop's own queue (continuations).
     pub continued: u64,
     /// Passengers that left the bus here.
     pub dropped_off: u64,
     /// Passengers sent to quarantine.
     pub rejected: u64,
-    /// Buses built for the next stop.
+    /// Buses built for the next stops.
     pub buses_out: u64,
     /// Bytes of those buses' bodies (before claim checks).
     pub bytes_out: u64,
@@ -36,6 +39,7 @@ impl From<OutboxCounts> for StopCounts {
         StopCounts {
             picked_up: outbox.picked_up,
             forwarded: outbox.forwarded,
+            lanes: outbox.lanes,
             continued: outbox.continued,
             dropped_off: outbox.dropped_off,
             rejected: outbox.rejected,
@@ -46,22 +50,15 @@ impl From<OutboxCounts> for StopCounts {
     }
 }
 
-/// Messages an outbox built but has not sent yet, by the queue they go to.
+/// Messages an outbox built but has not sent yet, by the queue URL they go to.
 #[derive(Debug, Default)]
-pub(crate) struct Departures {
-    /// Buses for the next stop.
-    pub next: Vec<OutgoingMessage>,
-    /// Buses for the quarantine queue.
-    pub quarantine: Vec<OutgoingMessage>,
-    /// Buses back to this stop's own queue.
-    pub again: Vec<OutgoingMessage>,
-}
+pub(crate) struct Departures(pub Vec<(String, Vec<OutgoingMessage>)>);
 
 /// The ways out of an outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
-    /// To the next stop.
-    Next,
+    /// To a next stop, by the lane's index.
+    Lane(usize),
     /// To quarantine, with a reason.
     Quarantine,
     /// Back to this stop's own queue, for a later invocation.
@@ -69,7 +66,9 @@ enum Way {
 }
 
 /// One queue's side of an outbox: a packer and the buses ready to leave.
-struct Lane {
+struct Exit {
+    /// The lane's name, for a way to a next stop.
+    lane: String,
     queue_url: Option<String>,
     packer: Packer,
     ready: Vec<OutgoingMessage>,
@@ -77,6 +76,20 @@ struct Lane {
     /// Riders and body bytes on the `ready` buses.
     ready_riders: u64,
     ready_body_bytes: u64,
+}
+
+impl Exit {
+    fn new(lane: &str, queue_url: Option<String>, packer: Packer) -> Self {
+        Exit {
+            lane: lane.to_owned(),
+            queue_url,
+            packer,
+            ready: Vec::new(),
+            ready_bytes: 0,
+            ready_riders: 0,
+            ready_body_bytes: 0,
+        }
+    }
 }
 
 /// Collects what a stop forwards, drops off and rejects while it handles one bus.
@@ -87,9 +100,10 @@ pub struct Outbox {
     forwarder: Forwarder,
     objects: Arc<dyn ObjectStore>,
     stop: String,
-    next: Lane,
-    quarantine: Lane,
-    again: Lane,
+    /// The lanes to next stops: [`NEXT_LANE`] first, then the named lanes.
+    lanes: Vec<Exit>,
+    quarantine: Exit,
+    again: Exit,
     counts: OutboxCounts,
     /// Of `counts`, what already left: buses that departed early because they were full. They
     /// stay sent even when the handler then fails.
@@ -116,14 +130,23 @@ impl Outbox {
             hop,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
-        let lane = |queue_url: Option<String>, origin_bus: String, header: BusHeader| Lane {
-            queue_url,
-            packer: Packer::new(header, origin_bus, config.bus_byte_budget),
-            ready: Vec::new(),
-            ready_bytes: 0,
-            ready_riders: 0,
-            ready_body_bytes: 0,
+        let packer = |bus_space: String, header: BusHeader| {
+            Packer::new(header, bus_space, config.bus_byte_budget)
         };
+        let next = Exit::new(
+            NEXT_LANE,
+            config.next_queue_url.clone(),
+            packer(origin_bus.to_owned(), header.clone()),
+        );
+        // Every other way gets its own bus id space, so its buses never collide with the
+        // default lane's.
+        let named = config.lanes.iter().map(|(lane, url)| {
+            Exit::new(
+                lane,
+                Some(url.clone()),
+                packer(format!("{origin_bus}/{lane}"), header.clone()),
+            )
+        });
         Outbox {
             origin,
             trip: trip.to_owned(),
@@ -131,27 +154,24 @@ impl Outbox {
             forwarder,
             objects,
             stop: config.stop.clone(),
-            next: lane(
-                config.next_queue_url.clone(),
-                origin_bus.to_owned(),
-                header.clone(),
-            ),
-            // Quarantine and continuation buses get their own id spaces so they never collide
-            // with route buses.
-            quarantine: lane(
+            lanes: std::iter::once(next).chain(named).collect(),
+            quarantine: Exit::new(
+                "quarantine",
                 Some(config.quarantine_queue_url.clone()),
-                format!("{origin_bus}/quarantine"),
-                header.clone(),
+                packer(format!("{origin_bus}/quarantine"), header.clone()),
             ),
             // A continuation has not travelled: it keeps the hop of the bus it continues, so
             // an object read over many invocations never trips the loop guard.
-            again: lane(
+            again: Exit::new(
+                "again",
                 config.queue_url.clone(),
-                format!("{origin_bus}/again"),
-                BusHeader {
-                    hop: hop.saturating_sub(1),
-                    ..header.clone()
-                },
+                packer(
+                    format!("{origin_bus}/again"),
+                    BusHeader {
+                        hop: hop.saturating_sub(1),
+                        ..header.clone()
+                    },
+                ),
             ),
             counts: OutboxCounts::default(),
             departed: OutboxCounts::default(),
@@ -159,22 +179,33 @@ impl Outbox {
         }
     }
 
-    /// Boards `passenger` for the next stop.
+    /// Boards `passenger` for the next stop, on the default lane.
     pub async fn board(&mut self, passenger: &Passenger) -> Result<(), StopError> {
-        if self.next.queue_url.is_none() {
+        self.board_to(NEXT_LANE, passenger).await
+    }
+
+    /// Boards `passenger` for the stop at the end of `lane` (`next` or a lane the stop's
+    /// `LANE_<NAME>_QUEUE_URL` declares).
+    pub async fn board_to(&mut self, lane: &str, passenger: &Passenger) -> Result<(), StopError> {
+        let Some(index) = self
+            .lanes
+            .iter()
+            .position(|exit| exit.lane == lane && exit.queue_url.is_some())
+        else {
             return Err(StopError::permanent(format!(
-                "stop {} has no NEXT_QUEUE_URL, yet its handler boarded passenger {}",
+                "stop {} has no {}, yet its handler boarded passenger {} on lane {lane}",
                 self.stop,
+                lane_variable(lane),
                 passenger.id()
             )));
-        }
+        };
         let rider = serialize(&mut self.rider, passenger, passenger.id())?;
         self.counts.forwarded += 1;
+        *self.counts.lanes.entry(lane.to_owned()).or_default() += 1;
         let mut full = Vec::new();
-        self.next.packer.push(rider, &mut full);
-        self.counts.buses_out += full.len() as u64;
-        self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
-        self.depart_lane(full, Way::Next).await
+        self.lanes[index].packer.push(rider, &mut full);
+        self.count_buses_out(&full);
+        self.depart_exit(full, Way::Lane(index)).await
     }
 
     /// Sends `passenger` back to this stop's own queue (`QUEUE_URL`) for a later invocation:
@@ -192,7 +223,7 @@ impl Outbox {
         self.counts.continued += 1;
         let mut full = Vec::new();
         self.again.packer.push(rider, &mut full);
-        self.depart_lane(full, Way::Again).await
+        self.depart_exit(full, Way::Again).await
     }
 
     /// Sends `rejection` to quarantine with its reason; the rest of the bus rides on.
@@ -201,7 +232,7 @@ impl Outbox {
         self.counts.rejected += 1;
         let mut full = Vec::new();
         self.quarantine.packer.push(rider, &mut full);
-        self.depart_lane(full, Way::Quarantine).await
+        self.depart_exit(full, Way::Quarantine).await
     }
 
     /// Records `count` passengers leaving the bus here (written, consumed or filtered out).
@@ -214,17 +245,19 @@ impl Outbox {
         self.counts.picked_up += count;
     }
 
-    /// Closes the bus being packed: the next passenger boards a new bus.
+    /// Closes the buses being packed on every lane: the next passenger boards a new bus.
     pub async fn depart(&mut self) -> Result<(), StopError> {
-        let full: Vec<PackedBus> = self.next.packer.finish().into_iter().collect();
-        self.counts.buses_out += full.len() as u64;
-        self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
-        self.depart_lane(full, Way::Next).await
+        for index in 0..self.lanes.len() {
+            let full: Vec<PackedBus> = self.lanes[index].packer.finish().into_iter().collect();
+            self.count_buses_out(&full);
+            self.depart_exit(full, Way::Lane(index)).await?;
+        }
+        Ok(())
     }
 
     /// What this outbox counted so far.
-    pub fn counts(&self) -> OutboxCounts {
-        self.counts
+    pub fn counts(&self) -> &OutboxCounts {
+        &self.counts
     }
 
     /// What a bus whose handler failed still counts: its picked-up passengers, and the buses
@@ -232,82 +265,80 @@ impl Outbox {
     pub(crate) fn departed(&self) -> OutboxCounts {
         OutboxCounts {
             picked_up: self.counts.picked_up,
-            ..self.departed
+            ..self.departed.clone()
         }
     }
 
-    /// Closes every lane and returns what has not left yet, for the caller to send pooled
+    /// Closes every exit and returns what has not left yet, for the caller to send pooled
     /// with other messages' buses.
     pub(crate) async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
         self.depart().await?;
         for way in [Way::Quarantine, Way::Again] {
-            let last: Vec<PackedBus> = self.lane(way).packer.finish().into_iter().collect();
+            let last: Vec<PackedBus> = self.exit(way).packer.finish().into_iter().collect();
             self.park_and_queue(last, way).await?;
         }
-        Ok((
-            self.counts,
-            Departures {
-                next: self.next.ready,
-                quarantine: self.quarantine.ready,
-                again: self.again.ready,
-            },
-        ))
+        let exits = self.lanes.into_iter().chain([self.quarantine, self.again]);
+        let departures = exits
+            .filter(|exit| !exit.ready.is_empty())
+            .filter_map(|exit| Some((exit.queue_url?, exit.ready)))
+            .collect();
+        Ok((self.counts, Departures(departures)))
     }
 
-    /// Closes every lane and sends everything now (for a caller with no batch to pool with,
+    /// Closes every exit and sends everything now (for a caller with no batch to pool with,
     /// such as the depot).
     pub(crate) async fn close(self) -> Result<OutboxCounts, StopError> {
-        let next_url = self.next.queue_url.clone();
-        let quarantine_url = self.quarantine.queue_url.clone();
-        let again_url = self.again.queue_url.clone();
         let forwarder = self.forwarder.clone();
         let origin = self.origin;
         let (counts, departures) = self.finish().await?;
-        for (url, messages) in [
-            (next_url, departures.next),
-            (quarantine_url, departures.quarantine),
-            (again_url, departures.again),
-        ] {
-            if let Some(url) = url {
-                send_now(&forwarder, &url, origin, messages).await?;
-            }
+        for (url, messages) in departures.0 {
+            send_now(&forwarder, &url, origin, messages).await?;
         }
         Ok(counts)
     }
 
-    fn lane(&mut self, way: Way) -> &mut Lane {
+    fn count_buses_out(&mut self, full: &[PackedBus]) {
+        self.counts.buses_out += full.len() as u64;
+        self.counts.bytes_out += full.iter().map(|bus| bus.body.len() as u64).sum::<u64>();
+    }
+
+    fn exit(&mut self, way: Way) -> &mut Exit {
         match way {
-            Way::Next => &mut self.next,
+            Way::Lane(index) => &mut self.lanes[index],
             Way::Quarantine => &mut self.quarantine,
             Way::Again => &mut self.again,
         }
     }
 
-    async fn depart_lane(&mut self, full: Vec<PackedBus>, way: Way) -> Result<(), StopError> {
+    async fn depart_exit(&mut self, full: Vec<PackedBus>, way: Way) -> Result<(), StopError> {
         if full.is_empty() {
             return Ok(());
         }
         self.park_and_queue(full, way).await?;
-        let lane = self.lane(way);
+        let exit = self.exit(way);
         // Leave early once a whole SendMessageBatch is ready, so memory stays bounded.
-        if lane.ready.len() >= SQS_MAX_BATCH_ENTRIES || lane.ready_bytes >= SQS_MAX_BYTES {
-            let messages = std::mem::take(&mut lane.ready);
-            let (riders, body_bytes) = (lane.ready_riders, lane.ready_body_bytes);
-            lane.ready_bytes = 0;
-            lane.ready_riders = 0;
-            lane.ready_body_bytes = 0;
-            let buses = messages.len() as u64;
-            if let Some(url) = lane.queue_url.clone() {
-                send_now(&self.forwarder, &url, self.origin, messages).await?;
-            }
-            match way {
-                Way::Quarantine => self.departed.rejected += riders,
-                Way::Again => self.departed.continued += riders,
-                Way::Next => {
-                    self.departed.forwarded += riders;
-                    self.departed.buses_out += buses;
-                    self.departed.bytes_out += body_bytes;
-                }
+        if exit.ready.len() < SQS_MAX_BATCH_ENTRIES && exit.ready_bytes < SQS_MAX_BYTES {
+            return Ok(());
+        }
+        let messages = std::mem::take(&mut exit.ready);
+        let (riders, body_bytes) = (exit.ready_riders, exit.ready_body_bytes);
+        exit.ready_bytes = 0;
+        exit.ready_riders = 0;
+        exit.ready_body_bytes = 0;
+        let lane = exit.lane.clone();
+        let buses = messages.len() as u64;
+        if let Some(url) = exit.queue_url.clone() {
+            send_now(&self.forwarder, &url, self.origin, messages).await?;
+        }
+        let departed = &mut self.departed;
+        match way {
+            Way::Quarantine => departed.rejected += riders,
+            Way::Again => departed.continued += riders,
+            Way::Lane(_) => {
+                departed.forwarded += riders;
+                *departed.lanes.entry(lane).or_default() += riders;
+                departed.buses_out += buses;
+                departed.bytes_out += body_bytes;
             }
         }
         Ok(())
@@ -317,24 +348,20 @@ impl Outbox {
     async fn park_and_queue(&mut self, buses: Vec<PackedBus>, way: Way) -> Result<(), StopError> {
         for bus in buses {
             let (riders, body_bytes) = (bus.riders as u64, bus.body.len() as u64);
-            let message = if bus.body.len() > self.lane(way).packer.budget() {
-                let key = format!("{}{}/{}.json", self.claim_check_prefix, self.trip, bus.bus);
-                let parked = OutgoingMessage {
-                    body: bus.body,
-                    attributes: Vec::new(),
-                };
-                claim_check(self.objects.as_ref(), key, parked, "application/json").await?
-            } else {
-                OutgoingMessage {
-                    body: bus.body,
-                    attributes: Vec::new(),
-                }
+            let mut message = OutgoingMessage {
+                body: bus.body,
+                attributes: Vec::new(),
             };
-            let lane = self.lane(way);
-            lane.ready_bytes += message.size();
-            lane.ready_riders += riders;
-            lane.ready_body_bytes += body_bytes;
-            lane.ready.push(message);
+            if body_bytes as usize > self.exit(way).packer.budget() {
+                let key = format!("{}{}/{}.json", self.claim_check_prefix, self.trip, bus.bus);
+                message =
+                    claim_check(self.objects.as_ref(), key, message, "application/json").await?;
+            }
+            let exit = self.exit(way);
+            exit.ready_bytes += message.size();
+            exit.ready_riders += riders;
+            exit.ready_body_bytes += body_bytes;
+            exit.ready.push(message);
         }
         Ok(())
     }

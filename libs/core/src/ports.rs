@@ -152,6 +152,17 @@ pub trait ObjectStore: Send + Sync {
     /// Streams one object from byte `offset` to its end (a ranged GET), so a long read can
     /// resume where an earlier invocation stopped. An offset at or past the end reads nothing.
     async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError>;
+    /// Streams `length` bytes of one object from byte `offset` (a ranged GET with an end), as
+    /// Parquet's footer and row groups are read; fewer when the object ends first.
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<ObjectReader, PortError> {
+        use tokio::io::AsyncReadExt;
+        Ok(Box::pin(self.get_from(key, offset).await?.take(length)))
+    }
     /// Writes one object, replacing any object with the same key.
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError>;
 }

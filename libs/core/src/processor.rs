@@ -9,7 +9,7 @@
 use crate::delivery::{BatchHandler, BatchOutcome, Delivery, Invocation};
 use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
-use crate::forwarder::{Forwarder, Parcel, Undelivered};
+use crate::forwarder::{Forwarder, Parcel};
 use crate::id::stable_id;
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts, claim_check};
@@ -20,6 +20,7 @@ use crate::runtime::StopRuntime;
 use crate::stop::{Stop, StopContext};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -450,37 +451,31 @@ impl BatchProcessor {
         Ok(body)
     }
 
-    /// Sends every successful message's remaining buses pooled into shared batch calls; a bus
-    /// that cannot be delivered fails the message that produced it.
+    /// Sends every successful message's remaining buses pooled into shared batch calls, one
+    /// stream of calls per queue; a bus that cannot be delivered fails the message that
+    /// produced it.
     async fn send_pooled(&self, ridden: &mut [Option<Ridden>]) {
-        let config = &self.runtime.config;
-        let (mut next, mut quarantine, mut again) = (Vec::new(), Vec::new(), Vec::new());
+        let mut by_queue: BTreeMap<String, Vec<Parcel>> = BTreeMap::new();
         for (origin, ride) in ridden.iter_mut().enumerate() {
             if let Some(Ridden {
                 outcome: Ok((_, departures)),
                 ..
             }) = ride
             {
-                let parcels = |messages: &mut Vec<OutgoingMessage>| {
-                    std::mem::take(messages)
+                for (url, messages) in std::mem::take(&mut departures.0) {
+                    let parcels = messages
                         .into_iter()
-                        .map(move |message| Parcel { origin, message })
-                };
-                next.extend(parcels(&mut departures.next));
-                quarantine.extend(parcels(&mut departures.quarantine));
-                again.extend(parcels(&mut departures.again));
+                        .map(|message| Parcel { origin, message });
+                    by_queue.entry(url).or_default().extend(parcels);
+                }
             }
         }
-        let (lost_next, lost_quarantine, lost_again) = tokio::join!(
-            self.send_to(config.next_queue_url.as_deref(), next),
-            self.send_to(Some(&config.quarantine_queue_url), quarantine),
-            self.send_to(config.queue_url.as_deref(), again),
-        );
-        for lost in lost_next
-            .into_iter()
-            .chain(lost_quarantine)
-            .chain(lost_again)
-        {
+        let sends: Vec<_> = by_queue
+            .iter_mut()
+            .map(|(url, parcels)| self.forwarder.send(url, std::mem::take(parcels)))
+            .collect();
+        let lost = futures::future::join_all(sends).await;
+        for lost in lost.into_iter().flatten() {
             if let Some(ride) = &mut ridden[lost.origin]
                 && ride.outcome.is_ok()
             {
@@ -489,14 +484,6 @@ impl BatchProcessor {
                     reason: format!("forwarding failed: {}", lost.reason),
                 });
             }
-        }
-    }
-
-    /// Sends `parcels` to `url`; the outbox refuses to fill a lane that has no queue.
-    async fn send_to(&self, url: Option<&str>, parcels: Vec<Parcel>) -> Vec<Undelivered> {
-        match url {
-            Some(url) if !parcels.is_empty() => self.forwarder.send(url, parcels).await,
-            _ => Vec::new(),
         }
     }
 
@@ -612,10 +599,10 @@ fn add_counts(counts: &mut StopCounts, ride: &Ridden) {
     counts.buses_in += 1;
     counts.passengers_in += ride.passengers_in;
     match &ride.outcome {
-        Ok((outbox, _)) => *counts += StopCounts::from(*outbox),
+        Ok((outbox, _)) => *counts += StopCounts::from(outbox.clone()),
         Err(_) => {
-            let left = ride.departed;
-            *counts += StopCounts::from(left);
+            let left = &ride.departed;
+            *counts += StopCounts::from(left.clone());
             counts.buses_failed += 1;
             counts.passengers_failed += (ride.passengers_in + left.picked_up)
                 .saturating_sub(left.forwarded + left.continued + left.rejected);

@@ -1,6 +1,7 @@
 //! A route as described by the template: its queues and its stops in order. Read by the CLI
 //! (from `template.yaml`) and run by the embedded bus.
 
+use crate::config::{NEXT_LANE, lane_of_variable};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -40,6 +41,26 @@ pub struct StopSpec {
     pub env: HashMap<String, String>,
 }
 
+impl StopSpec {
+    /// The stop's lanes and the queue each leads to: `next` (its `NEXT_QUEUE_URL`) first, then
+    /// the named lanes of its `LANE_<NAME>_QUEUE_URL` variables in name order.
+    pub fn lanes(&self) -> Vec<(String, &str)> {
+        let mut named: Vec<(String, &str)> = self
+            .env
+            .iter()
+            .filter_map(|(var, queue)| Some((lane_of_variable(var)?, queue.as_str())))
+            .filter(|(_, queue)| !queue.trim().is_empty())
+            .collect();
+        named.sort();
+        let next = self.env.get("NEXT_QUEUE_URL").map(String::as_str);
+        next.filter(|queue| !queue.trim().is_empty())
+            .map(|queue| (NEXT_LANE.to_owned(), queue))
+            .into_iter()
+            .chain(named)
+            .collect()
+    }
+}
+
 /// A route: its queues and its stops, depot first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -47,7 +68,8 @@ pub struct Route {
     pub name: String,
     /// Every queue in the template (stop queues, dead-letter queues, quarantine).
     pub queues: Vec<QueueSpec>,
-    /// The stops in riding order.
+    /// The stops in riding order: the depot first, and every stop after each stop that sends
+    /// to it (a line, or a graph whose lanes fan out and join).
     pub stops: Vec<StopSpec>,
 }
 

@@ -71,8 +71,10 @@ impl<S: Stop + ?Sized> Stop for std::sync::Arc<S> {
 /// What becomes of one passenger at a [`PassengerStop`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Rides on to the next stop, as the handler left it.
+    /// Rides on to the next stop (the default lane, `next`), as the handler left it.
     Board,
+    /// Rides on to the stop at the end of this lane (one its `LANE_<NAME>_QUEUE_URL` declares).
+    BoardTo(String),
     /// Leaves the bus here: written to a destination, or filtered out.
     DropOff,
     /// Goes to quarantine with this reason (prefixed with where it was picked up).
@@ -106,6 +108,7 @@ impl<P: PassengerStop> Stop for EachPassenger<P> {
         for mut passenger in passengers {
             match self.0.ride(ctx, &mut passenger).await? {
                 Verdict::Board => outbox.board(&passenger).await?,
+                Verdict::BoardTo(lane) => outbox.board_to(&lane, &passenger).await?,
                 Verdict::DropOff => outbox.drop_off(1),
                 Verdict::Reject(reason) => outbox.reject(&passenger.reject(reason)).await?,
             }

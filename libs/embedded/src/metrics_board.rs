@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// What one stop did over a ride.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StopTally {
     /// Counts added up over every invocation.
     pub counts: StopCounts,
@@ -38,7 +38,7 @@ impl MetricsSink for MetricsBoard {
     async fn record(&self, metrics: &InvocationMetrics) {
         let mut tallies = self.tallies.lock().unwrap_or_else(|p| p.into_inner());
         let tally = tallies.entry(metrics.stop.clone()).or_default();
-        tally.counts += metrics.counts;
+        tally.counts += metrics.counts.clone();
         tally.invocations += 1;
         tally.busy += metrics.duration;
     }

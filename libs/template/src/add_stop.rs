@@ -10,11 +10,12 @@
 use crate::lint::lint;
 use crate::read::read_resources;
 use crate::{TemplateError, parse_route};
+use busline_core::config::lane_variable;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// What to add.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewStop {
     /// The stop's name (`STOP_NAME`), e.g. `enrich`; logical ids are its CamelCase (`Enrich…`).
     pub name: String,
@@ -29,6 +30,13 @@ pub struct NewStop {
     /// after the stop's id unless it starts with it) with this default, so a deploy or
     /// `bus ride --parameter` can change it.
     pub settings: Vec<(String, String)>,
+    /// A new lane of `after` that leads to the new stop (a branch: `after` keeps its other
+    /// lanes and the new stop ends the branch), instead of putting the stop in `after`'s way.
+    pub lane: Option<String>,
+    /// Key prefixes of the data bucket the new stop writes (`s3:PutObject`), e.g. `audit/`.
+    pub writes: Vec<String>,
+    /// Key prefixes of the data bucket the new stop reads (`s3:GetObject`).
+    pub reads: Vec<String>,
 }
 
 /// Parameters the generated resources refer to; a template shaped like busline's has them.
@@ -65,6 +73,21 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
             format!("stop name {:?} must be letters, digits and '-'", stop.name),
         )
     })?;
+    if let Some(lane) = &stop.lane {
+        let well_formed = !lane.is_empty()
+            && lane != busline_core::config::NEXT_LANE
+            && lane
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return Err(fail(
+                "Resources",
+                format!(
+                    "lane name {lane:?} must be lowercase letters, digits and '_', and not next"
+                ),
+            ));
+        }
+    }
     let settings: Vec<(String, String, String)> = stop
         .settings
         .iter()
@@ -73,9 +96,17 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
     let document = crate::parse_document(text, file)?;
     refuse_clashes(&document, &id, &settings).map_err(|(path, message)| fail(&path, message))?;
 
-    let next = before.next_queue().map(str::to_owned);
-    let mut edited = rewire(text, &before.spec.function, next.as_deref(), &id)
-        .map_err(|message| fail(&format!("Resources.{}", before.spec.function), message))?;
+    // A branch ends at the new stop; otherwise it forwards to where `before` did.
+    let next = match &stop.lane {
+        Some(_) => None,
+        None => before.next_queue().map(str::to_owned),
+    };
+    let rewired = match &stop.lane {
+        Some(lane) => add_lane(text, &before.spec.function, &lane_variable(lane), &id),
+        None => rewire(text, &before.spec.function, next.as_deref(), &id),
+    };
+    let mut edited =
+        rewired.map_err(|message| fail(&format!("Resources.{}", before.spec.function), message))?;
     edited = insert_section_end(&edited, "Parameters", &parameters_text(&settings))
         .map_err(|message| fail("Parameters", message))?;
     edited = insert_before_outputs(
@@ -85,14 +116,20 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
     edited = insert_section_end(&edited, "Outputs", &outputs_text(&id))
         .unwrap_or_else(|_| format!("{edited}\nOutputs:\n{}", outputs_text(&id)));
 
-    // What was written must be a route with the new stop right after `before`, and lint clean.
+    // What was written must be a route with the new stop after `before` (right after, on its
+    // default lane), and lint clean.
     let route = parse_route(&edited, file, &HashMap::new())?;
-    let position = route
-        .stops
-        .iter()
-        .position(|s| s.function == before.spec.function);
-    let placed = position.and_then(|p| route.stops.get(p + 1));
-    if placed.map(|s| s.name.as_str()) != Some(stop.name.as_str()) {
+    let position = |name: &str| route.stops.iter().position(|s| s.function == name);
+    let (before_at, new_at) = (
+        position(&before.spec.function),
+        position(&format!("{id}Function")),
+    );
+    let placed = match (before_at, new_at, &stop.lane) {
+        (Some(b), Some(n), Some(_)) => n > b,
+        (Some(b), Some(n), None) => n == b + 1,
+        _ => false,
+    };
+    if !placed {
         return Err(fail(
             "Resources",
             format!("{} did not land after {}", stop.name, stop.after),
@@ -257,6 +294,44 @@ fn rewire(text: &str, function: &str, next: Option<&str>, new: &str) -> Result<S
     Ok(text)
 }
 
+/// Gives `function` a new lane to `new`'s queue: the variable `variable` and the queue in its
+/// send policy; its other lanes stay as they are.
+fn add_lane(text: &str, function: &str, variable: &str, new: &str) -> Result<String, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let range = block(&lines, function).ok_or("not found as a two-space indented resource")?;
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let (mut declared, mut allowed, mut in_send_statement) = (false, false, false);
+    for line in &mut out[range] {
+        let trimmed = line.trim().to_owned();
+        let indent = line[..line.len() - line.trim_start().len()].to_owned();
+        if trimmed.starts_with(&format!("{variable}:")) {
+            return Err(format!("it already has {variable}"));
+        }
+        if trimmed.starts_with("STOP_NAME:") && !declared {
+            line.push_str(&format!("\n{indent}{variable}: !Ref {new}Queue"));
+            declared = true;
+        } else if trimmed == "Action: sqs:SendMessage" {
+            in_send_statement = true;
+        } else if in_send_statement && trimmed == "Resource:" && !allowed {
+            line.push_str(&format!("\n{indent}  - !GetAtt {new}Queue.Arn"));
+            allowed = true;
+        }
+    }
+    if !declared {
+        return Err(format!(
+            "it has no STOP_NAME variable to put {variable} beside"
+        ));
+    }
+    if !allowed {
+        return Err(
+            "no sqs:SendMessage statement has a Resource list to add the new queue to".into(),
+        );
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
 /// `text` with `addition` appended to the end of the top-level section `section`.
 fn insert_section_end(text: &str, section: &str, addition: &str) -> Result<String, String> {
     if addition.is_empty() {
@@ -411,12 +486,12 @@ fn resources_text(
               Effect: Allow
               Action: s3:GetObject
               Resource:
-                - !Sub "${{DataBucket.Arn}}/claim-check/*"
+{reads}                - !Sub "${{DataBucket.Arn}}/claim-check/*"
             - Sid: PutObject
               Effect: Allow
               Action: s3:PutObject
               Resource:
-                - !Sub "${{DataBucket.Arn}}/claim-check/*"
+{writes}                - !Sub "${{DataBucket.Arn}}/claim-check/*"
             - Sid: PublishMetrics
               Effect: Allow
               Action: cloudwatch:PutMetricData
@@ -467,6 +542,24 @@ fn resources_text(
       TreatMissingData: notBreaching
 "#,
         kind = stop.kind,
-        after = stop.after,
+        after = match &stop.lane {
+            Some(lane) => format!("{} on lane {lane}", stop.after),
+            None => stop.after.clone(),
+        },
+        reads = bucket_resources(&stop.reads),
+        writes = bucket_resources(&stop.writes),
     )
+}
+
+/// Policy resource lines for objects under each key prefix of the data bucket.
+fn bucket_resources(prefixes: &[String]) -> String {
+    prefixes
+        .iter()
+        .map(|prefix| {
+            format!(
+                "                - !Sub \"${{DataBucket.Arn}}/{}*\"\n",
+                prefix.trim_start_matches('/')
+            )
+        })
+        .collect()
 }

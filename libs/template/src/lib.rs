@@ -1,8 +1,8 @@
 //! Reads the route from an AWS SAM template, so one file describes the bus locally and on AWS.
 //!
 //! Queues are `AWS::SQS::Queue` resources; stops are `AWS::Serverless::Function` resources.
-//! The depot is the one function without an SQS event; each stop's `NEXT_QUEUE_URL` names the
-//! queue of the stop after it. Intrinsic functions are resolved the way the embedded bus needs:
+//! The depot is the one function without an SQS event; each stop's lanes (`NEXT_QUEUE_URL`,
+//! `LANE_<NAME>_QUEUE_URL`) name the queues of the stops after it. Intrinsic functions are resolved the way the embedded bus needs:
 //! a queue's `!Ref` and `!GetAtt .Arn` both become the queue's logical id (its embedded URL),
 //! and a parameter's `!Ref` becomes its override or default.
 
@@ -14,7 +14,7 @@ mod resolve;
 use busline_core::route::{QueueSpec, Route};
 use read::{Function, read_resources};
 use serde_yaml_ng::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use thiserror::Error;
 
@@ -125,37 +125,15 @@ impl RouteProblem {
     }
 }
 
-/// Orders the functions into a route: the one depot first, then each stop whose queue the one
-/// before names in `NEXT_QUEUE_URL`.
+/// Orders the functions into a route: the one depot first, then every stop after all the stops
+/// whose lanes (`NEXT_QUEUE_URL`, `LANE_<NAME>_QUEUE_URL`) lead to its queue. Every lane must
+/// lead to a queue some function reads, the lanes must not loop, and every function must be
+/// reached from the depot.
 pub(crate) fn order_route(
     queues: &[QueueSpec],
     functions: &[Function],
 ) -> Result<Route, RouteProblem> {
-    let depots: Vec<&Function> = functions
-        .iter()
-        .filter(|f| f.spec.queue.is_none())
-        .collect();
-    let depot = match depots.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(RouteProblem::new(
-                "Resources",
-                "Resources".into(),
-                "no depot: every function has an SQS event, so nothing starts a trip".into(),
-            ));
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|f| f.spec.function.as_str()).collect();
-            return Err(RouteProblem::new(
-                "Resources",
-                "Resources".into(),
-                format!(
-                    "more than one function has no SQS event ({}); a route has one depot",
-                    names.join(", ")
-                ),
-            ));
-        }
-    };
+    let depot = the_depot(functions)?;
     for function in functions {
         if let Some(queue) = &function.spec.queue
             && !queues.iter().any(|q| &q.name == queue)
@@ -167,42 +145,22 @@ pub(crate) fn order_route(
             ));
         }
     }
-    let mut stops = vec![depot.spec.clone()];
-    let mut seen: HashSet<&str> = HashSet::from([depot.spec.function.as_str()]);
-    let mut next = depot.next_queue();
-    while let Some(queue) = next {
-        let sender = stops.last().map(|s| s.function.clone()).unwrap_or_default();
-        let at = format!("Resources.{sender}.Properties.Environment.Variables.NEXT_QUEUE_URL");
-        let reader = functions
-            .iter()
-            .find(|f| f.spec.queue.as_deref() == Some(queue))
-            .ok_or_else(|| {
-                RouteProblem::new(&sender, at.clone(), format!("no function reads {queue}"))
-            })?;
-        if !seen.insert(reader.spec.function.as_str()) {
-            return Err(RouteProblem {
-                cycle: true,
-                ..RouteProblem::new(
-                    &sender,
-                    at,
-                    format!("the route loops back to {}", reader.spec.function),
-                )
-            });
-        }
-        stops.push(reader.spec.clone());
-        next = reader.next_queue();
-    }
-    if let Some(stray) = functions
-        .iter()
-        .find(|f| !seen.contains(f.spec.function.as_str()))
-    {
+    let graph = lane_graph(functions)?;
+    let mut walk = Walk {
+        graph: &graph,
+        functions,
+        state: vec![Visit::New; functions.len()],
+    };
+    walk.visit(depot)?;
+    if let Some(stray) = (0..functions.len()).find(|&i| walk.state[i] == Visit::New) {
+        let name = &functions[stray].spec.function;
         return Err(RouteProblem::new(
-            &stray.spec.function,
-            format!("Resources.{}", stray.spec.function),
-            "is not on the route: no stop's NEXT_QUEUE_URL leads to its queue".into(),
+            name,
+            format!("Resources.{name}"),
+            "is not on the route: no stop's lane (NEXT_QUEUE_URL or LANE_<NAME>_QUEUE_URL) leads to its queue".into(),
         ));
     }
-    let name = depot
+    let name = functions[depot]
         .spec
         .env
         .get("ROUTE_NAME")
@@ -211,8 +169,147 @@ pub(crate) fn order_route(
     Ok(Route {
         name,
         queues: queues.to_vec(),
-        stops,
+        stops: riding_order(&graph, depot)
+            .into_iter()
+            .map(|i| functions[i].spec.clone())
+            .collect(),
     })
+}
+
+/// The index of the one function without an SQS event.
+fn the_depot(functions: &[Function]) -> Result<usize, RouteProblem> {
+    let depots: Vec<usize> = (0..functions.len())
+        .filter(|&i| functions[i].spec.queue.is_none())
+        .collect();
+    match depots.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(RouteProblem::new(
+            "Resources",
+            "Resources".into(),
+            "no depot: every function has an SQS event, so nothing starts a trip".into(),
+        )),
+        many => {
+            let names: Vec<&str> = many
+                .iter()
+                .map(|&i| functions[i].spec.function.as_str())
+                .collect();
+            Err(RouteProblem::new(
+                "Resources",
+                "Resources".into(),
+                format!(
+                    "more than one function has no SQS event ({}); a route has one depot",
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// One lane of a stop: where in the template it is declared, and the function it leads to.
+struct LaneEdge {
+    path: String,
+    to: usize,
+}
+
+/// Each function's lanes, each leading to the function that reads its queue.
+fn lane_graph(functions: &[Function]) -> Result<Vec<Vec<LaneEdge>>, RouteProblem> {
+    functions
+        .iter()
+        .map(|function| {
+            let sender = &function.spec.function;
+            function
+                .spec
+                .lanes()
+                .into_iter()
+                .map(|(lane, queue)| {
+                    let path = format!(
+                        "Resources.{sender}.Properties.Environment.Variables.{}",
+                        busline_core::config::lane_variable(&lane)
+                    );
+                    let to = functions
+                        .iter()
+                        .position(|f| f.spec.queue.as_deref() == Some(queue))
+                        .ok_or_else(|| {
+                            let on = if lane == busline_core::config::NEXT_LANE {
+                                String::new()
+                            } else {
+                                format!(" (lane {lane})")
+                            };
+                            RouteProblem::new(
+                                sender,
+                                path.clone(),
+                                format!("no function reads {queue}{on}"),
+                            )
+                        })?;
+                    Ok(LaneEdge { path, to })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    New,
+    OnPath,
+    Done,
+}
+
+/// A depth-first walk of the lanes from the depot that refuses a loop.
+struct Walk<'a> {
+    graph: &'a [Vec<LaneEdge>],
+    functions: &'a [Function],
+    state: Vec<Visit>,
+}
+
+impl Walk<'_> {
+    fn visit(&mut self, at: usize) -> Result<(), RouteProblem> {
+        self.state[at] = Visit::OnPath;
+        for edge in &self.graph[at] {
+            match self.state[edge.to] {
+                Visit::New => self.visit(edge.to)?,
+                Visit::OnPath => {
+                    return Err(RouteProblem {
+                        cycle: true,
+                        ..RouteProblem::new(
+                            &self.functions[at].spec.function,
+                            edge.path.clone(),
+                            format!(
+                                "the route loops back to {}",
+                                self.functions[edge.to].spec.function
+                            ),
+                        )
+                    });
+                }
+                Visit::Done => {}
+            }
+        }
+        self.state[at] = Visit::Done;
+        Ok(())
+    }
+}
+
+/// The stops from `depot` on, each after every stop that sends to it (Kahn's order, lanes in
+/// their order): a line stays in line order, a fan-out lists `next` before the named lanes.
+fn riding_order(graph: &[Vec<LaneEdge>], depot: usize) -> Vec<usize> {
+    let mut waiting_on = vec![0usize; graph.len()];
+    for edges in graph {
+        for edge in edges {
+            waiting_on[edge.to] += 1;
+        }
+    }
+    let mut order = Vec::with_capacity(graph.len());
+    let mut ready = std::collections::VecDeque::from([depot]);
+    while let Some(at) = ready.pop_front() {
+        order.push(at);
+        for edge in &graph[at] {
+            waiting_on[edge.to] -= 1;
+            if waiting_on[edge.to] == 0 {
+                ready.push_back(edge.to);
+            }
+        }
+    }
+    order
 }
 
 #[cfg(test)]

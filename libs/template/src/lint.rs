@@ -2,6 +2,7 @@
 
 use crate::read::read_resources;
 use crate::{TemplateError, order_route};
+use busline_core::config::lane_variable;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -40,7 +41,7 @@ pub fn lint(
         });
     };
 
-    // The route itself: one depot, NEXT_QUEUE_URL chains, no cycle, no stray function.
+    // The route itself: one depot, every lane read by a function, no cycle, no stray function.
     if let Err(problem) = order_route(&resources.queues, &resources.functions) {
         let rule = if problem.cycle { "no-cycle" } else { "route" };
         finding(
@@ -54,14 +55,27 @@ pub fn lint(
     for function in &resources.functions {
         let name = function.spec.function.as_str();
         let env = &function.spec.env;
-        for variable in [
-            "NEXT_QUEUE_URL",
-            "DEAD_LETTER_QUEUE_URL",
-            "QUARANTINE_QUEUE_URL",
-        ] {
-            if let Some(value) = env.get(variable)
-                && !function.send_targets.contains(value)
-            {
+        let lanes = function
+            .spec
+            .lanes()
+            .into_iter()
+            .map(|(lane, _)| (lane_variable(&lane), true));
+        let fixed =
+            ["DEAD_LETTER_QUEUE_URL", "QUARANTINE_QUEUE_URL"].map(|v| (v.to_owned(), false));
+        for (variable, is_lane) in lanes.chain(fixed) {
+            let Some(value) = env.get(&variable) else {
+                continue;
+            };
+            if is_lane && queue(value).is_none() {
+                finding(
+                    name,
+                    "lane",
+                    format!(
+                        "{variable} is {value}, which is not an AWS::SQS::Queue of this template"
+                    ),
+                );
+            }
+            if !function.send_targets.contains(value) {
                 finding(
                     name,
                     "send-permission",

@@ -326,6 +326,7 @@ mod adding_a_stop {
             after: after.into(),
             binary: None,
             settings: vec![("ENRICH_URL".into(), "http://127.0.0.1:8080/colors/".into())],
+            ..NewStop::default()
         }
     }
 
