@@ -57,6 +57,8 @@ against_every_backend!(
     large_objects_stream_and_round_trip,
     overwrite_is_idempotent_and_missing_is_not_found,
     a_read_resumes_from_an_offset,
+    a_ranged_read_reads_its_bytes_only,
+    only_the_first_write_if_absent_wins,
     visibility_changes_hand_back_and_hide,
     metrics_are_written_and_read_back,
 );
@@ -341,6 +343,69 @@ async fn a_read_resumes_from_an_offset(target: Target) {
             .expect("read");
         assert_eq!(text, rest, "from byte {offset}");
     }
+}
+
+async fn a_ranged_read_reads_its_bytes_only(target: Target) {
+    let cloud = target.cloud().await;
+    let (store, _dir) = object_store(cloud.as_ref(), 1000).await;
+    let key = "input/table.parquet";
+    store
+        .put(
+            key,
+            b"PAR1 row group footer PAR1".to_vec(),
+            "application/octet-stream",
+        )
+        .await
+        .expect("put");
+    for (offset, length, read) in [
+        (0, 4, "PAR1"),
+        (5, 9, "row group"),
+        (22, 10, "PAR1"),
+        (26, 4, ""),
+    ] {
+        let mut text = String::new();
+        store
+            .get_range(key, offset, length)
+            .await
+            .unwrap_or_else(|err| panic!("{offset}+{length}: {err}"))
+            .read_to_string(&mut text)
+            .await
+            .expect("read");
+        assert_eq!(text, read, "bytes {offset}+{length}");
+    }
+}
+
+async fn only_the_first_write_if_absent_wins(target: Target) {
+    let cloud = target.cloud().await;
+    let (store, _dir) = object_store(cloud.as_ref(), 1000).await;
+    let key = "output/trip=t/_schema.json";
+    let writes = (0..4).map(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .put_if_absent(key, format!("writer {i}").into_bytes(), "application/json")
+                .await
+                .expect("put if absent")
+        }
+    });
+    let won: Vec<bool> = futures::future::join_all(writes).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let winner = won.iter().position(|w| *w).unwrap_or_default();
+    let mut text = String::new();
+    store
+        .get(key)
+        .await
+        .expect("get")
+        .read_to_string(&mut text)
+        .await
+        .expect("read");
+    assert_eq!(text, format!("writer {winner}"));
+    assert!(
+        !store
+            .put_if_absent(key, b"late".to_vec(), "application/json")
+            .await
+            .expect("refused")
+    );
 }
 
 async fn visibility_changes_hand_back_and_hide(target: Target) {

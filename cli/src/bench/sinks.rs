@@ -171,6 +171,21 @@ impl<S: ObjectStore> ObjectStore for CountingStore<S> {
         }
         self.inner.put(key, body, content_type).await
     }
+
+    /// Kept whatever the prefix: what a stop writes only if absent (a trip's schema) it reads
+    /// back.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<bool, PortError> {
+        self.count(|t| {
+            t.puts += 1;
+            t.put_bytes += body.len() as u64;
+        });
+        self.inner.put_if_absent(key, body, content_type).await
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,22 @@
-//! The load stop: drops passengers off at the destination. Each bus becomes one object under
-//! `OUTPUT_PREFIX`, keyed by trip and bus id, so a redelivered bus overwrites its object and
-//! never duplicates it.
+//! The load stop: drops passengers off at the destination. Each bus becomes one object (one per
+//! partition when `OUTPUT_PARTITIONS` is set) under `OUTPUT_PREFIX`, keyed by trip, partition
+//! and bus id, so a redelivered bus overwrites its objects and never duplicates them. NDJSON
+//! and CSV may be gzip or zstd compressed; Parquet is typed by a declared schema or by the
+//! trip's first bus, and a passenger that does not fit is rejected with the field and reason.
+
+mod encode;
+mod partitions;
+mod settings;
+mod trip_schema;
 
 use async_trait::async_trait;
-use busline_core::config::{Vars, optional, required};
 use busline_core::envelope::Passenger;
-use busline_core::{ConfigError, InitError, Outbox, Stop, StopContext, StopError, StopKind};
-use serde_json::Value;
+use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
+use busline_formats::{Cell, TableSchema};
+pub use settings::{LoadConfig, OutputCompression, OutputFormat};
+use std::sync::Arc;
+pub use trip_schema::SCHEMA_OBJECT;
+use trip_schema::TripSchemas;
 
 /// The kind's name: the template's `BuildProperties.Binary`.
 pub const KIND: &str = "load";
@@ -19,83 +29,110 @@ pub fn kind() -> StopKind {
     })
 }
 
-/// The output formats load writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// One JSON object per line.
-    Ndjson,
-    /// CSV with a header row: the fields of the bus in first-seen order.
-    Csv,
-}
-
-impl OutputFormat {
-    fn extension(self) -> &'static str {
-        match self {
-            OutputFormat::Ndjson => "ndjson",
-            OutputFormat::Csv => "csv",
-        }
-    }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            OutputFormat::Ndjson => "application/x-ndjson",
-            OutputFormat::Csv => "text/csv",
-        }
-    }
-}
-
-/// The load stop's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadConfig {
-    /// `OUTPUT_PREFIX`: where objects are written, e.g. `output/`.
-    pub output_prefix: String,
-    /// `OUTPUT_FORMAT`: `ndjson` (default) or `csv`.
-    pub format: OutputFormat,
-}
-
-impl LoadConfig {
-    /// Reads `OUTPUT_PREFIX` and `OUTPUT_FORMAT`.
-    pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
-        let format = match optional(vars, "OUTPUT_FORMAT")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("ndjson") | Some("jsonl") => OutputFormat::Ndjson,
-            Some("csv") => OutputFormat::Csv,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    var: "OUTPUT_FORMAT".into(),
-                    value: other.into(),
-                    reason: "expected ndjson or csv".into(),
-                });
-            }
-        };
-        Ok(LoadConfig {
-            output_prefix: required(vars, "OUTPUT_PREFIX")?,
-            format,
-        })
-    }
-}
-
 /// The load stop.
 pub struct Load {
     config: LoadConfig,
+    schemas: TripSchemas,
 }
 
 impl Load {
     /// A load stop with its settings.
     pub fn new(config: LoadConfig) -> Self {
-        Load { config }
+        Load {
+            config,
+            schemas: TripSchemas::default(),
+        }
     }
 
-    /// The object key for one bus of one trip.
-    pub fn object_key(&self, trip: &str, bus: &str) -> String {
+    /// The object key for one bus of one trip, in one partition (`year=2026/`, or empty).
+    pub fn object_key(&self, trip: &str, partition: &str, bus: &str) -> String {
         format!(
-            "{}trip={trip}/{bus}.{}",
+            "{}trip={trip}/{partition}{bus}.{}",
             self.config.output_prefix,
-            self.config.format.extension()
+            self.config.extension()
         )
+    }
+
+    /// The body of one partition's object, or `None` when every passenger was rejected.
+    async fn body(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: &[Passenger],
+        outbox: &mut Outbox,
+    ) -> Result<Option<(Vec<u8>, u64)>, StopError> {
+        let fields = &self.config.partitions;
+        let records = passengers.iter().map(|p| partitions::record_of(p, fields));
+        let plain = match self.config.format {
+            OutputFormat::Ndjson => encode::ndjson(records)?,
+            OutputFormat::Csv => encode::csv(records)?,
+            OutputFormat::Parquet => return self.parquet(ctx, passengers, outbox).await,
+        };
+        let body = match self.config.compression {
+            OutputCompression::Text(Some(compression)) => {
+                compression.compress(&plain).map_err(|err| {
+                    StopError::permanent(format!("{} compression: {err}", compression.name()))
+                })?
+            }
+            _ => plain,
+        };
+        Ok(Some((body, passengers.len() as u64)))
+    }
+
+    /// A Parquet body of the passengers that fit the schema; the others are rejected.
+    async fn parquet(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: &[Passenger],
+        outbox: &mut Outbox,
+    ) -> Result<Option<(Vec<u8>, u64)>, StopError> {
+        let fields = &self.config.partitions;
+        let schema = self.schema(ctx, passengers).await?;
+        let mut rows: Vec<Vec<Cell>> = Vec::with_capacity(passengers.len());
+        for passenger in passengers {
+            match schema.cells(&partitions::record_of(passenger, fields)) {
+                Ok(cells) => rows.push(cells),
+                Err(reason) => outbox.reject(&passenger.clone().reject(reason)).await?,
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let OutputCompression::Parquet(codec) = self.config.compression else {
+            return Err(StopError::permanent(
+                "Parquet output with a text compression",
+            ));
+        };
+        let body = busline_formats::write_parquet(&schema, &rows, codec)
+            .map_err(|err| StopError::permanent(format!("writing Parquet: {err}")))?;
+        Ok(Some((body, rows.len() as u64)))
+    }
+
+    /// The declared schema without the partition fields, or the trip's.
+    async fn schema(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: &[Passenger],
+    ) -> Result<Arc<TableSchema>, StopError> {
+        let fields = &self.config.partitions;
+        if let Some(declared) = &self.config.schema {
+            let mut schema = declared.clone();
+            schema.columns.retain(|c| !fields.contains(&c.name));
+            return Ok(Arc::new(schema));
+        }
+        let key = format!(
+            "{}trip={}/{SCHEMA_OBJECT}",
+            self.config.output_prefix, ctx.trip
+        );
+        let infer = || {
+            let records: Vec<_> = passengers
+                .iter()
+                .map(|p| partitions::record_of(p, fields))
+                .collect();
+            TableSchema::infer(records.iter().map(|r| r.as_ref()))
+        };
+        self.schemas
+            .schema(ctx.objects, ctx.trip, &key, infer)
+            .await
     }
 }
 
@@ -107,53 +144,19 @@ impl Stop for Load {
         passengers: Vec<Passenger>,
         outbox: &mut Outbox,
     ) -> Result<(), StopError> {
-        if passengers.is_empty() {
-            return Ok(());
+        for partition in partitions::group(&self.config.partitions, passengers) {
+            if partition.passengers.is_empty() {
+                continue;
+            }
+            let Some((body, written)) = self.body(ctx, &partition.passengers, outbox).await? else {
+                continue;
+            };
+            let key = self.object_key(ctx.trip, &partition.path, ctx.bus);
+            ctx.objects
+                .put(&key, body, self.config.content_type())
+                .await?;
+            outbox.drop_off(written);
         }
-        let body = match self.config.format {
-            OutputFormat::Ndjson => ndjson(&passengers)?,
-            OutputFormat::Csv => csv(&passengers)?,
-        };
-        let key = self.object_key(ctx.trip, ctx.bus);
-        ctx.objects
-            .put(&key, body, self.config.format.content_type())
-            .await?;
-        outbox.drop_off(passengers.len() as u64);
         Ok(())
     }
-}
-
-fn ndjson(passengers: &[Passenger]) -> Result<Vec<u8>, StopError> {
-    let mut body = Vec::with_capacity(passengers.len() * 64);
-    for passenger in passengers {
-        serde_json::to_writer(&mut body, passenger.data())
-            .map_err(|err| StopError::permanent(format!("passenger {}: {err}", passenger.id())))?;
-        body.push(b'\n');
-    }
-    Ok(body)
-}
-
-fn csv(passengers: &[Passenger]) -> Result<Vec<u8>, StopError> {
-    let mut header: Vec<&str> = Vec::new();
-    for passenger in passengers {
-        for key in passenger.data().keys() {
-            if !header.contains(&key.as_str()) {
-                header.push(key);
-            }
-        }
-    }
-    let failed = |err: csv::Error| StopError::permanent(format!("writing CSV: {err}"));
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(&header).map_err(failed)?;
-    for passenger in passengers {
-        let row = header.iter().map(|name| match passenger.get(name) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-        });
-        writer.write_record(row).map_err(failed)?;
-    }
-    writer
-        .into_inner()
-        .map_err(|err| StopError::permanent(format!("writing CSV: {err}")))
 }

@@ -236,6 +236,34 @@ impl ObjectStore for S3Store {
             .map(|_| ())
             .map_err(|err| classify(err, &self.resource(key)))
     }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<bool, PortError> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            // 412: an object has the key. (409, a write racing ours, is retried and then
+            // finds it.)
+            Err(err) if status_of(&err) == Some(412) => Ok(false),
+            Err(err) => {
+                let status = status_of(&err);
+                Err(classify_with_status(err, status, &self.resource(key)))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -169,6 +169,20 @@ impl ObjectStore for ChaosObjects {
         work_sent();
         Ok(())
     }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<bool, PortError> {
+        if let Some(err) = self.refused(key, &[b"put", key.as_bytes()]) {
+            return Err(err);
+        }
+        let written = self.inner.put_if_absent(key, body, content_type).await?;
+        work_sent();
+        Ok(written)
+    }
 }
 
 /// A read that may wait before its first byte and may break after some bytes.

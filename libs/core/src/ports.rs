@@ -165,6 +165,15 @@ pub trait ObjectStore: Send + Sync {
     }
     /// Writes one object, replacing any object with the same key.
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError>;
+    /// Writes one object only if no object has the key (S3's `If-None-Match: *`): true when
+    /// written, false when another writer got there first. The first writer wins, even when
+    /// two write at once.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<bool, PortError>;
 }
 
 /// Receives each invocation's metrics.

@@ -457,12 +457,30 @@ async fn put_object(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let etag = format!("\"{}\"", md5_hex(&body));
-    match ports
-        .objects
-        .put(&key, Vec::from(body), &content_type)
-        .await
-    {
-        Ok(()) => (StatusCode::OK, [(header::ETAG, etag)], "").into_response(),
+    let only_if_absent = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "*");
+    let written = if only_if_absent {
+        ports
+            .objects
+            .put_if_absent(&key, Vec::from(body), &content_type)
+            .await
+    } else {
+        ports
+            .objects
+            .put(&key, Vec::from(body), &content_type)
+            .await
+            .map(|()| true)
+    };
+    match written {
+        Ok(true) => (StatusCode::OK, [(header::ETAG, etag)], "").into_response(),
+        Ok(false) => s3_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+            &key,
+        ),
         Err(err) => s3_port_error(&err, &key),
     }
 }

@@ -120,27 +120,57 @@ impl ObjectStore for FolderStore {
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), PortError> {
-        let path = self.path_of(key)?;
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|err| self.io_error(key, err))?;
-        }
-        // Write aside and rename, so a reader never sees half an object and a rewrite replaces it
-        // whole; on a blocking thread of its own, so a caller that stops waiting (a function
-        // killed mid-put) leaves the object whole or absent, never a stray partial file.
-        let partial = path.with_extension(format!(
-            "partial-{}-{}",
-            std::process::id(),
-            PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = tokio::task::spawn_blocking(move || {
-            std::fs::write(&partial, body).and_then(|()| std::fs::rename(&partial, &path))
+        write(self.path_of(key)?, body, |partial, path| {
+            std::fs::rename(partial, path)
         })
         .await
-        .map_err(|err| PortError::retryable(self.resource(key), err.to_string()))?;
-        written.map_err(|err| self.io_error(key, err))
+        .map_err(|err| self.io_error(key, err))
     }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<bool, PortError> {
+        // A hard link to the finished file fails when the key exists: only one writer wins.
+        let linked = write(self.path_of(key)?, body, |partial, path| {
+            let linked = std::fs::hard_link(partial, path);
+            std::fs::remove_file(partial)?;
+            linked
+        })
+        .await;
+        match linked {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(err) => Err(self.io_error(key, err)),
+        }
+    }
+}
+
+/// Writes `body` aside, then `finish`es the partial file into `path`.
+async fn write(
+    path: PathBuf,
+    body: Vec<u8>,
+    finish: fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    // Written aside and then put in place, so a reader never sees half an object and a
+    // rewrite replaces it whole; on a blocking thread of its own, so a caller that stops
+    // waiting (a function killed mid-put) leaves the object whole or absent, never a stray
+    // partial file.
+    let partial = path.with_extension(format!(
+        "partial-{}-{}",
+        std::process::id(),
+        PARTIAL_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    tokio::task::spawn_blocking(move || {
+        std::fs::write(&partial, body).and_then(|()| finish(&partial, &path))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 impl FolderStore {
