@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod cloud;
 pub mod colors_api;
+pub mod readers;
 pub mod watch;
 
 use async_trait::async_trait;
