@@ -432,12 +432,15 @@ fn run_add_stop(template: &std::path::Path, stop: &NewStop, print: bool) -> Resu
         print!("{edited}");
     } else {
         write_atomically(template, &edited)?;
+        let place = match &stop.lane {
+            Some(lane) => format!("{} on its lane {lane}", stop.after),
+            None => stop.after.clone(),
+        };
         println!(
-            "{}: stop {} (kind {}) now rides after {}; run `bus lint` and `bus ride` to try it",
+            "{}: stop {} (kind {}) now rides after {place}; run `bus lint` and `bus ride` to try it",
             template.display(),
             stop.name,
             stop.kind,
-            stop.after
         );
     }
     Ok(ExitCode::SUCCESS)

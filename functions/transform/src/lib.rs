@@ -90,3 +90,40 @@ impl PassengerStop for Transform {
         Ok(ops::apply_all(&self.config.ops, passenger.data_mut()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_route_to_a_lane_the_stop_lacks_is_refused_at_init_with_the_variable_to_set() {
+        let shared = [
+            ("STOP_NAME", "transform"),
+            ("ROUTE_NAME", "r"),
+            ("QUARANTINE_QUEUE_URL", "q"),
+            ("NEXT_QUEUE_URL", "load"),
+        ];
+        let ops = r#"[{"drop": ["x"]}, {"route": {"when": [{"lane": "audit", "field": "a", "op": "exists"}]}}]"#;
+        let stop = StopConfig::from_vars(&vars(&shared)).expect("shared settings");
+        let err = TransformConfig::from_vars(&vars(&[("TRANSFORM_OPS", ops)]), &stop)
+            .expect_err("no audit lane");
+        assert!(
+            err.to_string().ends_with(
+                "operation 2: lane `audit` has no queue: set LANE_AUDIT_QUEUE_URL (this stop's lanes: next)"
+            ),
+            "{err}"
+        );
+        let mut with_lane = vars(&shared);
+        with_lane.insert("LANE_AUDIT_QUEUE_URL".into(), "audit".into());
+        let stop = StopConfig::from_vars(&with_lane).expect("shared settings");
+        assert!(TransformConfig::from_vars(&vars(&[("TRANSFORM_OPS", ops)]), &stop).is_ok());
+    }
+}

@@ -310,6 +310,115 @@ mod lint_rules {
     }
 }
 
+mod lanes {
+    use super::*;
+    use crate::lint::lint;
+
+    fn fan_out() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/lanes/template.yaml"),
+        )
+        .expect("the lanes sample")
+    }
+
+    fn findings(text: &str) -> Vec<String> {
+        lint(text, "t.yaml", &HashMap::new())
+            .expect("lintable")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_fan_out_rides_in_order_with_next_before_the_named_lanes_and_lints_clean() {
+        let route = parse_route(&fan_out(), "t.yaml", &HashMap::new()).expect("a route");
+        let stops: Vec<(&str, Vec<(String, &str)>)> = route
+            .stops
+            .iter()
+            .map(|s| (s.name.as_str(), s.lanes()))
+            .collect();
+        assert_eq!(
+            stops,
+            [
+                ("depot", vec![("next".to_owned(), "ExtractQueue")]),
+                ("extract", vec![("next".to_owned(), "TransformQueue")]),
+                (
+                    "transform",
+                    vec![
+                        ("next".to_owned(), "LoadQueue"),
+                        ("audit".to_owned(), "AuditQueue")
+                    ]
+                ),
+                ("load", vec![]),
+                ("audit", vec![]),
+            ]
+        );
+        assert_eq!(findings(&fan_out()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_lane_without_a_consumer_is_a_finding_at_its_variable() {
+        let text = fan_out().replacen(
+            "Queue: !GetAtt AuditQueue.Arn",
+            "Queue: !GetAtt LoadQueue.Arn",
+            1,
+        );
+        let found = findings(&text);
+        assert!(
+            found.contains(&"TransformFunction: [route] Resources.TransformFunction.Properties.Environment.Variables.LANE_AUDIT_QUEUE_URL: no function reads AuditQueue (lane audit)".to_owned()),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_lane_to_something_that_is_not_a_queue_or_without_permission_is_a_finding() {
+        let text = fan_out().replacen(
+            "LANE_AUDIT_QUEUE_URL: !Ref AuditQueue",
+            "LANE_AUDIT_QUEUE_URL: !Ref AuditLogGroup",
+            1,
+        );
+        let found = findings(&text);
+        assert!(
+            found.contains(&"TransformFunction: [lane] LANE_AUDIT_QUEUE_URL is AuditLogGroup, which is not an AWS::SQS::Queue of this template".to_owned()),
+            "{found:?}"
+        );
+        let text = fan_out().replacen("                - !GetAtt AuditQueue.Arn\n", "", 1);
+        assert_eq!(
+            findings(&text),
+            [
+                "TransformFunction: [send-permission] LANE_AUDIT_QUEUE_URL is AuditQueue, but no policy of TransformFunction allows sqs:SendMessage to it"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lane_that_loops_back_is_a_cycle() {
+        let text = fan_out().replacen(
+            "          STOP_NAME: audit\n",
+            "          STOP_NAME: audit\n          LANE_AGAIN_QUEUE_URL: !Ref TransformQueue\n",
+            1,
+        );
+        let found = findings(&text);
+        assert!(
+            found.contains(&"AuditFunction: [no-cycle] Resources.AuditFunction.Properties.Environment.Variables.LANE_AGAIN_QUEUE_URL: the route loops back to TransformFunction".to_owned()),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn two_lanes_may_join_at_one_stop() {
+        // transform's audit lane and load's new next lane both lead to audit.
+        let text = fan_out().replacen(
+            "          STOP_NAME: load\n",
+            "          STOP_NAME: load\n          NEXT_QUEUE_URL: !Ref AuditQueue\n",
+            1,
+        );
+        let route = parse_route(&text, "t.yaml", &HashMap::new()).expect("a route");
+        let names: Vec<&str> = route.stops.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["depot", "extract", "transform", "load", "audit"]);
+    }
+}
+
 mod adding_a_stop {
     use super::*;
     use crate::add_stop::{NewStop, add_stop};
