@@ -104,6 +104,22 @@ fn values(metrics: &InvocationMetrics) -> Vec<Value64> {
     values
 }
 
+/// Passengers forwarded per lane, for a stop that has lanes beside the default one (metric
+/// `Forwarded` with the dimensions Route, Stop and Lane); empty for a stop with one way out.
+fn forwarded_by_lane(metrics: &InvocationMetrics) -> Vec<(&str, u64)> {
+    let lanes = &metrics.counts.lanes;
+    if lanes
+        .keys()
+        .all(|lane| lane == busline_core::config::NEXT_LANE)
+    {
+        return Vec::new();
+    }
+    lanes
+        .iter()
+        .map(|(lane, count)| (lane.as_str(), *count))
+        .collect()
+}
+
 /// Writes one Embedded Metric Format line per invocation to stdout.
 #[derive(Debug, Clone)]
 pub struct EmfMetrics {
@@ -138,14 +154,40 @@ impl EmfMetrics {
         }
         Value::Object(root)
     }
+
+    /// One EMF document per lane of a stop with lanes: its `Forwarded` by Route, Stop and Lane.
+    pub fn lane_documents(&self, metrics: &InvocationMetrics, timestamp_ms: i64) -> Vec<Value> {
+        forwarded_by_lane(metrics)
+            .into_iter()
+            .map(|(lane, count)| {
+                json!({
+                    "_aws": {
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": self.namespace,
+                            "Dimensions": [["Route", "Stop", "Lane"]],
+                            "Metrics": [{"Name": "Forwarded", "Unit": "Count"}],
+                        }],
+                    },
+                    "Route": metrics.route,
+                    "Stop": metrics.stop,
+                    "Lane": lane,
+                    "Forwarded": count,
+                })
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
 impl MetricsSink for EmfMetrics {
     async fn record(&self, metrics: &InvocationMetrics) {
-        let line = self.document(metrics, chrono::Utc::now().timestamp_millis());
-        // Lambda sends stdout to CloudWatch Logs, which turns this line into metrics.
-        println!("{line}");
+        let now = chrono::Utc::now().timestamp_millis();
+        // Lambda sends stdout to CloudWatch Logs, which turns these lines into metrics.
+        println!("{}", self.document(metrics, now));
+        for line in self.lane_documents(metrics, now) {
+            println!("{line}");
+        }
     }
 }
 
@@ -183,7 +225,7 @@ impl MetricsSink for CloudWatchMetrics {
                 .build(),
         ];
         let now = aws_smithy_types::DateTime::from_millis(chrono::Utc::now().timestamp_millis());
-        let data: Vec<MetricDatum> = values(metrics)
+        let mut data: Vec<MetricDatum> = values(metrics)
             .into_iter()
             .map(|v| {
                 MetricDatum::builder()
@@ -195,6 +237,17 @@ impl MetricsSink for CloudWatchMetrics {
                     .build()
             })
             .collect();
+        data.extend(forwarded_by_lane(metrics).into_iter().map(|(lane, count)| {
+            let mut by_lane = dimensions.to_vec();
+            by_lane.push(Dimension::builder().name("Lane").value(lane).build());
+            MetricDatum::builder()
+                .metric_name("Forwarded")
+                .value(count as f64)
+                .unit(StandardUnit::Count)
+                .timestamp(now)
+                .set_dimensions(Some(by_lane))
+                .build()
+        }));
         for chunk in data.chunks(MAX_DATA_PER_CALL) {
             let sent = self
                 .client
@@ -253,6 +306,42 @@ mod tests {
         );
         assert_eq!(doc["OldestMessageAge"], 3000.0);
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn a_stop_with_lanes_emits_forwarded_per_lane_and_a_line_stop_does_not() {
+        let emf = EmfMetrics {
+            namespace: "busline".into(),
+        };
+        let with_lanes = |lanes: &[(&str, u64)]| InvocationMetrics {
+            stop: "transform".into(),
+            route: "flights".into(),
+            counts: StopCounts {
+                lanes: lanes.iter().map(|(l, n)| (l.to_string(), *n)).collect(),
+                ..StopCounts::default()
+            },
+            duration: Duration::from_millis(1),
+            oldest_message_age: None,
+        };
+        let documents = emf.lane_documents(&with_lanes(&[("next", 44), ("audit", 4)]), 1);
+        let lanes: Vec<(&str, f64)> = documents
+            .iter()
+            .map(|d| {
+                (
+                    d["Lane"].as_str().unwrap_or_default(),
+                    d["Forwarded"].as_f64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(lanes, [("audit", 4.0), ("next", 44.0)]);
+        assert_eq!(
+            documents[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Route", "Stop", "Lane"]])
+        );
+        assert!(
+            emf.lane_documents(&with_lanes(&[("next", 48)]), 1)
+                .is_empty()
+        );
     }
 
     #[test]
