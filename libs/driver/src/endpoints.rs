@@ -383,28 +383,37 @@ async fn get_object(
     if let Some(response) = other_bucket(&ports, &bucket) {
         return response;
     }
-    // Stops ask for `bytes=N-` only (a read resumed at a checkpoint).
+    // Stops ask for `bytes=N-` (a read resumed at a checkpoint) and `bytes=N-M` (Parquet's
+    // footer and row groups; M is the last byte, inclusive).
     let range = headers.get(header::RANGE).map(|value| {
-        value
+        let (start, end) = value
             .to_str()
-            .ok()
-            .and_then(|text| text.strip_prefix("bytes="))
-            .and_then(|text| text.strip_suffix('-'))
-            .and_then(|start| start.parse::<u64>().ok())
+            .ok()?
+            .strip_prefix("bytes=")?
+            .split_once('-')?;
+        let start = start.parse::<u64>().ok()?;
+        match end {
+            "" => Some((start, None)),
+            end => Some((
+                start,
+                Some(end.parse::<u64>().ok()?.checked_sub(start)? + 1),
+            )),
+        }
     });
-    let offset = match range {
-        None => 0,
-        Some(Some(offset)) => offset,
+    let read = match range {
+        None => ports.objects.get_from(&key, 0).await,
+        Some(Some((offset, None))) => ports.objects.get_from(&key, offset).await,
+        Some(Some((offset, Some(length)))) => ports.objects.get_range(&key, offset, length).await,
         Some(None) => {
             return s3_error(
                 StatusCode::NOT_IMPLEMENTED,
                 "NotImplemented",
-                "the local driver serves ranges of the form bytes=N- only",
+                "the local driver serves ranges of the form bytes=N- and bytes=N-M only",
                 &key,
             );
         }
     };
-    let mut reader = match ports.objects.get_from(&key, offset).await {
+    let mut reader = match read {
         Ok(reader) => reader,
         Err(err) => return s3_port_error(&err, &key),
     };

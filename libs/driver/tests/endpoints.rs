@@ -152,6 +152,37 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
         .await
         .expect("read");
     assert_eq!(none, "");
+    let mut part = String::new();
+    s3.get_range("output/trip=t/a b&c.ndjson", 1, 5)
+        .await
+        .expect("a range with an end")
+        .read_to_string(&mut part)
+        .await
+        .expect("read");
+    assert_eq!(part, "\"x\":1");
+    // A write only if absent: the first wins, the second is refused (412) and changes nothing.
+    assert!(
+        s3.put_if_absent(
+            "output/trip=t/_schema.json",
+            b"first".to_vec(),
+            "application/json"
+        )
+        .await
+        .expect("written")
+    );
+    assert!(
+        !s3.put_if_absent(
+            "output/trip=t/_schema.json",
+            b"second".to_vec(),
+            "application/json"
+        )
+        .await
+        .expect("refused")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("output/trip=t/_schema.json")).expect("written"),
+        "first"
+    );
     for i in 0..1005 {
         bucket
             .put(&format!("input/{i:04}.csv"), b"x".to_vec(), "text/csv")
