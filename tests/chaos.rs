@@ -28,6 +28,7 @@ fn input(dir: &Path) {
         out: dir.to_owned(),
         seed: 3,
         bad_every: BAD_EVERY,
+        compression: None,
     })
     .expect("generate");
     assert_eq!(generated.bad, RECORDS / BAD_EVERY);

@@ -265,6 +265,7 @@ async fn generated_data_with_bad_rows_adds_up_at_scale() {
         out: data.path().to_owned(),
         seed: 7,
         bad_every: 1000,
+        compression: None,
     })
     .expect("generate");
     assert_eq!(generated.bad, 20);
@@ -359,6 +360,7 @@ async fn ride_generated(
             out: data.path().join(if ndjson { "ndjson" } else { "csv" }),
             seed,
             bad_every: 997,
+            compression: None,
         })
         .expect("generate");
     }

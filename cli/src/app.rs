@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use busline_core::Registry;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::route::Route;
+use busline_formats::Compression;
 use busline_template::add_stop::{NewStop, add_stop};
 use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;
@@ -178,6 +179,9 @@ enum Command {
         /// of this many MB, reporting throughput and peak RSS.
         #[arg(long, value_name = "MB")]
         stream_mb: Option<u64>,
+        /// The streaming check's object compressed this way (gzip or zstd).
+        #[arg(long, value_name = "COMPRESSION", value_parser = parse_compression)]
+        stream_compression: Option<Compression>,
         #[command(flatten)]
         print: Output,
     },
@@ -201,7 +205,15 @@ enum Command {
         /// Make every n-th record malformed (0: none).
         #[arg(long, default_value_t = 0)]
         bad_every: u64,
+        /// Compress each file (gzip or zstd): part-00000.csv.gz.
+        #[arg(long, value_name = "COMPRESSION", value_parser = parse_compression)]
+        compress: Option<Compression>,
     },
+}
+
+/// `gzip` or `zstd`.
+fn parse_compression(text: &str) -> Result<Compression, String> {
+    Compression::from_name(text)?.ok_or_else(|| "expected gzip or zstd".to_owned())
 }
 
 fn default_concurrency() -> usize {
@@ -347,12 +359,19 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             memory_mb,
             work,
             stream_mb,
+            stream_compression,
             print,
         } => {
             let route = route.route()?;
             let runtime = runtime()?;
             if let Some(size_mb) = stream_mb {
-                let report = runtime.block_on(stream(&route, &registry, size_mb, &work))?;
+                let report = runtime.block_on(stream(
+                    &route,
+                    &registry,
+                    size_mb,
+                    stream_compression,
+                    &work,
+                ))?;
                 emit(print.json, &report, || report.line())?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -376,6 +395,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             out,
             seed,
             bad_every,
+            compress,
         } => {
             let generated = generate(&GenOptions {
                 records,
@@ -384,10 +404,19 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 out: out.clone(),
                 seed,
                 bad_every,
+                compression: compress,
             })
             .with_context(|| format!("writing generated data to {}", out.display()))?;
+            let compressed = match compress {
+                Some(compression) => format!(
+                    " ({} as {})",
+                    megabytes(generated.file_bytes),
+                    compression.name()
+                ),
+                None => String::new(),
+            };
             println!(
-                "wrote {records} records ({} malformed) in {} files, {}, to {}",
+                "wrote {records} records ({} malformed) in {} files, {}{compressed}, to {}",
                 generated.bad,
                 generated.files.len(),
                 megabytes(generated.bytes),

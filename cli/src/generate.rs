@@ -1,6 +1,7 @@
 //! `bus gen`: deterministic synthetic input in the colors schema (Name, HEX, RGB), for load tests.
 
 use busline_core::id::stable_id;
+use busline_formats::Compression;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ pub struct GenOptions {
     pub seed: u64,
     /// Make every n-th record malformed (0: none).
     pub bad_every: u64,
+    /// gzip or zstd the files (`part-00000.csv.gz`), streaming.
+    pub compression: Option<Compression>,
 }
 
 /// What was written.
@@ -27,8 +30,10 @@ pub struct GenOptions {
 pub struct Generated {
     /// Files written.
     pub files: Vec<PathBuf>,
-    /// Bytes written.
+    /// Bytes of records written (before compression).
     pub bytes: u64,
+    /// Bytes of the files (less than `bytes` when compressed).
+    pub file_bytes: u64,
     /// Malformed records among them.
     pub bad: u64,
 }
@@ -41,6 +46,7 @@ pub fn generate(options: &GenOptions) -> std::io::Result<Generated> {
     let mut written = Generated {
         files: Vec::new(),
         bytes: 0,
+        file_bytes: 0,
         bad: 0,
     };
     let seed = options.seed.to_string();
@@ -50,22 +56,55 @@ pub fn generate(options: &GenOptions) -> std::io::Result<Generated> {
         if first >= last && file > 0 {
             break;
         }
-        let extension = if options.ndjson { "ndjson" } else { "csv" };
-        let path = options.out.join(format!("part-{file:05}.{extension}"));
-        let mut out = Counting::new(BufWriter::with_capacity(1 << 20, File::create(&path)?));
-        if !options.ndjson {
-            out.write_all(b"Name,HEX,RGB\n")?;
+        let mut name = format!(
+            "part-{file:05}.{}",
+            if options.ndjson { "ndjson" } else { "csv" }
+        );
+        if let Some(compression) = options.compression {
+            name = format!("{name}.{}", compression.extension());
         }
-        for i in first..last {
-            let bad = options.bad_every > 0 && (i + 1) % options.bad_every == 0;
-            written.bad += u64::from(bad);
-            write_record(&mut out, &seed, i, options.ndjson, bad)?;
-        }
-        out.flush()?;
-        written.bytes += out.count;
+        let path = options.out.join(name);
+        let file = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        let records = first..last;
+        let bytes = match options.compression {
+            Some(compression) => {
+                let mut encoder = compression.encoder(file)?;
+                let bytes = write_file(&mut encoder, options, records, &seed, &mut written.bad)?;
+                encoder.finish()?.flush()?;
+                bytes
+            }
+            None => {
+                let mut file = file;
+                let bytes = write_file(&mut file, options, records, &seed, &mut written.bad)?;
+                file.flush()?;
+                bytes
+            }
+        };
+        written.bytes += bytes;
+        written.file_bytes += std::fs::metadata(&path)?.len();
         written.files.push(path);
     }
     Ok(written)
+}
+
+/// Writes the header (CSV) and `records` into `out`; the bytes written.
+fn write_file(
+    out: &mut dyn Write,
+    options: &GenOptions,
+    records: std::ops::Range<u64>,
+    seed: &str,
+    bad: &mut u64,
+) -> std::io::Result<u64> {
+    let mut out = Counting::new(out);
+    if !options.ndjson {
+        out.write_all(b"Name,HEX,RGB\n")?;
+    }
+    for i in records {
+        let malformed = options.bad_every > 0 && (i + 1) % options.bad_every == 0;
+        *bad += u64::from(malformed);
+        write_record(&mut out, seed, i, options.ndjson, malformed)?;
+    }
+    Ok(out.count)
 }
 
 fn write_record(

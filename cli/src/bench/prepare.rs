@@ -13,6 +13,7 @@ use busline_core::{
     TripRequest,
 };
 use busline_embedded::{FolderStore, ManualClock, MemoryQueue, MetricsBoard, QueueSettings};
+use busline_formats::Compression;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,18 +70,19 @@ impl Prepared {
         files: u64,
         work: &Path,
     ) -> Result<Self, BenchError> {
-        let mut prepared = Prepared::generate(route, registry, records, files, work).await?;
+        let mut prepared = Prepared::generate(route, registry, records, files, None, work).await?;
         prepared.ride().await?;
         Ok(prepared)
     }
 
-    /// Generates `records` CSV records in `files` files under `work/input`, and lets the depot
-    /// hand out their tickets.
+    /// Generates `records` CSV records in `files` files under `work/input` (compressed when
+    /// `compression` says so), and lets the depot hand out their tickets.
     pub async fn generate(
         route: &Route,
         registry: &Registry,
         records: u64,
         files: u64,
+        compression: Option<Compression>,
         work: &Path,
     ) -> Result<Self, BenchError> {
         let (depot_spec, riders) = route
@@ -94,6 +96,7 @@ impl Prepared {
             out: work.join("input"),
             seed: 42,
             bad_every: 0,
+            compression,
         })
         .map_err(|source| BenchError::Generate {
             path: work.to_owned(),

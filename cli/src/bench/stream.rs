@@ -1,5 +1,6 @@
 //! The streaming check: the route's first queue-reading stop (extract) over one large generated
-//! CSV object, with its throughput and the process's peak resident memory while it runs.
+//! CSV object (plain, gzip or zstd), with its throughput and the process's peak resident memory
+//! while it runs.
 
 use super::BenchError;
 use super::prepare::{Prepared, batches, stop_error};
@@ -8,6 +9,7 @@ use crate::generate::megabytes;
 use busline_core::route::Route;
 use busline_core::{Invocation, Registry};
 use busline_embedded::MetricsBoard;
+use busline_formats::Compression;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,13 +26,17 @@ const BYTES_PER_RECORD: u64 = 40;
 pub struct StreamReport {
     /// The stop that read the object.
     pub stop: String,
-    /// Size of the object.
+    /// Bytes of CSV in the object.
     pub bytes: u64,
+    /// Size of the object: `bytes` compressed, when it is.
+    pub object_bytes: u64,
+    /// `gzip` or `zstd` when the object is compressed.
+    pub compression: Option<&'static str>,
     /// Records in it (all picked up).
     pub records: u64,
     /// Handler time.
     pub secs: f64,
-    /// Megabytes (10^6) per second.
+    /// Megabytes (10^6) of CSV per second.
     pub mb_per_sec: f64,
     /// Records per second.
     pub records_per_sec: f64,
@@ -41,8 +47,12 @@ pub struct StreamReport {
 impl StreamReport {
     /// The report as one line for people.
     pub fn line(&self) -> String {
+        let compressed = match self.compression {
+            Some(name) => format!(" ({name}: {} object)", megabytes(self.object_bytes)),
+            None => String::new(),
+        };
         format!(
-            "{} streamed {} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB\n",
+            "{} streamed {} of CSV{compressed} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB\n",
             self.stop,
             megabytes(self.bytes),
             self.records,
@@ -54,16 +64,18 @@ impl StreamReport {
     }
 }
 
-/// Generates one CSV object of about `megabytes` MB under `work` and times the first queue
-/// reader over its ticket, forwarding into a sink that only counts.
+/// Generates one CSV object of about `megabytes` MB of CSV under `work` (compressed with
+/// `compression`, if any) and times the first queue reader over its ticket, forwarding into a
+/// sink that only counts.
 pub async fn stream(
     route: &Route,
     registry: &Registry,
     megabytes: u64,
+    compression: Option<Compression>,
     work: &Path,
 ) -> Result<StreamReport, BenchError> {
     let records = megabytes * 1_000_000 / BYTES_PER_RECORD;
-    let prepared = Prepared::generate(route, registry, records, 1, work).await?;
+    let prepared = Prepared::generate(route, registry, records, 1, compression, work).await?;
     let spec = prepared
         .first_rider()
         .ok_or_else(|| BenchError::Route("the route has no stop after the depot".into()))?;
@@ -97,6 +109,8 @@ pub async fn stream(
     Ok(StreamReport {
         stop: spec.name.clone(),
         bytes,
+        object_bytes: prepared.generated.file_bytes,
+        compression: compression.map(Compression::name),
         records,
         secs,
         mb_per_sec: bytes as f64 / 1e6 / secs,

@@ -92,16 +92,54 @@ impl Compression {
 
     /// `plain`, compressed (gzip level 6, zstd level 3: their defaults).
     pub fn compress(self, plain: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut encoder = self.encoder(Vec::with_capacity(plain.len() / 4))?;
+        encoder.write_all(plain)?;
+        encoder.finish()
+    }
+
+    /// A writer that compresses what is written into `out`, streaming; [`Encoder::finish`]
+    /// ends the stream.
+    pub fn encoder<W: Write>(self, out: W) -> std::io::Result<Encoder<W>> {
+        Ok(match self {
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(out, 3)?),
+        })
+    }
+}
+
+/// A compressing writer (see [`Compression::encoder`]).
+pub enum Encoder<W: Write> {
+    /// gzip.
+    Gzip(flate2::write::GzEncoder<W>),
+    /// Zstandard.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Ends the compressed stream and returns the writer underneath.
+    pub fn finish(self) -> std::io::Result<W> {
         match self {
-            Compression::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(plain.len() / 4),
-                    flate2::Compression::default(),
-                );
-                encoder.write_all(plain)?;
-                encoder.finish()
-            }
-            Compression::Zstd => zstd::stream::encode_all(plain, 3),
+            Encoder::Gzip(encoder) => encoder.finish(),
+            Encoder::Zstd(encoder) => encoder.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoder::Gzip(encoder) => encoder.write(buf),
+            Encoder::Zstd(encoder) => encoder.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Encoder::Gzip(encoder) => encoder.flush(),
+            Encoder::Zstd(encoder) => encoder.flush(),
         }
     }
 }
