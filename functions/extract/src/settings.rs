@@ -166,14 +166,10 @@ fn names(value: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use busline_core::config::vars_of;
 
     fn config(pairs: &[(&str, &str)]) -> Result<ExtractConfig, String> {
-        let vars: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ExtractConfig::from_vars(&vars).map_err(|err| err.to_string())
+        ExtractConfig::from_vars(&vars_of(pairs)).map_err(|err| err.to_string())
     }
 
     #[test]

@@ -153,13 +153,10 @@ impl LoadConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use busline_core::config::vars_of;
 
     fn config(pairs: &[(&str, &str)]) -> Result<LoadConfig, String> {
-        let mut vars: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut vars = vars_of(pairs);
         vars.insert("OUTPUT_PREFIX".into(), "output/".into());
         LoadConfig::from_vars(&vars).map_err(|err| err.to_string())
     }

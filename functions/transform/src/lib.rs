@@ -94,14 +94,7 @@ impl PassengerStop for Transform {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use busline_core::config::vars_of as vars;
 
     #[test]
     fn a_route_to_a_lane_the_stop_lacks_is_refused_at_init_with_the_variable_to_set() {

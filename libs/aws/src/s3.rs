@@ -24,6 +24,34 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// GetObject with an optional `Range` header.
+    async fn get_ranged(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<ObjectReader, PortError> {
+        let ranged = range.is_some();
+        let sent = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .send()
+            .await;
+        match sent {
+            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
+            // A range that starts at the end (a read resumed after the last byte) is refused
+            // with 416: there is nothing left to read.
+            Err(err) if ranged && status_of(&err) == Some(416) => Ok(Box::pin(tokio::io::empty())),
+            // S3 answers a ranged GET of a missing key with a bare 404: the status decides.
+            Err(err) => {
+                let status = status_of(&err);
+                Err(classify_with_status(err, status, &self.resource(key)))
+            }
+        }
+    }
+
     /// The bucket `bucket`, reached through `client`.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         S3Store {
@@ -171,27 +199,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
-        let sent = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_range((offset > 0).then(|| format!("bytes={offset}-")))
-            .send()
-            .await;
-        match sent {
-            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
-            // A range that starts at the end (a read resumed after the last byte) is refused
-            // with 416: there is nothing left to read.
-            Err(err) if offset > 0 && status_of(&err) == Some(416) => {
-                Ok(Box::pin(tokio::io::empty()))
-            }
-            // S3 answers a ranged GET of a missing key with a bare 404: the status decides.
-            Err(err) => {
-                let status = status_of(&err);
-                Err(classify_with_status(err, status, &self.resource(key)))
-            }
-        }
+        self.get_ranged(key, (offset > 0).then(|| format!("bytes={offset}-")))
+            .await
     }
 
     async fn get_range(
@@ -203,22 +212,9 @@ impl ObjectStore for S3Store {
         if length == 0 {
             return Ok(Box::pin(tokio::io::empty()));
         }
-        let sent = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes={offset}-{}", offset + length - 1))
-            .send()
-            .await;
-        match sent {
-            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
-            Err(err) if status_of(&err) == Some(416) => Ok(Box::pin(tokio::io::empty())),
-            Err(err) => {
-                let status = status_of(&err);
-                Err(classify_with_status(err, status, &self.resource(key)))
-            }
-        }
+        let last = offset + length - 1;
+        self.get_ranged(key, Some(format!("bytes={offset}-{last}")))
+            .await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {

@@ -77,14 +77,7 @@ pub fn from_vars(vars: &dyn Vars) -> Result<Option<StopChaos>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use busline_core::config::vars_of as vars;
 
     #[test]
     fn chaos_is_off_by_default_and_refused_outside_the_test_stage() {

@@ -44,6 +44,15 @@ impl Vars for HashMap<String, String> {
     }
 }
 
+/// Settings from name and value pairs: what a test, or a host that reads them from elsewhere,
+/// hands to a stop's `from_vars`.
+pub fn vars_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
 /// A required, non-empty variable.
 pub fn required(vars: &dyn Vars, name: &str) -> Result<String, ConfigError> {
     match vars.var(name) {
@@ -261,12 +270,7 @@ fn lanes(vars: &dyn Vars) -> Result<BTreeMap<String, String>, ConfigError> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use vars_of as vars;
 
     const BASE: [(&str, &str); 3] = [
         ("STOP_NAME", "transform"),

@@ -76,6 +76,9 @@ struct Exit {
     /// Riders and body bytes on the `ready` buses.
     ready_riders: u64,
     ready_body_bytes: u64,
+    /// Passengers boarded on this lane, and of them those on buses that already left.
+    boarded: u64,
+    departed: u64,
 }
 
 impl Exit {
@@ -88,6 +91,8 @@ impl Exit {
             ready_bytes: 0,
             ready_riders: 0,
             ready_body_bytes: 0,
+            boarded: 0,
+            departed: 0,
         }
     }
 }
@@ -201,9 +206,10 @@ impl Outbox {
         };
         let rider = serialize(&mut self.rider, passenger, passenger.id())?;
         self.counts.forwarded += 1;
-        *self.counts.lanes.entry(lane.to_owned()).or_default() += 1;
+        let exit = &mut self.lanes[index];
+        exit.boarded += 1;
         let mut full = Vec::new();
-        self.lanes[index].packer.push(rider, &mut full);
+        exit.packer.push(rider, &mut full);
         self.count_buses_out(&full);
         self.depart_exit(full, Way::Lane(index)).await
     }
@@ -256,8 +262,11 @@ impl Outbox {
     }
 
     /// What this outbox counted so far.
-    pub fn counts(&self) -> &OutboxCounts {
-        &self.counts
+    pub fn counts(&self) -> OutboxCounts {
+        OutboxCounts {
+            lanes: self.lane_counts(|exit| exit.boarded),
+            ..self.counts.clone()
+        }
     }
 
     /// What a bus whose handler failed still counts: its picked-up passengers, and the buses
@@ -265,14 +274,27 @@ impl Outbox {
     pub(crate) fn departed(&self) -> OutboxCounts {
         OutboxCounts {
             picked_up: self.counts.picked_up,
+            lanes: self.lane_counts(|exit| exit.departed),
             ..self.departed.clone()
         }
+    }
+
+    /// A count of each lane that boarded anyone (counted per exit, not per passenger in a map:
+    /// boarding is the hot path).
+    fn lane_counts(&self, count: fn(&Exit) -> u64) -> BTreeMap<String, u64> {
+        self.lanes
+            .iter()
+            .filter(|exit| exit.boarded > 0)
+            .map(|exit| (exit.lane.clone(), count(exit)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Closes every exit and returns what has not left yet, for the caller to send pooled
     /// with other messages' buses.
     pub(crate) async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
         self.depart().await?;
+        let counts = self.counts();
         for way in [Way::Quarantine, Way::Again] {
             let last: Vec<PackedBus> = self.exit(way).packer.finish().into_iter().collect();
             self.park_and_queue(last, way).await?;
@@ -282,7 +304,7 @@ impl Outbox {
             .filter(|exit| !exit.ready.is_empty())
             .filter_map(|exit| Some((exit.queue_url?, exit.ready)))
             .collect();
-        Ok((self.counts, Departures(departures)))
+        Ok((counts, Departures(departures)))
     }
 
     /// Closes every exit and sends everything now (for a caller with no batch to pool with,
@@ -325,7 +347,6 @@ impl Outbox {
         exit.ready_bytes = 0;
         exit.ready_riders = 0;
         exit.ready_body_bytes = 0;
-        let lane = exit.lane.clone();
         let buses = messages.len() as u64;
         if let Some(url) = exit.queue_url.clone() {
             send_now(&self.forwarder, &url, self.origin, messages).await?;
@@ -334,11 +355,11 @@ impl Outbox {
         match way {
             Way::Quarantine => departed.rejected += riders,
             Way::Again => departed.continued += riders,
-            Way::Lane(_) => {
+            Way::Lane(index) => {
                 departed.forwarded += riders;
-                *departed.lanes.entry(lane).or_default() += riders;
                 departed.buses_out += buses;
                 departed.bytes_out += body_bytes;
+                self.lanes[index].departed += riders;
             }
         }
         Ok(())
