@@ -224,10 +224,10 @@ fn lint_passes_the_shipped_template_and_fails_a_broken_one() {
     );
 }
 
-#[test]
-fn bench_counts_add_up_across_the_route() {
+/// `bus bench` on 5000 records in 2 files with `extra` arguments: its JSON report.
+fn bench_report(extra: &[&str]) -> serde_json::Value {
     let work = tempfile::tempdir().expect("tempdir");
-    let run = bus(&[
+    let mut args = vec![
         "bench",
         "--records",
         "5000",
@@ -238,9 +238,29 @@ fn bench_counts_add_up_across_the_route() {
         "--work",
         work.path().to_str().expect("utf-8"),
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let run = bus(&args);
     assert!(run.status.success(), "{}", text(&run.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+    serde_json::from_slice(&run.stdout).expect("JSON report")
+}
+
+#[test]
+fn bench_counts_a_parquet_load_by_the_passengers_it_writes() {
+    // Load reads its trip's inferred schema back: it is still no source of passengers.
+    let report = bench_report(&["--parameter", "OutputFormat=parquet"]);
+    let load = report["stops"]
+        .as_array()
+        .expect("stops")
+        .iter()
+        .find(|s| s["stop"] == "load")
+        .expect("load");
+    assert_eq!(load["passengers"], 5000, "{load}");
+}
+
+#[test]
+fn bench_counts_add_up_across_the_route() {
+    let report = bench_report(&[]);
     let stops = report["stops"].as_array().expect("stops");
     let by_stop = |name: &str| -> &serde_json::Value {
         stops

@@ -155,7 +155,9 @@ impl Prepared {
                 .cloned()
                 .unwrap_or_default()
                 .counts;
-            let reads_objects = store.tally().gets > 0;
+            // A stop that picked passengers up read them from objects; any other may still
+            // read an object (load reads its trip's Parquet schema).
+            let reads_objects = counts.picked_up > 0;
             input = output;
             stages.push(Stage {
                 spec: spec.clone(),
