@@ -286,3 +286,68 @@ async fn a_redelivered_parquet_bus_writes_the_same_bytes_under_the_same_key() {
     assert!(!written.is_empty());
     assert_eq!(written, objects(&again.path().join("output")));
 }
+
+/// Generated colors records (with bad rows) in one object per format: gzip CSV, zstd NDJSON,
+/// and a JSON array and Parquet (row groups of 1000) that DuckDB writes from the CSV.
+fn generated_formats(records: u64) -> tempfile::TempDir {
+    let data = tempfile::tempdir().expect("tempdir");
+    let generate = |folder: &str, ndjson: bool, compression| {
+        busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+            records,
+            files: 1,
+            ndjson,
+            out: data.path().join(folder),
+            seed: 7,
+            bad_every: 0,
+            compression: Some(compression),
+        })
+        .expect("generated");
+    };
+    generate("csv-gzip", false, busline_formats::Compression::Gzip);
+    generate("ndjson-zstd", true, busline_formats::Compression::Zstd);
+    let csv = data.path().join("csv-gzip/part-00000.csv.gz");
+    for (folder, file, options) in [
+        ("json-array", "part.json", "FORMAT json, ARRAY true"),
+        (
+            "parquet",
+            "part.parquet",
+            "FORMAT parquet, ROW_GROUP_SIZE 1000",
+        ),
+    ] {
+        std::fs::create_dir_all(data.path().join(folder)).expect("folder");
+        let target = data.path().join(folder).join(file);
+        read(&[
+            "duckdb",
+            &format!(
+                "COPY (SELECT * FROM read_csv('{}', all_varchar = true)) TO '{}' ({options})",
+                csv.display(),
+                target.display()
+            ),
+        ]);
+    }
+    data
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_read_over_many_short_invocations_gives_the_output_of_one_read() {
+    let records = 6_000;
+    let data = generated_formats(records);
+    for format in ["csv-gzip", "ndjson-zstd", "json-array", "parquet"] {
+        let input = data.path().join(format);
+        let whole_out = tempfile::tempdir().expect("tempdir");
+        ride_with(&input, whole_out.path(), &[], "pieces").await;
+        let whole = ndjson_records(&whole_out.path().join("output/trip=pieces"));
+        assert_eq!(whole.len() as u64, records, "{format}");
+        // A margin as long as the timeout: each invocation reads one chunk of 512 rows.
+        let out = tempfile::tempdir().expect("tempdir");
+        let short = [("StopTimeout", "1"), ("DeadlineMarginMs", "1000")];
+        let report = ride_with(&input, out.path(), &short, "pieces").await;
+        let extract = &report.stops[1].counts;
+        assert!(
+            extract.continued >= records / 512 - 1,
+            "{format}: read 512 rows per invocation: {extract:?}"
+        );
+        let pieces = ndjson_records(&out.path().join("output/trip=pieces"));
+        assert!(pieces == whole, "{format}: the same records");
+    }
+}

@@ -3,7 +3,7 @@ infra/.venv-readers. Each command prints one JSON document on stdout.
 
   read.py parquet FILE...          pyarrow: {"schema": [[name, type, nullable]], "rows": [...]}
   read.py dataset DIR              pyarrow dataset with Hive partitions: the same, rows sorted
-  read.py duckdb SQL               DuckDB: the query's rows as objects
+  read.py duckdb SQL               DuckDB: the query's rows as objects ([] for COPY)
   read.py write-typed-parquet FILE pyarrow writes a Parquet file of typed columns (see below)
 """
 
@@ -73,7 +73,8 @@ def main():
         print(json.dumps(table_json(dataset.to_table(), sort=True)))
     elif command == "duckdb":
         relation = duckdb.sql(args[0])
-        rows = [dict(zip(relation.columns, row)) for row in relation.fetchall()]
+        # A statement such as COPY gives no relation: no rows.
+        rows = [] if relation is None else [dict(zip(relation.columns, row)) for row in relation.fetchall()]
         print(json.dumps(plain(rows)))
     elif command == "write-typed-parquet":
         write_typed_parquet(args[0])
