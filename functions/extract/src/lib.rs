@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use busline_core::envelope::{Passenger, Rejection};
 use busline_core::ports::ObjectStore;
 use busline_core::{InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind};
-use busline_formats::Compression;
 use parquet_rows::ParquetObject;
 pub use rows::{Checkpoint, InputFormat};
 use rows::{Chunk, Input, Parse, Row};
@@ -151,38 +150,17 @@ impl Extract {
         let (sniffed, reader) = sniff::sniff(reader)
             .await
             .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
-        let compression = match sniffed {
-            // Parquet under no known name: its magic bytes say what it is.
-            sniff::Sniffed::Parquet if format.is_none() => {
+        match sniff::decide(&key, format, named_compression, sniffed) {
+            Err(reason) => Ok(Err(reason)),
+            Ok(sniff::Read::Parquet) => {
                 drop(reader);
-                return Ok(Ok(self.parquet(ctx, ticket, parse).await?));
+                Ok(Ok(self.parquet(ctx, ticket, parse).await?))
             }
-            // Parsing binary as text would reject every line with a UTF-8 or field-count error.
-            sniff::Sniffed::Parquet => {
-                return Ok(Err(format!(
-                    "{key}: the object is Parquet data, not {} text; name it .parquet (or set INPUT_FORMAT=parquet for keys without an extension)",
-                    parse.format.name()
-                )));
+            Ok(sniff::Read::Stream(compression)) => {
+                parse.compression = compression;
+                Ok(Ok((parse, Input::Stream(reader))))
             }
-            sniff::Sniffed::Compressed(compression) => Some(compression),
-            sniff::Sniffed::Plain => None,
-        };
-        if let Some(named) = named_compression
-            && compression != Some(named)
-        {
-            return Ok(Err(format!(
-                "{key}: named as {} data, but its first bytes are {}",
-                named.name(),
-                compression.map_or("not compressed", Compression::name)
-            )));
         }
-        if format.is_none() {
-            return Ok(Err(format!(
-                "{key}: unknown input format (name it .csv, .ndjson, .jsonl, .json or .parquet, optionally .gz or .zst, or set INPUT_FORMAT)"
-            )));
-        }
-        parse.compression = compression;
-        Ok(Ok((parse, Input::Stream(reader))))
     }
 
     /// A Parquet object to read by ranged reads; its size from the ticket (or a listing).
