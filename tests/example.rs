@@ -199,3 +199,23 @@ fn the_example_template_is_busline_s_route_plus_one_add_stop() {
     let committed = std::fs::read_to_string(example().join("template.yaml")).expect("template");
     assert_eq!(added, committed);
 }
+
+#[test]
+fn the_example_s_own_bus_test_passes_its_route_case_against_the_api() {
+    let api = ColorsApi::start(&[]);
+    let run = Command::new(example_bus())
+        .args(["test", "--parameter"])
+        .arg(format!("EnrichUrl={}", api.url))
+        .current_dir(example())
+        .env("BUS_LOG", "off")
+        .output()
+        .expect("the example's bus runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("ok      colors-enriched"), "{stdout}");
+    assert!(stdout.contains("1 cases: 1 passed, 0 failed"), "{stdout}");
+}

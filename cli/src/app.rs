@@ -5,6 +5,7 @@ use crate::bench::stream::stream;
 use crate::bench::{BenchOptions, bench};
 use crate::generate::{GenOptions, generate, megabytes};
 use crate::ride::{ChaosOptions, InvokeOptions, RideOptions, ride};
+use crate::route_test::{TestOptions, run_tests};
 use anyhow::{Context, Result};
 use busline_core::Registry;
 use busline_core::forwarder::RetryPolicy;
@@ -114,6 +115,25 @@ enum Command {
         #[arg(default_value = "template.yaml")]
         template: PathBuf,
         /// Template parameter overrides, e.g. --parameter MaxReceiveCount=3.
+        #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
+        parameters: Vec<(String, String)>,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// Run route tests: each case rides its template on the embedded bus with a fixed trip id
+    /// (the whole route, or one stop fed passengers) and must produce its expected output
+    /// records, lane passengers, quarantine reasons, dead letters and counts. Exit 1 on a failure.
+    Test {
+        /// Cases: a case folder (case.yaml, input/, expected/), a case file, or a folder of them.
+        #[arg(default_value = "tests/routes")]
+        paths: Vec<PathBuf>,
+        /// The template of cases that name none.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// Write what came out as each case folder's expected files (look at it first).
+        #[arg(long)]
+        bless: bool,
+        /// A parameter override for every case, after the case's own, e.g. an API's address.
         #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_pair)]
         parameters: Vec<(String, String)>,
         #[command(flatten)]
@@ -286,6 +306,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 retry: RetryPolicy::default(),
                 invoke: InvokeOptions::new(invoke, serve),
                 chaos: chaos.map(|spec| ChaosOptions { spec, seed }),
+                feed: None,
             };
             run_ride(options, print.json)
         }
@@ -301,6 +322,27 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             let env = busline_driver::function_env(&route, spec, &format!("http://{serve}"));
             print!("{}", busline_driver::env_file(&env));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Test {
+            paths,
+            template,
+            bless,
+            parameters,
+            print,
+        } => {
+            let options = TestOptions {
+                paths,
+                template,
+                bless,
+                parameters,
+            };
+            let report = runtime()?.block_on(run_tests(&options, &registry))?;
+            emit(print.json, &report, || report.text())?;
+            Ok(if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Lint {
             template,

@@ -9,5 +9,6 @@ pub mod bench;
 pub mod generate;
 pub mod report;
 pub mod ride;
+pub mod route_test;
 
 pub use app::main;

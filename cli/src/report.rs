@@ -1,9 +1,11 @@
 //! The summary of a ride: a per-stop table for people, JSON for machines.
 
 use busline_core::StopCounts;
+use busline_core::envelope::Passenger;
 use busline_core::envelope::Rejection;
 use busline_embedded::StopTally;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,6 +112,9 @@ pub struct RideReport {
     pub elapsed: Duration,
     /// One row per stop, in riding order.
     pub stops: Vec<StopReport>,
+    /// A stop ridden alone: the passengers it forwarded, by lane.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub forwarded: BTreeMap<String, Vec<Passenger>>,
     /// Rejected passengers with their reasons.
     pub quarantined: Vec<Quarantined>,
     /// Dead-lettered buses with their reasons.

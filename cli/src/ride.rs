@@ -3,9 +3,12 @@
 
 use crate::report::{DeadLetter, Quarantined, RideReport, StopReport};
 use busline_chaos::{ChaosHandler, ChaosSpec, FaultCounts, StopChaos};
-use busline_core::envelope::{Envelope, PayloadPointer, Rejection, decode_envelope};
+use busline_core::envelope::{
+    BusHeader, ENVELOPE_SUFFIX, Envelope, Passenger, PayloadPointer, Rejection, decode_envelope,
+};
 use busline_core::forwarder::RetryPolicy;
-use busline_core::ports::ObjectStore;
+use busline_core::id::stable_id;
+use busline_core::ports::{ObjectStore, OutgoingMessage};
 use busline_core::processor::dead_letter_attributes as attr;
 use busline_core::route::{Route, StopSpec};
 use busline_core::{
@@ -18,7 +21,7 @@ use busline_embedded::{
     BusStop, EmbeddedBus, EmbeddedQueues, FolderStore, ManualClock, MemoryQueue, MetricsBoard,
     QueueSettings,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +57,18 @@ pub struct RideOptions {
     /// Faults to inject into every stop built here (not the depot, whose caller retries a
     /// trip that does not start, nor invoked stops, which read their own `BUSLINE_CHAOS`).
     pub chaos: Option<ChaosOptions>,
+    /// Ride one stop alone instead of the route: these passengers board one bus to it, and
+    /// what it forwards stays on its lanes' queues for the report.
+    pub feed: Option<Feed>,
+}
+
+/// One stop ridden alone (`bus test` cases for a single stop).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feed {
+    /// The stop's name.
+    pub stop: String,
+    /// The passengers on the one bus it receives.
+    pub passengers: Vec<Passenger>,
 }
 
 /// `bus ride --chaos SPEC --seed N`.
@@ -169,9 +184,17 @@ pub async fn ride(
         .stops
         .split_first()
         .ok_or_else(|| RideError::Route("the route has no stops".into()))?;
+    let fed = match &options.feed {
+        Some(feed) => Some(fed_stop(route, feed)?),
+        None => None,
+    };
+    let riding: Vec<&StopSpec> = riders
+        .iter()
+        .filter(|s| fed.is_none_or(|fed| fed.name == s.name))
+        .collect();
     let clock = Arc::new(ManualClock::default());
     let signal = Arc::new(Notify::new());
-    let queues = Arc::new(build_queues(route, &clock, &signal)?);
+    let queues = Arc::new(build_queues(route, &riding, &clock, &signal)?);
     let metrics = Arc::new(MetricsBoard::default());
     let ports = Ports {
         queues: queues.clone(),
@@ -185,30 +208,40 @@ pub async fn ride(
     let mut invokers = Invokers::default();
     let mut chaoses = HashMap::new();
     let mut bus_stops = Vec::new();
-    for spec in riders {
+    for spec in riding {
         bus_stops
             .push(bus_stop(spec, &options, &ports, &queues, &mut invokers, &mut chaoses).await?);
     }
-    let depot = trip_handler(first, &options, &ports, &mut invokers).await?;
-    let request = TripRequest {
-        trip_id: options.trip_id.clone(),
-        ..TripRequest::default()
+    let trip_id = match (&options.feed, fed) {
+        (Some(feed), Some(spec)) => board_feed(route, spec, feed, &options, &queues)?,
+        _ => {
+            let depot = trip_handler(first, &options, &ports, &mut invokers).await?;
+            let request = TripRequest {
+                trip_id: options.trip_id.clone(),
+                ..TripRequest::default()
+            };
+            depot
+                .handle_trip(request, &Invocation::default())
+                .await
+                .map_err(RideError::Trip)?
+                .trip_id
+        }
     };
-    let trip = depot
-        .handle_trip(request, &Invocation::default())
-        .await
-        .map_err(RideError::Trip)?;
 
     let mut on_batch = on_batch;
     EmbeddedBus::new(clock, signal, bus_stops)
         .run(|| on_batch(&metrics))
         .await?;
 
+    let forwarded = match fed {
+        Some(spec) => drain_lanes(spec, &queues)?,
+        None => BTreeMap::new(),
+    };
     let quarantined = drain_quarantine(route, &queues)?;
     let dead_letters = drain_dead_letters(route, &queues)?;
     write_reports(
         ports.objects.as_ref(),
-        &trip.trip_id,
+        &trip_id,
         &quarantined,
         &dead_letters,
     )
@@ -217,9 +250,13 @@ pub async fn ride(
         .iter()
         .map(|(stop, chaos)| (stop.clone(), chaos.injected()))
         .collect();
-    let stops = stop_reports(&options, &metrics, &queues, &dead_letters, &faults);
+    let mut stops = stop_reports(&options, &metrics, &queues, &dead_letters, &faults);
+    if let Some(fed) = fed {
+        stops.retain(|report| report.stop == fed.name);
+    }
     Ok(RideReport {
-        trip_id: trip.trip_id,
+        trip_id,
+        forwarded,
         route: route.name.clone(),
         output: options.output.clone(),
         elapsed: started.elapsed(),
@@ -227,6 +264,97 @@ pub async fn ride(
         quarantined,
         dead_letters,
     })
+}
+
+/// The stop a feed names; it must read a queue (a depot starts trips, it is not fed).
+fn fed_stop<'r>(route: &'r Route, feed: &Feed) -> Result<&'r StopSpec, RideError> {
+    let names = || {
+        let names: Vec<&str> = route.stops.iter().map(|s| s.name.as_str()).collect();
+        names.join(", ")
+    };
+    let spec = route
+        .stops
+        .iter()
+        .find(|s| s.name == feed.stop)
+        .ok_or_else(|| {
+            RideError::Route(format!(
+                "the route has no stop {}; its stops are {}",
+                feed.stop,
+                names()
+            ))
+        })?;
+    if spec.queue.is_none() {
+        return Err(RideError::Route(format!(
+            "stop {} reads no queue, so it cannot be fed passengers (it starts trips)",
+            spec.name
+        )));
+    }
+    Ok(spec)
+}
+
+/// Puts the feed's passengers on one bus in the stop's queue; the trip id they ride under.
+fn board_feed(
+    route: &Route,
+    spec: &StopSpec,
+    feed: &Feed,
+    options: &RideOptions,
+    queues: &EmbeddedQueues,
+) -> Result<String, RideError> {
+    let trip = options.trip_id.clone().unwrap_or_else(|| "test".to_owned());
+    let header = BusHeader {
+        trip: trip.clone(),
+        route: route.name.clone(),
+        from: "bus test".into(),
+        hop: 1,
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    let riders = feed
+        .passengers
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| RideError::Serialize(err.to_string()))?;
+    let bus = stable_id(&[&trip, &spec.name, "fed"]);
+    let body = format!(
+        "{}{}{ENVELOPE_SUFFIX}",
+        header.json_prefix(&bus),
+        riders.join(",")
+    );
+    let queue = queues
+        .get(spec.queue.as_deref().unwrap_or_default())
+        .map_err(|err| RideError::Route(err.to_string()))?;
+    queue
+        .send(&OutgoingMessage {
+            body,
+            attributes: Vec::new(),
+        })
+        .map_err(|err| RideError::Route(err.to_string()))?;
+    Ok(trip)
+}
+
+/// What a stop ridden alone forwarded, by lane: the passengers of the buses on each lane's queue.
+fn drain_lanes(
+    spec: &StopSpec,
+    queues: &EmbeddedQueues,
+) -> Result<BTreeMap<String, Vec<Passenger>>, RideError> {
+    let mut forwarded = BTreeMap::new();
+    for (lane, queue) in spec.lanes() {
+        let queue = queues
+            .get(queue)
+            .map_err(|err| RideError::Route(err.to_string()))?;
+        let mut passengers = Vec::new();
+        for message in queue.drain() {
+            let envelope = decode_envelope::<Passenger>(&message.body).map_err(|err| {
+                RideError::Route(format!(
+                    "a bus {} forwarded on lane {lane}: {err}",
+                    spec.name
+                ))
+            })?;
+            passengers.extend(envelope.passengers);
+        }
+        forwarded.insert(lane, passengers);
+    }
+    Ok(forwarded)
 }
 
 /// One row per stop: what the metrics board tallied, and what the queues saw.
@@ -415,9 +543,12 @@ fn init_error(spec: &StopSpec, source: InitError) -> RideError {
     }
 }
 
-/// One embedded queue per queue of the template, dead-letter queues wired by their redrive policy.
+/// One embedded queue per queue of the template, dead-letter queues wired by their redrive
+/// policy; the queues `riding` stops read hold a bounded backlog (a queue nobody reads in this
+/// ride, such as a lane out of a stop ridden alone, holds all it is sent).
 fn build_queues(
     route: &Route,
+    riding: &[&StopSpec],
     clock: &Arc<ManualClock>,
     signal: &Arc<Notify>,
 ) -> Result<EmbeddedQueues, RideError> {
@@ -452,8 +583,7 @@ fn build_queues(
             };
             let mut queue = MemoryQueue::new(spec.name.clone(), settings, clock.clone())
                 .with_signal(signal.clone());
-            if route
-                .stops
+            if riding
                 .iter()
                 .any(|stop| stop.queue.as_deref() == Some(spec.name.as_str()))
             {

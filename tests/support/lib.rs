@@ -65,6 +65,7 @@ pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
         retry: fast_retry(),
         invoke: Default::default(),
         chaos: None,
+        feed: None,
     }
 }
 
@@ -552,11 +553,14 @@ pub fn assert_transformed_sample_event(passengers: &[Passenger]) {
 
 /// What examples/enrich's route writes for the colors sample (sorted NDJSON lines).
 pub fn enrich_expected_output() -> Vec<String> {
-    std::fs::read_to_string(workspace_root().join("examples/enrich/tests/expected-output.ndjson"))
-        .expect("expected output")
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    std::fs::read_to_string(
+        workspace_root()
+            .join("examples/enrich/tests/routes/colors-enriched/expected/output.ndjson"),
+    )
+    .expect("expected output")
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 /// The quarantine reasons of examples/enrich's route for the colors sample, with its API at `url`.

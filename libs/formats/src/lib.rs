@@ -9,6 +9,6 @@ pub mod parquet_out;
 pub mod schema;
 
 pub use compression::{Compression, Encoder, MAGIC_LEN, PARQUET_MAGIC};
-pub use parquet_in::{Columns, row_to_record};
+pub use parquet_in::{Columns, parquet_records, row_to_record};
 pub use parquet_out::{ParquetCodec, write_parquet};
 pub use schema::{Cell, Column, ColumnType, TableSchema};

@@ -36,6 +36,19 @@ impl Columns {
     }
 }
 
+/// Every row of a whole Parquet file in memory as a JSON record (for checks of what load
+/// wrote; extract reads row group by row group instead).
+pub fn parquet_records(file: bytes::Bytes) -> Result<Vec<Map<String, Value>>, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(file).map_err(|err| err.to_string())?;
+    let columns = Columns::of(reader.metadata().file_metadata().schema_descr());
+    reader
+        .get_row_iter(None)
+        .map_err(|err| err.to_string())?
+        .map(|row| row_to_record(&row.map_err(|err| err.to_string())?, &columns))
+        .collect()
+}
+
 /// `row` as a JSON record, or why a value cannot be one (naming the field).
 pub fn row_to_record(row: &Row, columns: &Columns) -> Result<Map<String, Value>, String> {
     let mut record = Map::with_capacity(row.len());
