@@ -502,7 +502,7 @@ mod tests {
     #[test]
     fn rejections_match_by_stop_and_exact_or_patterned_reason() {
         let found = [Rejected {
-            stop: "transform".into(),
+            stop: "cleaner".into(),
             reason: "in/a.csv:3: field `age`: cannot cast \"old\" to number".into(),
             data: json!({"age": "old"}),
         }];
@@ -514,7 +514,7 @@ mod tests {
         assert!(
             rejections(
                 "quarantine",
-                &[want(Some("transform"), "/cannot cast .* to number$/")],
+                &[want(Some("cleaner"), "/cannot cast .* to number$/")],
                 &found
             )
             .is_empty()
@@ -533,12 +533,12 @@ mod tests {
         assert_eq!(
             lines(&rejections(
                 "quarantine",
-                &[want(Some("load"), "/cannot cast/")],
+                &[want(Some("writer"), "/cannot cast/")],
                 &found
             )),
             [
-                "quarantine: missing at load: /cannot cast/",
-                "quarantine: unexpected at transform: in/a.csv:3: field `age`: cannot cast \"old\" to number",
+                "quarantine: missing at writer: /cannot cast/",
+                "quarantine: unexpected at cleaner: in/a.csv:3: field `age`: cannot cast \"old\" to number",
             ]
         );
         assert_eq!(
