@@ -137,14 +137,17 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
     let h = Harness::new();
     let ports = h.ports(Arc::new(h.queues.clone()));
     let registry = busline_builtin::registry();
-    assert_eq!(registry.names(), ["depot", "extract", "load", "transform"]);
+    assert_eq!(
+        registry.names(),
+        ["depot", "extract", "load", "postgres-sink", "transform"]
+    );
     // Known before building, so a host can choose what to wrap (chaos: queue readers only).
     let reads_queue: Vec<bool> = registry
         .names()
         .iter()
         .map(|name| registry.get(name).expect("known").reads_queue())
         .collect();
-    assert_eq!(reads_queue, [false, true, true, true]);
+    assert_eq!(reads_queue, [false, true, true, true, true]);
     let wrapped = wrap_kind("transform", |stop| stop);
     assert!(wrapped.get("transform").expect("known").reads_queue());
     assert!(
@@ -165,7 +168,7 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .expect("unknown");
     assert_eq!(
         error_text(&err),
-        "unknown stop kind \"enrich\"; this build knows depot, extract, load, transform"
+        "unknown stop kind \"enrich\"; this build knows depot, extract, load, postgres-sink, transform"
     );
     let depot = registry
         .build(

@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod cloud;
 pub mod colors_api;
+pub mod postgres;
 pub mod readers;
 pub mod watch;
 

@@ -134,7 +134,8 @@ impl Op {
                 for case in &routing.when {
                     case.condition.check("route")?;
                 }
-                routing.when.is_empty()
+                // No condition and the default lane would change nothing.
+                routing.when.is_empty() && routing.default == NEXT_LANE
             }
         };
         if empty {

@@ -3,11 +3,12 @@
 
 use busline_core::Registry;
 
-/// The built-in kinds: `depot`, `extract`, `transform` and `load`.
+/// The built-in kinds: `depot`, `extract`, `transform`, `load` and `postgres-sink`.
 pub fn registry() -> Registry {
     Registry::new()
         .with(busline_depot::kind())
         .with(busline_extract::kind())
         .with(busline_transform::kind())
         .with(busline_load::kind())
+        .with(busline_postgres_sink::kind())
 }

@@ -1,0 +1,213 @@
+//! The postgres-sink stop: drops each bus's passengers off into a PostgreSQL table, in one
+//! transaction, upserting by the declared key columns (or by passenger id), so a redelivered
+//! bus changes nothing. A row that breaks a constraint or does not fit its column is rejected
+//! with the column and the database's message while the rest of the bus commits; a lost
+//! connection, too many connections, a serialization failure or a deadlock fails the bus as
+//! retryable. The table must exist; the stop checks it, its key and the column mapping at init.
+
+mod settings;
+mod table;
+mod write;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use busline_core::envelope::Passenger;
+use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
+use serde_json::{Map, Value};
+pub use settings::SinkConfig;
+use std::time::Duration;
+use table::Table;
+use write::Row;
+
+/// The kind's name: the template's `BuildProperties.Binary`.
+pub const KIND: &str = "postgres-sink";
+
+/// The postgres-sink kind, as the registry builds it: a pool and the table's description at
+/// init.
+pub fn kind() -> StopKind {
+    StopKind::stop(KIND, |init| {
+        let config = SinkConfig::from_vars(init.settings());
+        async move { PostgresSink::connect(config?).await }
+    })
+}
+
+/// The postgres-sink stop.
+pub struct PostgresSink {
+    config: SinkConfig,
+    pool: deadpool_postgres::Pool,
+    table: Table,
+}
+
+impl PostgresSink {
+    /// Builds the pool and describes the table; the error names the database or the table.
+    pub async fn connect(config: SinkConfig) -> Result<Self, InitError> {
+        let pg: tokio_postgres::Config = config.database_url.parse().map_err(|err| {
+            InitError::from(busline_core::ConfigError::Invalid {
+                var: "DATABASE_URL".into(),
+                value: redacted(&config.database_url),
+                reason: format!("{err}"),
+            })
+        })?;
+        let manager = deadpool_postgres::Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|err| init_failed(&config, err))?;
+        let client = pool.get().await.map_err(|err| init_failed(&config, err))?;
+        let table = table::describe(&client, &config)
+            .await
+            .map_err(|message| init_failed(&config, message))?;
+        drop(client);
+        Ok(PostgresSink {
+            config,
+            pool,
+            table,
+        })
+    }
+
+    /// A connection, waiting up to `CONNECT_RETRY_SECONDS` (less when the deadline is near)
+    /// for a database that is restarting.
+    async fn client(&self, ctx: &StopContext<'_>) -> Result<deadpool_postgres::Client, StopError> {
+        let mut window = self.config.connect_retry;
+        if let Some(deadline) = ctx.deadline {
+            window = window.min(
+                deadline
+                    .remaining()
+                    .saturating_sub(ctx.config.deadline_margin),
+            );
+        }
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(2))
+            .with_total_delay(Some(window))
+            .without_max_times();
+        (|| self.pool.get())
+            .retry(backoff)
+            .notify(
+                |err, wait| tracing::warn!(error = %err, ?wait, "database unreachable; retrying"),
+            )
+            .await
+            .map_err(|err| {
+                StopError::retryable(format!(
+                    "table {}: no connection to {}: {err}",
+                    self.table.name,
+                    redacted(&self.config.database_url)
+                ))
+            })
+    }
+
+    /// Each passenger's row (its fields by column), or why it has none.
+    fn row(&self, index: usize, passenger: &Passenger) -> Result<Row, String> {
+        let mut columns = Map::new();
+        for (field, value) in passenger.data() {
+            let column = self
+                .config
+                .columns
+                .iter()
+                .find(|(_, mapped)| *mapped == field)
+                .map_or(field.as_str(), |(column, _)| column.as_str());
+            if !self.table.has(column) {
+                return Err(format!(
+                    "field `{field}` has no column in table {} (map it in COLUMNS or drop it before this stop)",
+                    self.table.name
+                ));
+            }
+            columns.insert(column.to_owned(), value.clone());
+        }
+        if self.config.key_columns.is_empty() {
+            columns.insert(self.config.id_column.clone(), Value::from(passenger.id()));
+        }
+        Ok(Row { index, columns })
+    }
+}
+
+fn init_failed(config: &SinkConfig, cause: impl std::fmt::Display) -> InitError {
+    InitError::Resource {
+        resource: format!(
+            "PostgreSQL {} table {}",
+            redacted(&config.database_url),
+            config.table
+        ),
+        source: cause.to_string().into(),
+    }
+}
+
+/// A connection string without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Stop for PostgresSink {
+    async fn handle(
+        &self,
+        ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        let mut rows = Vec::with_capacity(passengers.len());
+        let mut refused: Vec<(usize, String)> = Vec::new();
+        for (index, passenger) in passengers.iter().enumerate() {
+            match self.row(index, passenger) {
+                Ok(row) => rows.push(row),
+                Err(reason) => refused.push((index, reason)),
+            }
+        }
+        if !rows.is_empty() {
+            let mut columns: Vec<&str> = self
+                .table
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|c| rows.iter().any(|r| r.columns.contains_key(*c)))
+                .collect();
+            for key in &self.table.key {
+                if !columns.contains(&key.as_str()) {
+                    columns.push(key);
+                }
+            }
+            let sql = write::upsert_sql(&self.table, &columns);
+            let mut client = self.client(ctx).await?;
+            refused.extend(write::write(&mut client, &self.table, &sql, &rows).await?);
+        }
+        refused.sort_unstable();
+        for (index, reason) in &refused {
+            outbox
+                .reject(&passengers[*index].clone().reject(reason))
+                .await?;
+        }
+        outbox.drop_off((passengers.len() - refused.len()) as u64);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db.internal:5432/lake"),
+            "postgres://app:***@db.internal:5432/lake"
+        );
+        assert_eq!(redacted("postgres://app@db/lake"), "postgres://app@db/lake");
+        assert_eq!(redacted("host=db user=app"), "host=db user=app");
+    }
+}
