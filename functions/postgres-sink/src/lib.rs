@@ -13,11 +13,10 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use busline_core::envelope::Passenger;
 use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
-use serde_json::{Map, Value};
 pub use settings::SinkConfig;
 use std::time::Duration;
 use table::Table;
-use write::Row;
+use write::{Cell, Row};
 
 /// The kind's name: the template's `BuildProperties.Binary`.
 pub const KIND: &str = "postgres-sink";
@@ -104,8 +103,8 @@ impl PostgresSink {
     }
 
     /// Each passenger's row (its fields by column), or why it has none.
-    fn row(&self, index: usize, passenger: &Passenger) -> Result<Row, String> {
-        let mut columns = Map::new();
+    fn row<'p>(&'p self, index: usize, passenger: &'p Passenger) -> Result<Row<'p>, String> {
+        let mut columns = Vec::with_capacity(passenger.data().len() + 1);
         for (field, value) in passenger.data() {
             let column = self
                 .config
@@ -119,10 +118,10 @@ impl PostgresSink {
                     self.table.name
                 ));
             }
-            columns.insert(column.to_owned(), value.clone());
+            columns.push((column, Cell::Field(value)));
         }
         if self.config.key_columns.is_empty() {
-            columns.insert(self.config.id_column.clone(), Value::from(passenger.id()));
+            columns.push((self.config.id_column.as_str(), Cell::Id(passenger.id())));
         }
         Ok(Row { index, columns })
     }
@@ -175,7 +174,7 @@ impl Stop for PostgresSink {
                 .columns
                 .iter()
                 .map(|c| c.name.as_str())
-                .filter(|c| rows.iter().any(|r| r.columns.contains_key(*c)))
+                .filter(|c| rows.iter().any(|r| r.has(c)))
                 .collect();
             for key in &self.table.key {
                 if !columns.contains(&key.as_str()) {

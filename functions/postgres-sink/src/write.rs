@@ -6,14 +6,47 @@
 
 use crate::table::{Table, quote};
 use busline_core::StopError;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 
-/// A row to write: the passenger's index in its bus and its columns.
-pub struct Row {
+/// One column's value of a row: a passenger's field, or its id.
+#[derive(Debug, Clone, Copy)]
+pub enum Cell<'p> {
+    /// A field's value, borrowed from the passenger.
+    Field(&'p Value),
+    /// The passenger's id (for `ID_COLUMN`).
+    Id(&'p str),
+}
+
+impl serde::Serialize for Cell<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::Field(value) => value.serialize(serializer),
+            Cell::Id(id) => serializer.serialize_str(id),
+        }
+    }
+}
+
+/// A row to write: the passenger's index in its bus and its cells by column, borrowed from the
+/// passenger, so a bus is serialized once into the statement's parameter and never copied.
+#[derive(Debug)]
+pub struct Row<'p> {
     pub index: usize,
-    pub columns: Map<String, Value>,
+    pub columns: Vec<(&'p str, Cell<'p>)>,
+}
+
+impl Row<'_> {
+    /// Whether the row has a cell for `column`.
+    pub fn has(&self, column: &str) -> bool {
+        self.columns.iter().any(|(c, _)| *c == column)
+    }
+}
+
+impl serde::Serialize for Row<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.columns.iter().map(|(column, cell)| (*column, cell)))
+    }
 }
 
 /// The upsert of rows with `columns` (in table order): insert, or update every non-key column
@@ -108,13 +141,12 @@ pub async fn write(
     client: &mut deadpool_postgres::Client,
     table: &Table,
     sql: &str,
-    rows: &[Row],
+    rows: &[Row<'_>],
 ) -> Result<Vec<(usize, String)>, StopError> {
     let fail = |err| classify(&table.name, err);
-    let all: Vec<&Map<String, Value>> = rows.iter().map(|r| &r.columns).collect();
     let tx = client.transaction().await.map_err(fail)?;
     let statement = tx.prepare_cached(sql).await.map_err(fail)?;
-    match tx.execute(&statement, &[&Json(&all)]).await {
+    match tx.execute(&statement, &[&Json(rows)]).await {
         Ok(_) => {
             tx.commit().await.map_err(fail)?;
             return Ok(Vec::new());
@@ -130,7 +162,7 @@ async fn row_by_row(
     client: &mut deadpool_postgres::Client,
     table: &Table,
     sql: &str,
-    rows: &[Row],
+    rows: &[Row<'_>],
 ) -> Result<Vec<(usize, String)>, StopError> {
     let fail = |err| classify(&table.name, err);
     let mut tx = client.transaction().await.map_err(fail)?;
@@ -138,10 +170,7 @@ async fn row_by_row(
     let mut rejected = Vec::new();
     for row in rows {
         let savepoint = tx.savepoint("busline_row").await.map_err(fail)?;
-        match savepoint
-            .execute(&statement, &[&Json([&row.columns])])
-            .await
-        {
+        match savepoint.execute(&statement, &[&Json([row])]).await {
             Ok(_) => savepoint.commit().await.map_err(fail)?,
             Err(err) if row_level(&err) => {
                 savepoint.rollback().await.map_err(fail)?;
@@ -160,7 +189,7 @@ async fn row_by_row(
 async fn reason(
     tx: &mut tokio_postgres::Transaction<'_>,
     table: &Table,
-    row: &Row,
+    row: &Row<'_>,
     err: &tokio_postgres::Error,
 ) -> Result<String, StopError> {
     let message = describe(err);
@@ -175,12 +204,12 @@ async fn reason(
         "SELECT json_populate_record(NULL::{}, json_build_object($1::text, $2::json))",
         table.quoted
     );
-    for (column, value) in &row.columns {
+    for (column, cell) in &row.columns {
         let savepoint = tx
             .savepoint("busline_probe")
             .await
             .map_err(|e| classify(&table.name, e))?;
-        let converted = savepoint.execute(&probe, &[column, &Json(value)]).await;
+        let converted = savepoint.execute(&probe, &[column, &Json(cell)]).await;
         savepoint
             .rollback()
             .await
@@ -189,7 +218,7 @@ async fn reason(
             let type_name = table
                 .columns
                 .iter()
-                .find(|c| &c.name == column)
+                .find(|c| c.name == *column)
                 .map(|c| c.type_name.as_str())
                 .unwrap_or("?");
             return Ok(format!("column `{column}` ({type_name}): {message}"));
