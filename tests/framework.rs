@@ -139,7 +139,15 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
     let registry = busline_builtin::registry();
     assert_eq!(
         registry.names(),
-        ["depot", "extract", "load", "postgres-sink", "transform"]
+        [
+            "depot",
+            "extract",
+            "load",
+            "postgres-ranges",
+            "postgres-sink",
+            "postgres-source",
+            "transform"
+        ]
     );
     // Known before building, so a host can choose what to wrap (chaos: queue readers only).
     let reads_queue: Vec<bool> = registry
@@ -147,7 +155,7 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .iter()
         .map(|name| registry.get(name).expect("known").reads_queue())
         .collect();
-    assert_eq!(reads_queue, [false, true, true, true, true]);
+    assert_eq!(reads_queue, [false, true, true, false, true, true, true]);
     let wrapped = wrap_kind("transform", |stop| stop);
     assert!(wrapped.get("transform").expect("known").reads_queue());
     assert!(
@@ -168,7 +176,7 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .expect("unknown");
     assert_eq!(
         error_text(&err),
-        "unknown stop kind \"enrich\"; this build knows depot, extract, load, postgres-sink, transform"
+        "unknown stop kind \"enrich\"; this build knows depot, extract, load, postgres-ranges, postgres-sink, postgres-source, transform"
     );
     let depot = registry
         .build(

@@ -26,7 +26,7 @@ const BYTES_PER_RECORD: u64 = 40;
 pub struct StreamReport {
     /// The stop that read the object.
     pub stop: String,
-    /// Bytes of CSV in the object.
+    /// Bytes of CSV in the object (0 when the stop read its tickets' rows elsewhere).
     pub bytes: u64,
     /// Size of the object: `bytes` compressed, when it is.
     pub object_bytes: u64,
@@ -47,6 +47,12 @@ pub struct StreamReport {
 impl StreamReport {
     /// The report as one line for people.
     pub fn line(&self) -> String {
+        if self.bytes == 0 {
+            return format!(
+                "{} picked up {} records from its tickets' source in {:.2} s: {:.0} records/s, peak RSS {:.1} MiB\n",
+                self.stop, self.records, self.secs, self.records_per_sec, self.peak_rss_mib
+            );
+        }
         let compressed = match self.compression {
             Some(name) => format!(" ({name}: {} object)", megabytes(self.object_bytes)),
             None => String::new(),
@@ -81,11 +87,12 @@ pub async fn stream(
         .ok_or_else(|| BenchError::Route("the route has no stop after the depot".into()))?;
     let events = batches(spec, &prepared.tickets)?;
     let board = Arc::new(MetricsBoard::default());
+    let store = Arc::new(prepared.store());
     let processor = prepared
         .processor(
             spec,
             Arc::new(CountingQueues::counting()),
-            Arc::new(prepared.store()),
+            store.clone(),
             board.clone(),
         )
         .await?;
@@ -99,7 +106,12 @@ pub async fn stream(
     }
     let secs = started.elapsed().as_secs_f64();
     let peak_rss_mib = peak_rss_kib()? as f64 / 1024.0;
-    let bytes = prepared.generated.bytes;
+    // A stop that reads its tickets from elsewhere (a database) never reads the generated CSV.
+    let bytes = if store.tally().gets > 0 {
+        prepared.generated.bytes
+    } else {
+        0
+    };
     let tally = board
         .snapshot()
         .get(&spec.name)

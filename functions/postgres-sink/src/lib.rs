@@ -10,11 +10,10 @@ mod table;
 mod write;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use busline_core::envelope::Passenger;
 use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
+use busline_postgres::redacted;
 pub use settings::SinkConfig;
-use std::time::Duration;
 use table::Table;
 use write::{Cell, Row};
 
@@ -33,32 +32,14 @@ pub fn kind() -> StopKind {
 /// The postgres-sink stop.
 pub struct PostgresSink {
     config: SinkConfig,
-    pool: deadpool_postgres::Pool,
+    pool: busline_postgres::Pool,
     table: Table,
 }
 
 impl PostgresSink {
     /// Builds the pool and describes the table; the error names the database or the table.
     pub async fn connect(config: SinkConfig) -> Result<Self, InitError> {
-        let pg: tokio_postgres::Config = config.database_url.parse().map_err(|err| {
-            InitError::from(busline_core::ConfigError::Invalid {
-                var: "DATABASE_URL".into(),
-                value: redacted(&config.database_url),
-                reason: format!("{err}"),
-            })
-        })?;
-        let manager = deadpool_postgres::Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager)
-            .max_size(config.pool_size)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|err| init_failed(&config, err))?;
+        let pool = busline_postgres::pool(&config.database_url, config.pool_size)?;
         let client = pool.get().await.map_err(|err| init_failed(&config, err))?;
         let table = table::describe(&client, &config)
             .await
@@ -73,7 +54,7 @@ impl PostgresSink {
 
     /// A connection, waiting up to `CONNECT_RETRY_SECONDS` (less when the deadline is near)
     /// for a database that is restarting.
-    async fn client(&self, ctx: &StopContext<'_>) -> Result<deadpool_postgres::Client, StopError> {
+    async fn client(&self, ctx: &StopContext<'_>) -> Result<busline_postgres::Client, StopError> {
         let mut window = self.config.connect_retry;
         if let Some(deadline) = ctx.deadline {
             window = window.min(
@@ -82,24 +63,12 @@ impl PostgresSink {
                     .saturating_sub(ctx.config.deadline_margin),
             );
         }
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(2))
-            .with_total_delay(Some(window))
-            .without_max_times();
-        (|| self.pool.get())
-            .retry(backoff)
-            .notify(
-                |err, wait| tracing::warn!(error = %err, ?wait, "database unreachable; retrying"),
-            )
-            .await
-            .map_err(|err| {
-                StopError::retryable(format!(
-                    "table {}: no connection to {}: {err}",
-                    self.table.name,
-                    redacted(&self.config.database_url)
-                ))
-            })
+        let what = format!(
+            "table {} at {}",
+            self.table.name,
+            redacted(&self.config.database_url)
+        );
+        busline_postgres::client(&self.pool, window, &what).await
     }
 
     /// Each passenger's row (its fields by column), or why it has none.
@@ -135,20 +104,6 @@ fn init_failed(config: &SinkConfig, cause: impl std::fmt::Display) -> InitError 
             config.table
         ),
         source: cause.to_string().into(),
-    }
-}
-
-/// A connection string without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -193,20 +148,5 @@ impl Stop for PostgresSink {
         }
         outbox.drop_off((passengers.len() - refused.len()) as u64);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_password_never_reaches_a_message() {
-        assert_eq!(
-            redacted("postgres://app:s3cret@db.internal:5432/lake"),
-            "postgres://app:***@db.internal:5432/lake"
-        );
-        assert_eq!(redacted("postgres://app@db/lake"), "postgres://app@db/lake");
-        assert_eq!(redacted("host=db user=app"), "host=db user=app");
     }
 }

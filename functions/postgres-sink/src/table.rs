@@ -3,6 +3,7 @@
 //! mapping to a column the table lacks stops the stop at init, naming it.
 
 use crate::settings::SinkConfig;
+use busline_postgres::quote;
 use std::collections::BTreeSet;
 
 /// A table column.
@@ -25,11 +26,6 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// The columns a row is upserted by.
     pub key: Vec<String>,
-}
-
-/// An identifier quoted for SQL.
-pub fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 impl Table {

@@ -4,10 +4,10 @@
 //! each under a savepoint: the bad rows are rejected with the column and the database's message,
 //! the rest commit.
 
-use crate::table::{Table, quote};
+use crate::table::Table;
 use busline_core::StopError;
+use busline_postgres::{classify, describe, quote, row_level};
 use serde_json::Value;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 
 /// One column's value of a row: a passenger's field, or its id.
@@ -80,65 +80,9 @@ pub fn upsert_sql(table: &Table, columns: &[&str]) -> String {
     )
 }
 
-/// True for an error of the row's data (class 22) or of a constraint it breaks (class 23):
-/// that row is rejected, the others are written.
-fn row_level(err: &tokio_postgres::Error) -> bool {
-    err.code()
-        .is_some_and(|code| code.code().starts_with("22") || code.code().starts_with("23"))
-}
-
-/// The class of a failure that is not one row's: a lost connection, too many connections, a
-/// serialization failure, a deadlock or a shutting-down server is retryable; anything else
-/// (a permission, a column the statement names that is gone) is permanent.
-pub fn classify(table: &str, err: tokio_postgres::Error) -> StopError {
-    let retryable = match err.code() {
-        None => true,
-        Some(code) => {
-            let text = code.code();
-            text.starts_with("08")
-                || text.starts_with("53")
-                || text.starts_with("58")
-                || [
-                    SqlState::T_R_SERIALIZATION_FAILURE,
-                    SqlState::T_R_DEADLOCK_DETECTED,
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::LOCK_NOT_AVAILABLE,
-                ]
-                .contains(code)
-        }
-    };
-    let message = format!("table {table}: {}", describe(&err));
-    if retryable {
-        StopError::retryable(message)
-    } else {
-        StopError::permanent(message)
-    }
-}
-
-/// The database's message with its detail, or the client's error.
-fn describe(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_owned(),
-        },
-        None => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
-
 /// Writes `rows` with `sql`; the rows rejected, each with its reason.
 pub async fn write(
-    client: &mut deadpool_postgres::Client,
+    client: &mut busline_postgres::Client,
     table: &Table,
     sql: &str,
     rows: &[Row<'_>],
@@ -159,7 +103,7 @@ pub async fn write(
 
 /// The bus written again row by row, each under a savepoint.
 async fn row_by_row(
-    client: &mut deadpool_postgres::Client,
+    client: &mut busline_postgres::Client,
     table: &Table,
     sql: &str,
     rows: &[Row<'_>],

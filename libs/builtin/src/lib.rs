@@ -3,7 +3,8 @@
 
 use busline_core::Registry;
 
-/// The built-in kinds: `depot`, `extract`, `transform`, `load` and `postgres-sink`.
+/// The built-in kinds: `depot`, `extract`, `transform`, `load`, and for PostgreSQL
+/// `postgres-ranges` (a depot), `postgres-source` and `postgres-sink`.
 pub fn registry() -> Registry {
     Registry::new()
         .with(busline_depot::kind())
@@ -11,4 +12,6 @@ pub fn registry() -> Registry {
         .with(busline_transform::kind())
         .with(busline_load::kind())
         .with(busline_postgres_sink::kind())
+        .with(busline_postgres_depot::kind())
+        .with(busline_postgres_source::kind())
 }
