@@ -142,10 +142,12 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         [
             "depot",
             "extract",
+            "http-source",
             "load",
             "postgres-ranges",
             "postgres-sink",
             "postgres-source",
+            "tickets",
             "transform"
         ]
     );
@@ -155,7 +157,10 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .iter()
         .map(|name| registry.get(name).expect("known").reads_queue())
         .collect();
-    assert_eq!(reads_queue, [false, true, true, false, true, true, true]);
+    assert_eq!(
+        reads_queue,
+        [false, true, true, true, false, true, true, false, true]
+    );
     let wrapped = wrap_kind("transform", |stop| stop);
     assert!(wrapped.get("transform").expect("known").reads_queue());
     assert!(
@@ -176,7 +181,7 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .expect("unknown");
     assert_eq!(
         error_text(&err),
-        "unknown stop kind \"enrich\"; this build knows depot, extract, load, postgres-ranges, postgres-sink, postgres-source, transform"
+        "unknown stop kind \"enrich\"; this build knows depot, extract, http-source, load, postgres-ranges, postgres-sink, postgres-source, tickets, transform"
     );
     let depot = registry
         .build(

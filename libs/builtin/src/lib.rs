@@ -3,8 +3,9 @@
 
 use busline_core::Registry;
 
-/// The built-in kinds: `depot`, `extract`, `transform`, `load`, and for PostgreSQL
-/// `postgres-ranges` (a depot), `postgres-source` and `postgres-sink`.
+/// The built-in kinds: `depot`, `extract`, `transform`, `load`; for PostgreSQL
+/// `postgres-ranges` (a depot), `postgres-source` and `postgres-sink`; for HTTP APIs `tickets`
+/// (a depot) and `http-source`.
 pub fn registry() -> Registry {
     Registry::new()
         .with(busline_depot::kind())
@@ -14,4 +15,6 @@ pub fn registry() -> Registry {
         .with(busline_postgres_sink::kind())
         .with(busline_postgres_depot::kind())
         .with(busline_postgres_source::kind())
+        .with(busline_tickets_depot::kind())
+        .with(busline_http_source::kind())
 }
