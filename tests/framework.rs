@@ -141,6 +141,7 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         registry.names(),
         [
             "depot",
+            "dynamodb-sink",
             "extract",
             "http-source",
             "load",
@@ -159,7 +160,9 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .collect();
     assert_eq!(
         reads_queue,
-        [false, true, true, true, false, true, true, false, true]
+        [
+            false, true, true, true, true, false, true, true, false, true
+        ]
     );
     let wrapped = wrap_kind("transform", |stop| stop);
     assert!(wrapped.get("transform").expect("known").reads_queue());

@@ -6,7 +6,7 @@
 use busline_cli::ride::ride;
 use busline_core::Extensions;
 use busline_template::add_stop::{NewStop, add_stop};
-use busline_tests::postgres::{connect, database_url, table};
+use busline_tests::postgres::{connect, database_url, root_cert, table};
 use busline_tests::*;
 use std::path::Path;
 
@@ -215,5 +215,105 @@ fn the_postgres_sample_is_busline_s_route_plus_one_add_stop_on_a_lane() {
     assert!(
         added == committed,
         "samples/postgres/template.yaml is not what its README's bus add-stop writes: run it again"
+    );
+}
+
+#[tokio::test]
+async fn tls_when_asked_with_the_servers_certificate_checked() {
+    let url = format!("{}?sslmode=require", database_url());
+    let name = table("tls_rows", "busline_id text PRIMARY KEY").await;
+    let settings = |root_cert: Option<String>| busline_postgres::DatabaseSettings {
+        location: busline_postgres::Location::Url(url.clone()),
+        sslmode: None,
+        root_cert,
+    };
+    let database = busline_postgres::open(&settings(Some(root_cert())), None, 1)
+        .await
+        .expect("opened");
+    let client = database.pool.get().await.expect("a TLS connection");
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("asked");
+    assert!(row.get::<_, bool>(0), "the connection is encrypted");
+
+    // Without the authority's certificate the server is a stranger: init says so.
+    let untrusted = init_error(&[("DATABASE_URL", url.as_str()), ("TABLE", name.as_str())]).await;
+    assert!(
+        untrusted.contains("invalid peer certificate: UnknownIssuer"),
+        "{untrusted}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_secret_from_secrets_manager_connects_the_sink() {
+    let cloud = busline_tests::cloud::cloud("ministack").await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&cloud.config);
+    let url: tokio_postgres::Config = database_url().parse().expect("the test URL");
+    let secret = busline_tests::cloud::unique("warehouse-db");
+    let fields = serde_json::json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": url.get_ports()[0],
+        "username": "busline", "password": "trusted-locally", "dbname": "busline"
+    });
+    secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(fields.to_string())
+        .send()
+        .await
+        .expect("secret created");
+    let name = table("secret_rows", "busline_id text PRIMARY KEY, n integer").await;
+    let build = |secret: String| {
+        let h = Harness::new();
+        let vars = Harness::vars(&[
+            ("DATABASE_SECRET", secret.as_str()),
+            ("TABLE", name.as_str()),
+        ]);
+        let extensions =
+            busline_aws::AwsClients::from_config(&cloud.config).extensions(&cloud.config);
+        async move {
+            let built = busline_builtin::registry()
+                .build(
+                    "postgres-sink",
+                    std::sync::Arc::new(vars),
+                    h.ports(std::sync::Arc::new(h.queues.clone())),
+                    extensions,
+                )
+                .await;
+            (h, built)
+        }
+    };
+    let (h, built) = build(secret).await;
+    let processor = built
+        .expect("built from the secret")
+        .into_bus("postgres-sink")
+        .expect("a stop");
+    send(
+        h.queue("in"),
+        &bus_body(
+            "b1",
+            &[serde_json::json!({"n": 1}), serde_json::json!({"n": 2})],
+        ),
+    );
+    h.process_all_ok(&processor, 10).await;
+    let rows: Vec<(String, i32)> = connect()
+        .await
+        .query(&format!("SELECT busline_id, n FROM {name} ORDER BY n"), &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [("b1-0".to_owned(), 1), ("b1-1".to_owned(), 2)]);
+
+    let missing = busline_tests::cloud::unique("no-such-secret");
+    let (_, built) = build(missing.clone()).await;
+    let err = busline_core::error::chain(&built.err().expect("no secret"));
+    assert!(
+        err.contains(&format!("DATABASE_SECRET: secret {missing}: not found")),
+        "{err}"
     );
 }

@@ -4,12 +4,12 @@
 use crate::bench::stream::stream;
 use crate::bench::{BenchOptions, bench};
 use crate::generate::{GenOptions, generate, megabytes};
-use crate::ride::{ChaosOptions, InvokeOptions, RideOptions, ride};
+use crate::ride::{ChaosOptions, InvokeOptions, RideOptions, aws_extensions, ride};
 use crate::route_test::{TestOptions, run_tests};
 use anyhow::{Context, Result};
-use busline_core::Registry;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::route::Route;
+use busline_core::{Extensions, Registry};
 use busline_formats::Compression;
 use busline_template::add_stop::{NewStop, add_stop};
 use clap::{Args, Parser, Subcommand};
@@ -171,6 +171,11 @@ enum Command {
         /// A key prefix of the data bucket the new stop reads (s3:GetObject).
         #[arg(long = "reads", value_name = "PREFIX")]
         reads: Vec<String>,
+        /// A DynamoDB table the new stop writes, by its key: `id` (a string partition key) or
+        /// `pk,sk:N` (attributes with `:S` or `:N`, string by default). The template gains the
+        /// table and a policy to write it; the stop's TABLE_NAME names it.
+        #[arg(long = "dynamodb-table", value_name = "KEY", value_parser = parse_table_key)]
+        dynamodb_table: Option<TableKey>,
         /// Print the new template instead of writing it.
         #[arg(long)]
         print: bool,
@@ -263,6 +268,26 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=VALUE, found {text:?}"))
 }
 
+/// A DynamoDB table's key as `--dynamodb-table` gives it: attributes with their types.
+#[derive(Debug, Clone)]
+struct TableKey(Vec<(String, String)>);
+
+/// `pk,sk:N` -> `[(pk, S), (sk, N)]`: a table key's attributes, strings unless `:N`.
+fn parse_table_key(text: &str) -> Result<TableKey, String> {
+    text.split(',')
+        .map(|part| {
+            let (name, kind) = part.trim().split_once(':').unwrap_or((part.trim(), "S"));
+            if name.is_empty() || !matches!(kind, "S" | "N") {
+                return Err(format!(
+                    "expected attribute[:S|:N], comma-separated, found {part:?}"
+                ));
+            }
+            Ok((name.to_owned(), kind.to_owned()))
+        })
+        .collect::<Result<_, _>>()
+        .map(TableKey)
+}
+
 /// Runs `bus` with the stop kinds of `registry`: parses the arguments, runs the command, prints
 /// an error with its causes on failure. Call it from a binary's `main`.
 pub fn main(registry: Registry) -> ExitCode {
@@ -307,6 +332,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 invoke: InvokeOptions::new(invoke, serve),
                 chaos: chaos.map(|spec| ChaosOptions { spec, seed }),
                 feed: None,
+                extensions: Extensions::default(),
             };
             run_ride(options, print.json)
         }
@@ -379,6 +405,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             lane,
             writes,
             reads,
+            dynamodb_table,
             print,
         } => {
             let stop = NewStop {
@@ -390,6 +417,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 lane,
                 writes,
                 reads,
+                table_key: dynamodb_table.map(|key| key.0).unwrap_or_default(),
             };
             run_add_stop(&template, &stop, print)
         }
@@ -471,18 +499,24 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
 
 /// `bus ride`: the ride with a progress line on a terminal, then its report; exit 2 when any
 /// bus was dead-lettered.
-fn run_ride(options: RideOptions, json: bool) -> Result<ExitCode> {
+fn run_ride(mut options: RideOptions, json: bool) -> Result<ExitCode> {
     let progress = progress_bar(!json && std::io::stderr().is_terminal());
-    let report = runtime()?.block_on(ride(options, |board| {
-        if let Some(bar) = &progress {
-            let line: Vec<String> = board
-                .snapshot()
-                .iter()
-                .map(|(stop, t)| format!("{stop} {}", t.counts.passengers_in + t.counts.picked_up))
-                .collect();
-            bar.set_message(line.join(" · "));
-        }
-    }))?;
+    let report = runtime()?.block_on(async {
+        options.extensions = aws_extensions().await;
+        ride(options, |board| {
+            if let Some(bar) = &progress {
+                let line: Vec<String> = board
+                    .snapshot()
+                    .iter()
+                    .map(|(stop, t)| {
+                        format!("{stop} {}", t.counts.passengers_in + t.counts.picked_up)
+                    })
+                    .collect();
+                bar.set_message(line.join(" · "));
+            }
+        })
+        .await
+    })?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -554,4 +588,47 @@ fn progress_bar(show: bool) -> Option<indicatif::ProgressBar> {
         );
         bar
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_argument_parses_as_declared() {
+        // clap checks that each field's type matches its argument's definition only here.
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "bus",
+            "add-stop",
+            "items",
+            "--kind",
+            "dynamodb-sink",
+            "--after",
+            "transform",
+            "--dynamodb-table",
+            "pk,sk:N",
+        ])
+        .expect("parses");
+        let Command::AddStop { dynamodb_table, .. } = cli.command else {
+            panic!("add-stop")
+        };
+        assert_eq!(
+            dynamodb_table.map(|key| key.0),
+            Some(vec![("pk".into(), "S".into()), ("sk".into(), "N".into())])
+        );
+        let bad = Cli::try_parse_from([
+            "bus",
+            "add-stop",
+            "x",
+            "--kind",
+            "k",
+            "--after",
+            "a",
+            "--dynamodb-table",
+            "pk:B",
+        ]);
+        assert!(bad.is_err());
+    }
 }

@@ -60,6 +60,9 @@ pub struct RideOptions {
     /// Ride one stop alone instead of the route: these passengers board one bus to it, and
     /// what it forwards stays on its lanes' queues for the report.
     pub feed: Option<Feed>,
+    /// What the stops built here are offered beside the embedded ports, such as the AWS
+    /// configuration a stop that writes DynamoDB needs ([`aws_extensions`]).
+    pub extensions: Extensions,
 }
 
 /// One stop ridden alone (`bus test` cases for a single stop).
@@ -398,7 +401,7 @@ async fn trip_handler(
     Ok(match options.invoke.endpoint(&first.name) {
         Some(endpoint) => Box::new(InvokedDepot::new(invokers.get(endpoint).await, &first.kind)),
         None => Box::new(
-            build(&options.registry, first, ports)
+            build(options, first, ports)
                 .await?
                 .into_depot(&first.kind)
                 .map_err(|err| init_error(first, err))?,
@@ -469,7 +472,7 @@ async fn bus_stop(
                 None => ports.clone(),
             };
             let processor: Arc<dyn BatchHandler> = Arc::new(
-                build(&options.registry, spec, &ports)
+                build(options, spec, &ports)
                     .await?
                     .into_bus(&spec.kind)
                     .map_err(|err| init_error(spec, err))?,
@@ -497,6 +500,21 @@ async fn bus_stop(
     })
 }
 
+/// The AWS configuration of the environment and Secrets Manager, offered to stops that reach
+/// AWS themselves (a DynamoDB table, a database's secret) when the environment names a region
+/// or a profile; the queues and the bucket stay embedded. Without either nothing is offered,
+/// so a ride never waits on instance metadata.
+pub async fn aws_extensions() -> Extensions {
+    let named = ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"]
+        .iter()
+        .any(|var| std::env::var(var).is_ok_and(|v| !v.is_empty()));
+    if !named {
+        return Extensions::default();
+    }
+    let shared = busline_aws::clients::load_config().await;
+    busline_aws::AwsClients::from_config(&shared).extensions(&shared)
+}
+
 /// The folder standing in for the data bucket (named by the first stop's `DATA_BUCKET`), with
 /// `--input` served under its `INPUT_PREFIX`.
 fn bucket(first: &StopSpec, options: &RideOptions) -> FolderStore {
@@ -520,16 +538,17 @@ fn setting(spec: &StopSpec, name: &str, default: &str) -> String {
 
 /// Builds the stop of `spec` from its kind in `registry`, over the embedded ports.
 async fn build(
-    registry: &Registry,
+    options: &RideOptions,
     spec: &StopSpec,
     ports: &Ports,
 ) -> Result<ReadyStop, RideError> {
-    registry
+    options
+        .registry
         .build(
             &spec.kind,
             Arc::new(spec.env.clone()),
             ports.clone(),
-            Extensions::default(),
+            options.extensions.clone(),
         )
         .await
         .map_err(|err| init_error(spec, err))

@@ -67,6 +67,7 @@ pub fn ride_options(route: Route, input: &Path, output: &Path) -> RideOptions {
         invoke: Default::default(),
         chaos: None,
         feed: None,
+        extensions: Default::default(),
     }
 }
 

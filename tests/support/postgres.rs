@@ -56,3 +56,12 @@ pub async fn table(prefix: &str, columns: &str) -> String {
         .expect("table created");
     name
 }
+
+/// The certificate of the authority that signed the test server's (infra/postgres makes both).
+pub fn root_cert() -> String {
+    database_url();
+    workspace_root()
+        .join("infra/.run/postgres/tls/ca.crt")
+        .display()
+        .to_string()
+}

@@ -4,7 +4,7 @@
 
 use super::TestError;
 use super::case::{Case, Input};
-use crate::ride::{Feed, RideOptions, ride};
+use crate::ride::{Feed, RideOptions, aws_extensions, ride};
 use busline_core::envelope::Passenger;
 use busline_core::{Registry, StopCounts};
 use busline_formats::Compression;
@@ -76,6 +76,7 @@ pub async fn ride_case(case: &Case, registry: &Registry) -> Result<Actual, TestE
         invoke: Default::default(),
         chaos: None,
         feed,
+        extensions: aws_extensions().await,
     };
     let report = ride(options, |_| {}).await?;
     Ok(Actual {

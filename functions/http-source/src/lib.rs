@@ -7,15 +7,17 @@
 //! Near the deadline the ticket goes back to the stop's queue with the next page's request.
 
 mod pages;
+mod secrets;
 mod settings;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use busline_core::envelope::Passenger;
 use busline_core::id::stable_id;
-use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
+use busline_core::{InitError, Outbox, SecretStore, Stop, StopContext, StopError, StopKind};
 use serde_json::{Map, Value};
 pub use settings::{HttpConfig, Pagination};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -29,7 +31,12 @@ pub const URL_FIELD: &str = "url";
 pub fn kind() -> StopKind {
     StopKind::stop(KIND, |init| {
         let config = HttpConfig::from_vars(init.settings());
-        async move { HttpSource::new(config?) }
+        let store = init.extension::<Arc<dyn SecretStore>>().cloned();
+        async move {
+            let mut config = config?;
+            secrets::fill(&mut config.headers, store.as_ref()).await?;
+            HttpSource::new(config)
+        }
     })
 }
 

@@ -55,7 +55,8 @@ pub struct HttpConfig {
     /// record's place in the page.
     pub id_field: Option<String>,
     /// `HTTP_HEADERS`: a JSON object of header to value; `${NAME}` in a value is the
-    /// environment variable `NAME` (a token kept out of the template).
+    /// environment variable `NAME` (a token kept out of the template), and `${secret:ID}` the
+    /// text of secret `ID` (`${secret:ID#field}` a field of its JSON), read at init.
     pub headers: BTreeMap<String, String>,
     /// `RATE_LIMIT`: most requests per second (unset: no limit).
     pub rate_limit: Option<f64>,
@@ -140,6 +141,12 @@ fn expand(value: &str, vars: &dyn Vars) -> Result<String, ConfigError> {
             reason: "a ${ has no closing }".into(),
         })?;
         let name = &after[..end];
+        if name.starts_with(crate::secrets::PREFIX) {
+            // Read from the secret store at init (crate::secrets::fill).
+            out.push_str(&rest[start..start + 2 + end + 1]);
+            rest = &after[end + 1..];
+            continue;
+        }
         out.push_str(&required(vars, name).map_err(|_| ConfigError::Missing {
             var: name.into(),
             hint: "; HTTP_HEADERS refers to it".into(),
@@ -163,12 +170,14 @@ mod tests {
             ("CURSOR_POINTER", "/next"),
             (
                 "HTTP_HEADERS",
-                r#"{"Authorization": "Bearer ${API_TOKEN}", "Accept": "application/json"}"#,
+                r#"{"Authorization": "Bearer ${API_TOKEN}", "Accept": "application/json", "X-Key": "${secret:partner#key}"}"#,
             ),
             ("API_TOKEN", "t0k3n"),
         ]);
         let config = HttpConfig::from_vars(&vars).expect("valid");
         assert_eq!(config.headers["Authorization"], "Bearer t0k3n");
+        // Secrets are read at init, from the secret store (secrets::fill).
+        assert_eq!(config.headers["X-Key"], "${secret:partner#key}");
         assert_eq!(
             config.pagination,
             Pagination::Cursor {

@@ -6,10 +6,12 @@
 use async_trait::async_trait;
 use busline_core::id::stable_id;
 use busline_core::{
-    Depot, InitError, Outbox, Passenger, StopContext, StopError, StopKind, TripError, TripRequest,
+    Depot, InitError, Outbox, Passenger, SecretStore, StopContext, StopError, StopKind, TripError,
+    TripRequest,
 };
 use busline_postgres::{SourceQuery, classify};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The kind's name: the template's `BuildProperties.Binary`.
@@ -19,11 +21,14 @@ pub const KIND: &str = "postgres-ranges";
 pub fn kind() -> StopKind {
     StopKind::depot(KIND, |init| {
         let source = SourceQuery::from_vars(init.settings());
+        let secrets = init.extension::<Arc<dyn SecretStore>>().cloned();
         let range_rows = init.parsed("RANGE_ROWS", 100_000u64);
         async move {
             let source = source?;
             let range_rows = range_rows?.max(1);
-            let pool = busline_postgres::pool(&source.database_url, 1)?;
+            let pool = busline_postgres::open(&source.database, secrets.as_ref(), 1)
+                .await?
+                .pool;
             Ok::<_, InitError>(RangeDepot {
                 source,
                 range_rows,

@@ -11,9 +11,9 @@ mod write;
 
 use async_trait::async_trait;
 use busline_core::envelope::Passenger;
-use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
-use busline_postgres::redacted;
+use busline_core::{InitError, Outbox, SecretStore, Stop, StopContext, StopError, StopKind};
 pub use settings::SinkConfig;
+use std::sync::Arc;
 use table::Table;
 use write::{Cell, Row};
 
@@ -25,29 +25,42 @@ pub const KIND: &str = "postgres-sink";
 pub fn kind() -> StopKind {
     StopKind::stop(KIND, |init| {
         let config = SinkConfig::from_vars(init.settings());
-        async move { PostgresSink::connect(config?).await }
+        let secrets = init.extension::<Arc<dyn SecretStore>>().cloned();
+        async move { PostgresSink::connect(config?, secrets.as_ref()).await }
     })
 }
 
 /// The postgres-sink stop.
 pub struct PostgresSink {
     config: SinkConfig,
-    pool: busline_postgres::Pool,
+    database: busline_postgres::Database,
     table: Table,
 }
 
 impl PostgresSink {
-    /// Builds the pool and describes the table; the error names the database or the table.
-    pub async fn connect(config: SinkConfig) -> Result<Self, InitError> {
-        let pool = busline_postgres::pool(&config.database_url, config.pool_size)?;
-        let client = pool.get().await.map_err(|err| init_failed(&config, err))?;
+    /// Builds the pool (reading the database's secret from `secrets` when the settings name
+    /// one) and describes the table; the error names the database or the table.
+    pub async fn connect(
+        config: SinkConfig,
+        secrets: Option<&Arc<dyn SecretStore>>,
+    ) -> Result<Self, InitError> {
+        let database = busline_postgres::open(&config.database, secrets, config.pool_size).await?;
+        let failed = |cause: &dyn std::fmt::Display| InitError::Resource {
+            resource: format!("PostgreSQL {} table {}", database.shown, config.table),
+            source: cause.to_string().into(),
+        };
+        let client = database
+            .pool
+            .get()
+            .await
+            .map_err(|err| failed(&busline_postgres::pool_error(&err)))?;
         let table = table::describe(&client, &config)
             .await
-            .map_err(|message| init_failed(&config, message))?;
+            .map_err(|message| failed(&message))?;
         drop(client);
         Ok(PostgresSink {
             config,
-            pool,
+            database,
             table,
         })
     }
@@ -55,20 +68,9 @@ impl PostgresSink {
     /// A connection, waiting up to `CONNECT_RETRY_SECONDS` (less when the deadline is near)
     /// for a database that is restarting.
     async fn client(&self, ctx: &StopContext<'_>) -> Result<busline_postgres::Client, StopError> {
-        let mut window = self.config.connect_retry;
-        if let Some(deadline) = ctx.deadline {
-            window = window.min(
-                deadline
-                    .remaining()
-                    .saturating_sub(ctx.config.deadline_margin),
-            );
-        }
-        let what = format!(
-            "table {} at {}",
-            self.table.name,
-            redacted(&self.config.database_url)
-        );
-        busline_postgres::client(&self.pool, window, &what).await
+        let window = ctx.wait_limit(self.config.connect_retry);
+        let what = format!("table {} at {}", self.table.name, self.database.shown);
+        busline_postgres::client(&self.database.pool, window, &what).await
     }
 
     /// Each passenger's row (its fields by column), or why it has none.
@@ -93,17 +95,6 @@ impl PostgresSink {
             columns.push((self.config.id_column.as_str(), Cell::Id(passenger.id())));
         }
         Ok(Row { index, columns })
-    }
-}
-
-fn init_failed(config: &SinkConfig, cause: impl std::fmt::Display) -> InitError {
-    InitError::Resource {
-        resource: format!(
-            "PostgreSQL {} table {}",
-            redacted(&config.database_url),
-            config.table
-        ),
-        source: cause.to_string().into(),
     }
 }
 
@@ -140,13 +131,6 @@ impl Stop for PostgresSink {
             let mut client = self.client(ctx).await?;
             refused.extend(write::write(&mut client, &self.table, &sql, &rows).await?);
         }
-        refused.sort_unstable();
-        for (index, reason) in &refused {
-            outbox
-                .reject(&passengers[*index].clone().reject(reason))
-                .await?;
-        }
-        outbox.drop_off((passengers.len() - refused.len()) as u64);
-        Ok(())
+        outbox.written_but(&passengers, refused).await
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 /// The postgres-sink stop's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkConfig {
-    /// `DATABASE_URL`: `postgres://user:password@host:port/dbname` (libpq's URL or key=value
-    /// form, `sslmode` included).
-    pub database_url: String,
+    /// `DATABASE_URL` (`postgres://user:password@host:port/dbname`, libpq's URL or key=value
+    /// form, `sslmode` included) or `DATABASE_SECRET`, and TLS.
+    pub database: busline_postgres::DatabaseSettings,
     /// `TABLE`: the target table, `name` or `schema.name`; it must exist.
     pub table: String,
     /// `KEY_COLUMNS`: the columns (comma-separated) a row is upserted by; they need a unique
@@ -58,7 +58,7 @@ impl SinkConfig {
             });
         }
         Ok(SinkConfig {
-            database_url: required(vars, "DATABASE_URL")?,
+            database: busline_postgres::DatabaseSettings::from_vars(vars)?,
             table: required(vars, "TABLE")?,
             key_columns,
             id_column: optional(vars, "ID_COLUMN").unwrap_or_else(|| "busline_id".into()),

@@ -7,10 +7,11 @@
 
 use async_trait::async_trait;
 use busline_core::envelope::Passenger;
-use busline_core::{InitError, Outbox, Stop, StopContext, StopError, StopKind};
+use busline_core::{InitError, Outbox, SecretStore, Stop, StopContext, StopError, StopKind};
 use busline_postgres::{SourceQuery, classify};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The kind's name: the template's `BuildProperties.Binary`.
@@ -20,10 +21,13 @@ pub const KIND: &str = "postgres-source";
 pub fn kind() -> StopKind {
     StopKind::stop(KIND, |init| {
         let source = SourceQuery::from_vars(init.settings());
+        let secrets = init.extension::<Arc<dyn SecretStore>>().cloned();
         let fetch_rows = init.parsed("FETCH_ROWS", 1000i32);
         async move {
             let source = source?;
-            let pool = busline_postgres::pool(&source.database_url, 2)?;
+            let pool = busline_postgres::open(&source.database, secrets.as_ref(), 2)
+                .await?
+                .pool;
             Ok::<_, InitError>(PostgresSource {
                 source,
                 fetch_rows: fetch_rows?.max(1),

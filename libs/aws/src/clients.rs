@@ -29,6 +29,8 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// CloudWatch (PutMetricData).
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Secrets Manager (GetSecretValue), for the secrets stops read at init.
+    pub secrets: aws_sdk_secretsmanager::Client,
     /// The endpoint override in force (`AWS_ENDPOINT_URL`), if any.
     pub endpoint: Option<String>,
 }
@@ -51,7 +53,22 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(shared),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
+            secrets: aws_sdk_secretsmanager::Client::new(shared),
             endpoint,
         }
+    }
+}
+
+impl AwsClients {
+    /// What a host offers the stops it builds: the shared configuration (for a stop that makes
+    /// its own client) and the secret store.
+    pub fn extensions(&self, shared: &aws_config::SdkConfig) -> busline_core::Extensions {
+        let mut extensions = busline_core::Extensions::default();
+        extensions.insert(shared.clone());
+        extensions.insert(self.clone());
+        let secrets: std::sync::Arc<dyn busline_core::SecretStore> =
+            std::sync::Arc::new(crate::SecretsManagerStore::new(self.secrets.clone()));
+        extensions.insert(secrets);
+        extensions
     }
 }

@@ -6,8 +6,9 @@ use busline_core::{ErrorClass, PortError};
 use std::error::Error;
 
 /// Error codes that mean "slow down, then try again".
-const THROTTLE_CODES: [&str; 6] = [
+const THROTTLE_CODES: [&str; 7] = [
     "Throttling",
+    "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestThrottled",
     "SlowDown",
@@ -15,9 +16,10 @@ const THROTTLE_CODES: [&str; 6] = [
     "ServiceUnavailable",
 ];
 
-/// Error codes that mean the queue or bucket or object does not exist.
-const NOT_FOUND_CODES: [&str; 5] = [
+/// Error codes that mean the queue, bucket, object or table does not exist.
+const NOT_FOUND_CODES: [&str; 6] = [
     "AWS.SimpleQueueService.NonExistentQueue",
+    "ResourceNotFoundException",
     "QueueDoesNotExist",
     "NoSuchBucket",
     "NoSuchKey",

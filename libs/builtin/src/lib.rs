@@ -5,7 +5,7 @@ use busline_core::Registry;
 
 /// The built-in kinds: `depot`, `extract`, `transform`, `load`; for PostgreSQL
 /// `postgres-ranges` (a depot), `postgres-source` and `postgres-sink`; for HTTP APIs `tickets`
-/// (a depot) and `http-source`.
+/// (a depot) and `http-source`; for DynamoDB `dynamodb-sink`.
 pub fn registry() -> Registry {
     Registry::new()
         .with(busline_depot::kind())
@@ -17,4 +17,5 @@ pub fn registry() -> Registry {
         .with(busline_postgres_source::kind())
         .with(busline_tickets_depot::kind())
         .with(busline_http_source::kind())
+        .with(busline_dynamodb_sink::kind())
 }

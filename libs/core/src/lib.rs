@@ -29,6 +29,7 @@ pub use error::{BoxError, ConfigError, ErrorClass, InitError, PortError, StopErr
 pub use forwarder::RetryPolicy;
 pub use metrics::{InvocationMetrics, StopCounts};
 pub use outbox::Outbox;
+pub use ports::SecretStore;
 pub use processor::{BatchError, BatchProcessor};
 pub use registry::{Extensions, InitContext, ReadyStop, Registry, StopKind};
 pub use runtime::Ports;

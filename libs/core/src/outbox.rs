@@ -241,6 +241,22 @@ impl Outbox {
         self.depart_exit(full, Way::Quarantine).await
     }
 
+    /// What a sink that writes a whole bus reports: the passengers at `refused`'s indexes are
+    /// rejected with their reasons, in bus order, and the rest are dropped off.
+    pub async fn written_but(
+        &mut self,
+        passengers: &[Passenger],
+        mut refused: Vec<(usize, String)>,
+    ) -> Result<(), StopError> {
+        refused.sort_unstable();
+        for (index, reason) in &refused {
+            self.reject(&passengers[*index].clone().reject(reason))
+                .await?;
+        }
+        self.drop_off((passengers.len() - refused.len()) as u64);
+        Ok(())
+    }
+
     /// Records `count` passengers leaving the bus here (written, consumed or filtered out).
     pub fn drop_off(&mut self, count: u64) {
         self.counts.dropped_off += count;

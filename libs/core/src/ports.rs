@@ -195,3 +195,13 @@ pub struct NoMetrics;
 impl MetricsSink for NoMetrics {
     async fn record(&self, _metrics: &InvocationMetrics) {}
 }
+
+/// Where a host keeps secrets a stop reads at init (a database password, an API token):
+/// Secrets Manager on Lambda. Offered as an `Arc<dyn SecretStore>` extension; a stop never
+/// logs what it reads.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The secret's text (a secret's `SecretString`), by name or ARN; `NotFound` when there is
+    /// no such secret.
+    async fn secret(&self, id: &str) -> Result<String, PortError>;
+}

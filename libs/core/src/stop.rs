@@ -34,6 +34,19 @@ impl StopContext<'_> {
         self.deadline
             .is_some_and(|deadline| deadline.within(self.config.deadline_margin))
     }
+
+    /// `limit`, or less when the deadline (less its margin) comes first: how long a stop may
+    /// wait for an outside resource within this invocation.
+    pub fn wait_limit(&self, limit: std::time::Duration) -> std::time::Duration {
+        match self.deadline {
+            Some(deadline) => limit.min(
+                deadline
+                    .remaining()
+                    .saturating_sub(self.config.deadline_margin),
+            ),
+            None => limit,
+        }
+    }
 }
 
 /// One stop of a route, a bus at a time: picks up, transforms and/or drops off passengers.

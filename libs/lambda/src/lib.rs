@@ -19,7 +19,7 @@ use busline_chaos::{ChaosHandler, StopChaos};
 use busline_core::config::{ProcessEnv, Vars, required};
 use busline_core::forwarder::RetryPolicy;
 use busline_core::{
-    BatchHandler, Deadline, Extensions, InitError, Invocation, Ports, ReadyStop, Registry, StopKind,
+    BatchHandler, Deadline, InitError, Invocation, Ports, ReadyStop, Registry, StopKind,
 };
 use std::sync::Arc;
 
@@ -109,9 +109,7 @@ async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitEr
         }
         None => ports,
     };
-    let mut extensions = Extensions::default();
-    extensions.insert(shared);
-    extensions.insert(clients);
+    let extensions = clients.extensions(&shared);
     let ready = kind.build(Arc::new(ProcessEnv), ports, extensions).await?;
     Ok((ready, chaos))
 }

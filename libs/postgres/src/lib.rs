@@ -1,41 +1,44 @@
 //! busline's PostgreSQL adapter, shared by the stops that read and write PostgreSQL: a small
-//! pool built from a connection URL, the database's errors classified the way the bus needs
+//! pool built from a connection URL or a secret, over TLS when asked, the database's errors classified the way the bus needs
 //! them (a lost connection, too many connections, a serialization failure or a deadlock is
 //! retryable; anything else permanent), and connections that wait a while for a database that
 //! is restarting.
 
+mod database;
 mod source;
+mod tls;
 
+pub use database::{Database, DatabaseSettings, Location, open};
 pub use source::SourceQuery;
 
 use backon::{ExponentialBuilder, Retryable};
-use busline_core::{ConfigError, StopError};
+use busline_core::StopError;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 
 pub use deadpool_postgres::{Client, Pool};
 
-/// A pool of at most `size` connections to `url` (libpq's URL or key=value form). The URL is
-/// only parsed here: connections are made when first needed.
-pub fn pool(url: &str, size: usize) -> Result<Pool, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        var: "DATABASE_URL".into(),
-        value: redacted(url),
-        reason,
+/// A pool of at most `size` connections by `config`, over TLS with `tls` when given. Only
+/// the settings are checked here: connections are made when first needed.
+fn pool_of(
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    size: usize,
+) -> Result<Pool, String> {
+    let manager_config = deadpool_postgres::ManagerConfig {
+        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
     };
-    let config: tokio_postgres::Config = url.parse().map_err(|err| invalid(format!("{err}")))?;
-    let manager = deadpool_postgres::Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
-        deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-        },
-    );
+    let manager = match tls {
+        Some(tls) => deadpool_postgres::Manager::from_config(config, tls, manager_config),
+        None => {
+            deadpool_postgres::Manager::from_config(config, tokio_postgres::NoTls, manager_config)
+        }
+    };
     Pool::builder(manager)
         .max_size(size)
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
-        .map_err(|err| invalid(err.to_string()))
+        .map_err(|err| err.to_string())
 }
 
 /// A connection from `pool`, retried with backoff for up to `window` while the database is
@@ -50,7 +53,7 @@ pub async fn client(pool: &Pool, window: Duration, what: &str) -> Result<Client,
         .retry(backoff)
         .notify(|err, wait| tracing::warn!(error = %err, ?wait, "database unreachable; retrying"))
         .await
-        .map_err(|err| StopError::retryable(format!("{what}: no connection: {err}")))
+        .map_err(|err| StopError::retryable(format!("{what}: no connection: {}", pool_error(&err))))
 }
 
 /// True for an error of a row's data (class 22) or of a constraint it breaks (class 23).
@@ -103,6 +106,15 @@ pub fn describe(err: &tokio_postgres::Error) -> String {
             }
             text
         }
+    }
+}
+
+/// Why the pool has no connection, with the database's or the TLS layer's cause (the pool's
+/// own text stops at "error performing TLS handshake").
+pub fn pool_error(err: &deadpool_postgres::PoolError) -> String {
+    match err {
+        deadpool_postgres::PoolError::Backend(err) => describe(err),
+        other => other.to_string(),
     }
 }
 

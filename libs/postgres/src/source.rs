@@ -7,8 +7,8 @@ use busline_core::config::{Vars, optional, required};
 /// A query read in key ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceQuery {
-    /// `DATABASE_URL`.
-    pub database_url: String,
+    /// `DATABASE_URL` or `DATABASE_SECRET`, and TLS.
+    pub database: crate::DatabaseSettings,
     /// `SOURCE_QUERY`: the rows to read, e.g. `SELECT * FROM orders` (a subquery: no ORDER BY
     /// or LIMIT of its own).
     pub query: String,
@@ -23,7 +23,7 @@ impl SourceQuery {
     /// Reads the settings; the error names the variable.
     pub fn from_vars(vars: &dyn Vars) -> Result<Self, ConfigError> {
         Ok(SourceQuery {
-            database_url: required(vars, "DATABASE_URL")?,
+            database: crate::DatabaseSettings::from_vars(vars)?,
             query: required(vars, "SOURCE_QUERY")?,
             key: required(vars, "SOURCE_KEY")?,
             name: optional(vars, "SOURCE_NAME").unwrap_or_else(|| "postgres".into()),

@@ -37,6 +37,12 @@ pub struct NewStop {
     pub writes: Vec<String>,
     /// Key prefixes of the data bucket the new stop reads (`s3:GetObject`).
     pub reads: Vec<String>,
+    /// The key of a DynamoDB table the new stop writes: attribute names with their types (`S`
+    /// or `N`), the partition key first and at most a sort key after it. The template gains
+    /// the table (on demand, encrypted, point-in-time recovery, named `<route>-<stop>`), the
+    /// stop's `TABLE_NAME` names it, and its policy may describe the table and put items in
+    /// it, nothing more. Empty: no table.
+    pub table_key: Vec<(String, String)>,
 }
 
 /// Parameters the generated resources refer to; a template shaped like busline's has them.
@@ -88,13 +94,15 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
             ));
         }
     }
+    check_table_key(&stop.table_key).map_err(|message| fail("Resources", message))?;
     let settings: Vec<(String, String, String)> = stop
         .settings
         .iter()
         .map(|(var, default)| (var.clone(), parameter_name(&id, var), default.clone()))
         .collect();
     let document = crate::parse_document(text, file)?;
-    refuse_clashes(&document, &id, &settings).map_err(|(path, message)| fail(&path, message))?;
+    refuse_clashes(&document, &id, !stop.table_key.is_empty(), &settings)
+        .map_err(|(path, message)| fail(&path, message))?;
 
     // A branch ends at the new stop; otherwise it forwards to where `before` did.
     let next = match &stop.lane {
@@ -113,8 +121,9 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
         &edited,
         &resources_text(stop, &id, next.as_deref(), &settings),
     );
-    edited = insert_section_end(&edited, "Outputs", &outputs_text(&id))
-        .unwrap_or_else(|_| format!("{edited}\nOutputs:\n{}", outputs_text(&id)));
+    let outputs = outputs_text(&id, !stop.table_key.is_empty());
+    edited = insert_section_end(&edited, "Outputs", &outputs)
+        .unwrap_or_else(|_| format!("{edited}\nOutputs:\n{outputs}"));
 
     // What was written must be a route with the new stop after `before` (right after, on its
     // default lane), and lint clean.
@@ -149,10 +158,15 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
 fn refuse_clashes(
     document: &serde_yaml_ng::Value,
     id: &str,
+    table: bool,
     settings: &[(String, String, String)],
 ) -> Result<(), (String, String)> {
     let resources = document.get("Resources");
-    if let Some(taken) = resource_ids(id)
+    let mut ids = resource_ids(id).to_vec();
+    if table {
+        ids.push(format!("{id}Table"));
+    }
+    if let Some(taken) = ids
         .into_iter()
         .find(|name| resources.and_then(|r| r.get(name)).is_some())
     {
@@ -168,10 +182,32 @@ fn refuse_clashes(
             ),
         ));
     }
+    if table && settings.iter().any(|(var, _, _)| var == "TABLE_NAME") {
+        return Err((
+            "Resources".into(),
+            "TABLE_NAME names the table the stop gets; do not set it too".into(),
+        ));
+    }
     match settings.iter().find(|(_, parameter, _)| has(parameter)) {
         Some((var, parameter, _)) => Err((
             format!("Parameters.{parameter}"),
             format!("already exists; name the setting {var} differently"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A table key is one or two attributes, each `S` or `N`.
+fn check_table_key(key: &[(String, String)]) -> Result<(), String> {
+    if key.len() > 2 {
+        return Err("a DynamoDB table key is a partition key and at most one sort key".into());
+    }
+    match key
+        .iter()
+        .find(|(name, kind)| name.is_empty() || !matches!(kind.as_str(), "S" | "N"))
+    {
+        Some((name, kind)) => Err(format!(
+            "table key attribute {name:?} of type {kind:?}: name it and give it type S or N"
         )),
         None => Ok(()),
     }
@@ -384,10 +420,14 @@ fn parameters_text(settings: &[(String, String, String)]) -> String {
     out
 }
 
-fn outputs_text(id: &str) -> String {
-    format!(
+fn outputs_text(id: &str, table: bool) -> String {
+    let mut out = format!(
         "  {id}QueueUrl:\n    Value: !Ref {id}Queue\n  {id}DeadLetterQueueUrl:\n    Value: !Ref {id}DeadLetterQueue\n"
-    )
+    );
+    if table {
+        let _ = write!(out, "  {id}TableName:\n    Value: !Ref {id}Table\n");
+    }
+    out
 }
 
 /// `text` as a YAML scalar, quoted where YAML needs it.
@@ -420,6 +460,9 @@ fn resources_text(
     );
     for (var, parameter, _) in settings {
         let _ = writeln!(variables, "          {var}: !Ref {parameter}");
+    }
+    if !stop.table_key.is_empty() {
+        let _ = writeln!(variables, "          TABLE_NAME: !Ref {id}Table");
     }
     let next_arn = next
         .map(|q| format!("                - !GetAtt {q}.Arn\n"))
@@ -499,7 +542,7 @@ fn resources_text(
               Condition:
                 StringEquals:
                   cloudwatch:namespace: busline
-      Events:
+{table_statement}      Events:
         Bus:
           Type: SQS
           Properties:
@@ -540,8 +583,10 @@ fn resources_text(
       Threshold: !Ref AgeAlarmSeconds
       ComparisonOperator: GreaterThanThreshold
       TreatMissingData: notBreaching
-"#,
+{table}"#,
         kind = stop.kind,
+        table_statement = table_statement(id, &stop.table_key),
+        table = table_text(stop, id),
         after = match &stop.lane {
             Some(lane) => format!("{} on lane {lane}", stop.after),
             None => stop.after.clone(),
@@ -562,4 +607,57 @@ fn bucket_resources(prefixes: &[String]) -> String {
             )
         })
         .collect()
+}
+
+/// The policy statement that lets the stop describe its table and put items in it.
+fn table_statement(id: &str, key: &[(String, String)]) -> String {
+    if key.is_empty() {
+        return String::new();
+    }
+    format!(
+        "            - Sid: WriteTable\n              Effect: Allow\n              Action:\n                - dynamodb:DescribeTable\n                - dynamodb:BatchWriteItem\n                - dynamodb:PutItem\n              Resource: !GetAtt {id}Table.Arn\n"
+    )
+}
+
+/// The stop's DynamoDB table: on demand, encrypted, point-in-time recovery, kept when the
+/// stack goes.
+fn table_text(stop: &NewStop, id: &str) -> String {
+    if stop.table_key.is_empty() {
+        return String::new();
+    }
+    let mut definitions = String::new();
+    let mut schema = String::new();
+    for (position, (name, kind)) in stop.table_key.iter().enumerate() {
+        let role = if position == 0 { "HASH" } else { "RANGE" };
+        let _ = write!(
+            definitions,
+            "        - AttributeName: {name}\n          AttributeType: {kind}\n"
+        );
+        let _ = write!(
+            schema,
+            "        - AttributeName: {name}\n          KeyType: {role}\n"
+        );
+    }
+    format!(
+        r#"  {id}Table:
+    Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
+    Metadata:
+      checkov:
+        skip:
+          - id: CKV_AWS_119
+            comment: Encrypted at rest with DynamoDB's AWS managed key (SSESpecification); a customer managed key is one more key to pay for and rotate.
+    Properties:
+      TableName: !Sub "${{RouteName}}-{name}"
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+{definitions}      KeySchema:
+{schema}      SSESpecification:
+        SSEEnabled: true
+      PointInTimeRecoverySpecification:
+        PointInTimeRecoveryEnabled: true
+"#,
+        name = stop.name,
+    )
 }

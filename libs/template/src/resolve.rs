@@ -115,7 +115,17 @@ impl<'a> Resolver<'a> {
         if let Some(value) = pseudo {
             return Ok(value.to_owned());
         }
-        if self.resources.contains_key(name) {
+        if let Some(resource) = self.resources.get(name) {
+            // A table's Ref is its name: the one it declares, which the local table has too.
+            if resource.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table")
+                && let Some(table_name) =
+                    resource.get("Properties").and_then(|p| p.get("TableName"))
+            {
+                return self.string(
+                    table_name,
+                    &format!("Resources.{name}.Properties.TableName"),
+                );
+            }
             // A resource's Ref (a queue's URL, a bucket's name) is its logical id locally.
             return Ok(name.to_owned());
         }
