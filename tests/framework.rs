@@ -184,7 +184,7 @@ async fn the_registry_names_unknown_kinds_and_kinds_in_the_wrong_part() {
         .expect("unknown");
     assert_eq!(
         error_text(&err),
-        "unknown stop kind \"enrich\"; this build knows depot, extract, http-source, load, postgres-ranges, postgres-sink, postgres-source, tickets, transform"
+        "unknown stop kind \"enrich\"; this build knows depot, dynamodb-sink, extract, http-source, load, postgres-ranges, postgres-sink, postgres-source, tickets, transform"
     );
     let depot = registry
         .build(

@@ -604,9 +604,9 @@ mod tests {
             "add-stop",
             "items",
             "--kind",
-            "dynamodb-sink",
+            "my-sink",
             "--after",
-            "transform",
+            "prepare",
             "--dynamodb-table",
             "pk,sk:N",
         ])
