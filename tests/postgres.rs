@@ -202,10 +202,12 @@ fn the_postgres_sample_is_busline_s_route_plus_one_add_stop_on_a_lane() {
                 "DATABASE_URL".into(),
                 "postgres://busline@127.0.0.1:5432/busline".into(),
             ),
+            ("DATABASE_SECRET".into(), String::new()),
             ("TABLE".into(), "flights".into()),
             ("KEY_COLUMNS".into(), "date,flight".into()),
         ],
         lane: Some("warehouse".into()),
+        secrets: vec!["warehouse-db".into()],
         ..NewStop::default()
     };
     let added = add_stop(&shipped, "template.yaml", &stop).expect("added");

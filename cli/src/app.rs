@@ -176,6 +176,10 @@ enum Command {
         /// table and a policy to write it; the stop's TABLE_NAME names it.
         #[arg(long = "dynamodb-table", value_name = "KEY", value_parser = parse_table_key)]
         dynamodb_table: Option<TableKey>,
+        /// A Secrets Manager secret (name or ARN) the new stop may read, e.g. the one its
+        /// DATABASE_SECRET names.
+        #[arg(long = "reads-secret", value_name = "SECRET")]
+        reads_secret: Vec<String>,
         /// Print the new template instead of writing it.
         #[arg(long)]
         print: bool,
@@ -406,6 +410,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             writes,
             reads,
             dynamodb_table,
+            reads_secret,
             print,
         } => {
             let stop = NewStop {
@@ -418,6 +423,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
                 writes,
                 reads,
                 table_key: dynamodb_table.map(|key| key.0).unwrap_or_default(),
+                secrets: reads_secret,
             };
             run_add_stop(&template, &stop, print)
         }

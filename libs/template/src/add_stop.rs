@@ -43,6 +43,9 @@ pub struct NewStop {
     /// stop's `TABLE_NAME` names it, and its policy may describe the table and put items in
     /// it, nothing more. Empty: no table.
     pub table_key: Vec<(String, String)>,
+    /// Secrets Manager secrets (names, or ARNs) the new stop may read
+    /// (`secretsmanager:GetSecretValue`), such as its `DATABASE_SECRET`.
+    pub secrets: Vec<String>,
 }
 
 /// Parameters the generated resources refer to; a template shaped like busline's has them.
@@ -585,7 +588,7 @@ fn resources_text(
       TreatMissingData: notBreaching
 {table}"#,
         kind = stop.kind,
-        table_statement = table_statement(id, &stop.table_key),
+        table_statement = table_statement(id, &stop.table_key) + &secrets_statement(&stop.secrets),
         table = table_text(stop, id),
         after = match &stop.lane {
             Some(lane) => format!("{} on lane {lane}", stop.after),
@@ -617,6 +620,26 @@ fn table_statement(id: &str, key: &[(String, String)]) -> String {
     format!(
         "            - Sid: WriteTable\n              Effect: Allow\n              Action:\n                - dynamodb:DescribeTable\n                - dynamodb:BatchWriteItem\n                - dynamodb:PutItem\n              Resource: !GetAtt {id}Table.Arn\n"
     )
+}
+
+/// The policy statement that lets the stop read its secrets: by ARN, or by name (any of the
+/// name's versions' six-character suffixes, as Secrets Manager makes ARNs).
+fn secrets_statement(secrets: &[String]) -> String {
+    if secrets.is_empty() {
+        return String::new();
+    }
+    let mut out = "            - Sid: ReadSecrets\n              Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource:\n".to_owned();
+    for secret in secrets {
+        let arn = if secret.starts_with("arn:") {
+            yaml_string(secret)
+        } else {
+            format!(
+                "!Sub \"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{secret}-??????\""
+            )
+        };
+        let _ = writeln!(out, "                - {arn}");
+    }
+    out
 }
 
 /// The stop's DynamoDB table: on demand, encrypted, point-in-time recovery, kept when the
@@ -660,4 +683,22 @@ fn table_text(stop: &NewStop, id: &str) -> String {
 "#,
         name = stop.name,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_allowed_by_name_with_any_version_suffix_or_by_its_arn() {
+        let statement = secrets_statement(&[
+            "warehouse-db".into(),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-AbCdEf".into(),
+        ]);
+        assert_eq!(
+            statement,
+            "            - Sid: ReadSecrets\n              Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource:\n                - !Sub \"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:warehouse-db-??????\"\n                - arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-AbCdEf\n"
+        );
+        assert_eq!(secrets_statement(&[]), "");
+    }
 }
