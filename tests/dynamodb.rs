@@ -402,3 +402,24 @@ fn the_postgres_dynamodb_sample_is_the_postgres_source_route_plus_one_add_stop()
         "samples/postgres-dynamodb/template.yaml is not what its README's bus add-stop writes: run it again"
     );
 }
+
+#[tokio::test]
+async fn a_ride_that_offers_no_aws_configuration_says_when_it_would() {
+    let route = busline_template::read_route(
+        &workspace_root().join("samples/postgres-dynamodb/template.yaml"),
+        &[("SourceDatabaseUrl".to_owned(), database_url())]
+            .into_iter()
+            .collect(),
+    )
+    .expect("the postgres-dynamodb route");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = ride(ride_options(route, dir.path(), dir.path()), |_| {})
+        .await
+        .expect_err("the sink cannot be built");
+    assert_eq!(
+        busline_core::error::chain(&err),
+        "stop items (ItemsFunction); bus ride offers the AWS configuration and a secret store \
+         (Secrets Manager) only when AWS_REGION or AWS_PROFILE is set, with AWS_ENDPOINT_URL for an emulator: \
+         stop kind dynamodb-sink needs aws_types::sdk_config::SdkConfig, which this host does not provide"
+    );
+}

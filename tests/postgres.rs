@@ -229,7 +229,7 @@ async fn tls_when_asked_with_the_servers_certificate_checked() {
         sslmode: None,
         root_cert,
     };
-    let database = busline_postgres::open(&settings(Some(root_cert())), None, 1)
+    let database = busline_postgres::open("postgres-sink", &settings(Some(root_cert())), None, 1)
         .await
         .expect("opened");
     let client = database.pool.get().await.expect("a TLS connection");

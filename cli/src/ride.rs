@@ -140,7 +140,7 @@ impl InvokeOptions {
 #[derive(Debug, Error)]
 pub enum RideError {
     /// A stop could not be built.
-    #[error("stop {stop} ({function})")]
+    #[error("stop {stop} ({function}){}", missing_hint(.source))]
     Init {
         /// The stop.
         stop: String,
@@ -559,6 +559,17 @@ fn init_error(spec: &StopSpec, source: InitError) -> RideError {
         stop: spec.name.clone(),
         function: spec.function.clone(),
         source,
+    }
+}
+
+/// What to do when a stop needs something the ride did not offer (see [`aws_extensions`]).
+fn missing_hint(source: &InitError) -> &'static str {
+    match source {
+        InitError::Missing { .. } => {
+            "; bus ride offers the AWS configuration and a secret store (Secrets Manager) only \
+             when AWS_REGION or AWS_PROFILE is set, with AWS_ENDPOINT_URL for an emulator"
+        }
+        _ => "",
     }
 }
 

@@ -4,9 +4,9 @@
 
 use super::TestError;
 use super::case::{Case, Input};
-use crate::ride::{Feed, RideOptions, aws_extensions, ride};
+use crate::ride::{Feed, RideOptions, ride};
 use busline_core::envelope::Passenger;
-use busline_core::{Registry, StopCounts};
+use busline_core::{Extensions, Registry, StopCounts};
 use busline_formats::Compression;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -43,7 +43,11 @@ pub struct Actual {
 }
 
 /// Rides `case` on the embedded bus and collects what came out.
-pub async fn ride_case(case: &Case, registry: &Registry) -> Result<Actual, TestError> {
+pub async fn ride_case(
+    case: &Case,
+    registry: &Registry,
+    extensions: &Extensions,
+) -> Result<Actual, TestError> {
     let parameters = case
         .parameters
         .iter()
@@ -76,7 +80,7 @@ pub async fn ride_case(case: &Case, registry: &Registry) -> Result<Actual, TestE
         invoke: Default::default(),
         chaos: None,
         feed,
-        extensions: aws_extensions().await,
+        extensions: extensions.clone(),
     };
     let report = ride(options, |_| {}).await?;
     Ok(Actual {

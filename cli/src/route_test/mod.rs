@@ -11,7 +11,7 @@ mod compare;
 pub use case::{CASE_FILE, Case, Expectations, ExpectedRejection, Input};
 pub use compare::{FieldDiff, Problem};
 
-use busline_core::Registry;
+use busline_core::{Extensions, Registry};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -150,9 +150,11 @@ pub async fn run_tests(
             .collect();
         return Err(TestError::Missing(PathBuf::from(paths.join(", "))));
     }
+    // Loaded once for every case: it reads the environment and the profile files.
+    let extensions = crate::ride::aws_extensions().await;
     let mut results = Vec::with_capacity(cases.len());
     for case in &cases {
-        results.push(run_case(case, registry, options.bless).await?);
+        results.push(run_case(case, registry, &extensions, options.bless).await?);
     }
     let passed = results.iter().filter(|r| r.passed).count();
     Ok(TestReport {
@@ -162,7 +164,12 @@ pub async fn run_tests(
     })
 }
 
-async fn run_case(case: &Case, registry: &Registry, bless: bool) -> Result<CaseResult, TestError> {
+async fn run_case(
+    case: &Case,
+    registry: &Registry,
+    extensions: &Extensions,
+    bless: bool,
+) -> Result<CaseResult, TestError> {
     let result = |problems: Vec<Problem>, blessed| CaseResult {
         name: case.name.clone(),
         path: case.path.clone(),
@@ -170,7 +177,7 @@ async fn run_case(case: &Case, registry: &Registry, bless: bool) -> Result<CaseR
         blessed,
         problems,
     };
-    let actual = match actual::ride_case(case, registry).await {
+    let actual = match actual::ride_case(case, registry, extensions).await {
         Ok(actual) => actual,
         // A case whose template or ride fails is a failed case; the others still run.
         Err(err @ (TestError::Template(_) | TestError::Ride(_) | TestError::Output { .. })) => {

@@ -28,17 +28,8 @@ pub const KIND: &str = "dynamodb-sink";
 pub fn kind() -> StopKind {
     StopKind::stop(KIND, |init| {
         let config = SinkConfig::from_vars(init.settings());
-        let shared = init.extension::<aws_config::SdkConfig>().cloned();
-        async move {
-            let shared = shared.ok_or_else(|| {
-                InitError::resource(
-                    "AWS configuration",
-                    "dynamodb-sink writes to DynamoDB and this host offers no AWS configuration \
-                     (for bus ride, set AWS_REGION, and AWS_ENDPOINT_URL for an emulator)",
-                )
-            })?;
-            DynamoSink::connect(config?, aws_sdk_dynamodb::Client::new(&shared)).await
-        }
+        let shared = init.require::<aws_config::SdkConfig>().cloned();
+        async move { DynamoSink::connect(config?, aws_sdk_dynamodb::Client::new(&shared?)).await }
     })
 }
 

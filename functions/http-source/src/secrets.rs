@@ -31,14 +31,9 @@ pub async fn fill(
             let text = match read.get(id) {
                 Some(text) => text.clone(),
                 None => {
-                    let store = store.ok_or_else(|| {
-                        InitError::resource(
-                            format!("HTTP_HEADERS {header}"),
-                            format!(
-                                "names secret {id}, and this host offers no secret store \
-                                 (for bus ride, set AWS_REGION, and AWS_ENDPOINT_URL for an emulator)"
-                            ),
-                        )
+                    let store = store.ok_or_else(|| InitError::Missing {
+                        kind: crate::KIND.to_owned(),
+                        needs: format!("a secret store (HTTP_HEADERS {header} names secret {id})"),
                     })?;
                     let text = store.secret(id).await.map_err(|err| {
                         InitError::resource(format!("HTTP_HEADERS {header}"), err)
@@ -139,6 +134,9 @@ mod tests {
         );
         let mut none = BTreeMap::from([("A".to_owned(), "${secret:api-token}".to_owned())]);
         let err = fill(&mut none, None).await.expect_err("no store");
-        assert!(chain(err).contains("this host offers no secret store"));
+        assert_eq!(
+            chain(err),
+            "stop kind http-source needs a secret store (HTTP_HEADERS A names secret api-token), which this host does not provide"
+        );
     }
 }

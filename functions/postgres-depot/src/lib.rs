@@ -26,7 +26,7 @@ pub fn kind() -> StopKind {
         async move {
             let source = source?;
             let range_rows = range_rows?.max(1);
-            let pool = busline_postgres::open(&source.database, secrets.as_ref(), 1)
+            let pool = busline_postgres::open(KIND, &source.database, secrets.as_ref(), 1)
                 .await?
                 .pool;
             Ok::<_, InitError>(RangeDepot {

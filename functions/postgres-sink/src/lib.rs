@@ -44,7 +44,8 @@ impl PostgresSink {
         config: SinkConfig,
         secrets: Option<&Arc<dyn SecretStore>>,
     ) -> Result<Self, InitError> {
-        let database = busline_postgres::open(&config.database, secrets, config.pool_size).await?;
+        let database =
+            busline_postgres::open(KIND, &config.database, secrets, config.pool_size).await?;
         let failed = |cause: &dyn std::fmt::Display| InitError::Resource {
             resource: format!("PostgreSQL {} table {}", database.shown, config.table),
             source: cause.to_string().into(),

@@ -25,7 +25,7 @@ pub fn kind() -> StopKind {
         let fetch_rows = init.parsed("FETCH_ROWS", 1000i32);
         async move {
             let source = source?;
-            let pool = busline_postgres::open(&source.database, secrets.as_ref(), 2)
+            let pool = busline_postgres::open(KIND, &source.database, secrets.as_ref(), 2)
                 .await?
                 .pool;
             Ok::<_, InitError>(PostgresSource {

@@ -83,8 +83,10 @@ struct SecretFields {
 }
 
 /// Opens a pool of at most `size` connections to the database `settings` name, reading a
-/// secret from `secrets` when they name one. Errors name the variable or the secret.
+/// secret from `secrets` when they name one. Errors name the variable, the secret, or the
+/// stop `kind` when the host offers no secret store.
 pub async fn open(
+    kind: &str,
     settings: &DatabaseSettings,
     secrets: Option<&Arc<dyn SecretStore>>,
     size: usize,
@@ -92,12 +94,9 @@ pub async fn open(
     let (config, shown) = match &settings.location {
         Location::Url(url) => (parse_url(url)?, crate::redacted(url)),
         Location::Secret(id) => {
-            let store = secrets.ok_or_else(|| {
-                InitError::resource(
-                    format!("secret {id}"),
-                    "DATABASE_SECRET needs a secret store, and this host offers none \
-                     (for bus ride, set AWS_REGION, and AWS_ENDPOINT_URL for an emulator)",
-                )
+            let store = secrets.ok_or_else(|| InitError::Missing {
+                kind: kind.to_owned(),
+                needs: format!("a secret store (DATABASE_SECRET names secret {id})"),
             })?;
             let text = store
                 .secret(id)
