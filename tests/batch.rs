@@ -1,4 +1,7 @@
-//! The batch processor on its own, over embedded queues: isolation, dead-lettering, claim checks.
+//! The batch processor on its own, over embedded queues: isolation, dead-lettering, claim checks,
+//! and the trip ledger it keeps (`ledger.rs`).
+
+mod ledger;
 
 use busline_core::processor::dead_letter_attributes as attr;
 use busline_embedded::queue::attribute;

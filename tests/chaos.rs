@@ -47,6 +47,7 @@ fn output_objects(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let folder = out.join(format!("output/trip={TRIP}"));
     files_under(&folder)
         .into_iter()
+        .filter(|path| path.file_name().is_some_and(|n| n != "_SUCCESS"))
         .map(|path| {
             let key = path
                 .strip_prefix(&folder)
@@ -56,6 +57,37 @@ fn output_objects(out: &Path) -> BTreeMap<String, Vec<u8>> {
             (key, std::fs::read(&path).expect("readable"))
         })
         .collect()
+}
+
+/// Checks the trip's `_SUCCESS` manifest against what the ride left in the bucket: it lists
+/// exactly the output objects, load dropped off every output record, and a trip with dead
+/// letters completed "with failures".
+fn assert_manifest(out: &Path, report: &RideReport, objects: &BTreeMap<String, Vec<u8>>) {
+    let path = out.join(format!("output/trip={TRIP}/_SUCCESS"));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("JSON");
+    let listed: Vec<&str> = manifest["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .map(|o| o["key"].as_str().expect("key"))
+        .collect();
+    let keys: Vec<String> = objects
+        .keys()
+        .map(|key| format!("output/trip={TRIP}/{key}"))
+        .collect();
+    assert_eq!(listed, keys);
+    let records = output_names(objects).values().sum::<u32>();
+    assert_eq!(manifest["stops"]["load"]["dropped_off"], records);
+    assert_eq!(manifest["rejected"], report.quarantined.len());
+    let state = if report.dead_letters.is_empty() {
+        "completed"
+    } else {
+        "completed_with_failures"
+    };
+    assert_eq!(manifest["state"], state);
+    let trip = report.trip.as_ref().expect("the ride kept the ledger");
+    assert_eq!(trip.completion.as_ref().map(|c| c.announced), Some(true));
 }
 
 /// How often each record (its generated `Name`, one per source position) is in the output.
@@ -155,6 +187,7 @@ async fn every_record_is_accounted_for_exactly_once_under_injected_faults() {
     let calm = ride_with(data.path(), calm_out.path(), None).await;
     let calm_objects = output_objects(calm_out.path());
     assert_eq!(account_for_every_record(&calm, &calm_objects), 0);
+    assert_manifest(calm_out.path(), &calm, &calm_objects);
     assert_eq!(calm.quarantined.len() as u64, RECORDS / BAD_EVERY);
     assert_eq!(calm.dead_letters.len(), 1);
 
@@ -168,6 +201,7 @@ async fn every_record_is_accounted_for_exactly_once_under_injected_faults() {
     .await;
     let stormy_objects = output_objects(stormy_out.path());
     let lost_to_dead_letters = account_for_every_record(&stormy, &stormy_objects);
+    assert_manifest(stormy_out.path(), &stormy, &stormy_objects);
 
     let mut injected: BTreeMap<&str, u64> = BTreeMap::new();
     for stop in &stormy.stops {

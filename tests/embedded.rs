@@ -322,6 +322,7 @@ mod flow_control {
                 objects: self.store.clone(),
                 metrics: self.metrics.clone(),
                 retry: fast_retry(),
+                trips: None,
             };
             let built = shared_kind(name, stop)
                 .build(Arc::new(vars), ports, Extensions::default())

@@ -222,6 +222,7 @@ async fn colors_route_matches_the_embedded_ride(name: &'static str) {
         objects: store.clone(),
         metrics: Arc::new(NoMetrics),
         retry: fast_retry(),
+        trips: None,
     };
     let mut extensions = Extensions::default();
     extensions.insert(cloud.config.clone());

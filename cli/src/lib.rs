@@ -10,5 +10,7 @@ pub mod generate;
 pub mod report;
 pub mod ride;
 pub mod route_test;
+mod table;
+pub mod trip_view;
 
 pub use app::main;

@@ -3,6 +3,7 @@
 use busline_core::StopCounts;
 use busline_core::envelope::Passenger;
 use busline_core::envelope::Rejection;
+use busline_core::ledger::TripTotals;
 use busline_embedded::StopTally;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -119,6 +120,10 @@ pub struct RideReport {
     pub quarantined: Vec<Quarantined>,
     /// Dead-lettered buses with their reasons.
     pub dead_letters: Vec<DeadLetter>,
+    /// The trip's ledger totals, when the ride kept the ledger.
+    pub trip: Option<TripTotals>,
+    /// The trip's `_SUCCESS` manifest, when it completed.
+    pub manifest: Option<PathBuf>,
 }
 
 fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -170,34 +175,7 @@ impl RideReport {
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..headers.len())
-            .map(|i| {
-                rows.iter()
-                    .map(|row| row[i].len())
-                    .chain([headers[i].len()])
-                    .max()
-                    .unwrap_or_default()
-            })
-            .collect();
-        let mut out = String::new();
-        let mut line = |cells: Vec<&str>| {
-            let padded: Vec<String> = cells
-                .iter()
-                .enumerate()
-                .map(|(i, cell)| {
-                    if i == 0 {
-                        format!("{cell:<w$}", w = widths[i])
-                    } else {
-                        format!("{cell:>w$}", w = widths[i])
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", padded.join("  ").trim_end());
-        };
-        line(headers.to_vec());
-        for row in &rows {
-            line(row.iter().map(String::as_str).collect());
-        }
+        let mut out = crate::table::render(&headers, &rows);
         let ends: Vec<&StopReport> = self.stops.iter().filter(|r| r.ends_route).collect();
         let dropped: u64 = ends.iter().map(|r| r.counts.dropped_off).sum();
         let last = match ends.iter().map(|r| r.stop.as_str()).collect::<Vec<_>>() {
@@ -267,6 +245,15 @@ impl RideReport {
         }
         for letter in &self.dead_letters {
             let _ = writeln!(out, "dead-lettered at {}: {}", letter.stop, letter.reason);
+        }
+        if let Some(trip) = &self.trip {
+            let places: Vec<(&str, String)> = self
+                .manifest
+                .iter()
+                .map(|path| ("manifest", path.display().to_string()))
+                .collect();
+            out.push('\n');
+            out.push_str(&crate::trip_view::trip_table(trip, &places));
         }
         out
     }

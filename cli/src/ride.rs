@@ -8,6 +8,9 @@ use busline_core::envelope::{
 };
 use busline_core::forwarder::RetryPolicy;
 use busline_core::id::stable_id;
+use busline_core::ledger::{
+    CollectedEvents, Ledger, MANIFEST_NAME, MemoryLedger, TripBook, TripTotals,
+};
 use busline_core::ports::{ObjectStore, OutgoingMessage};
 use busline_core::processor::dead_letter_attributes as attr;
 use busline_core::route::{Route, StopSpec};
@@ -32,6 +35,10 @@ use tokio::sync::Notify;
 /// Visible bytes a stop's queue may hold before senders wait (embedded flow control only:
 /// it bounds memory when one stop outruns the next; SQS itself has no such limit).
 pub const BACKLOG_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Where trips' output goes (and so their `_SUCCESS` manifest) when the first stop names no
+/// `TRIP_OUTPUT_PREFIX`.
+pub const DEFAULT_TRIP_OUTPUT_PREFIX: &str = "output/";
 
 /// Where `--input` is served when the first stop names no `INPUT_PREFIX`.
 pub const DEFAULT_INPUT_PREFIX: &str = "input/";
@@ -199,11 +206,17 @@ pub async fn ride(
     let signal = Arc::new(Notify::new());
     let queues = Arc::new(build_queues(route, &riding, &clock, &signal)?);
     let metrics = Arc::new(MetricsBoard::default());
+    let ledger = Arc::new(MemoryLedger::default());
     let ports = Ports {
         queues: queues.clone(),
         objects: Arc::new(bucket(first, &options)),
         metrics: metrics.clone(),
         retry: options.retry,
+        trips: keeps_ledger(&options).then(|| TripBook {
+            ledger: ledger.clone(),
+            events: Arc::new(CollectedEvents::default()),
+            output_prefix: setting(first, "TRIP_OUTPUT_PREFIX", DEFAULT_TRIP_OUTPUT_PREFIX),
+        }),
     };
 
     // Invoked functions reach the same queues and bucket through the driver's endpoints.
@@ -249,6 +262,20 @@ pub async fn ride(
         &dead_letters,
     )
     .await?;
+    let trip = match &ports.trips {
+        Some(_) => Some(save_ledger(ports.objects.as_ref(), &ledger, &trip_id).await?),
+        None => None,
+    };
+    let manifest = match (
+        &ports.trips,
+        trip.as_ref().and_then(|t| t.completion.as_ref()),
+    ) {
+        (Some(book), Some(_)) => Some(options.output.join(format!(
+            "{}trip={trip_id}/{MANIFEST_NAME}",
+            book.output_prefix
+        ))),
+        _ => None,
+    };
     let faults = chaoses
         .iter()
         .map(|(stop, chaos)| (stop.clone(), chaos.injected()))
@@ -266,7 +293,36 @@ pub async fn ride(
         stops,
         quarantined,
         dead_letters,
+        trip,
+        manifest,
     })
+}
+
+/// The embedded bus keeps the ledger unless a stop runs elsewhere (an invoked function keeps
+/// its own, if any) or one stop is ridden alone (no depot starts its trip).
+fn keeps_ledger(options: &RideOptions) -> bool {
+    options.feed.is_none() && options.invoke.all.is_none() && options.invoke.stops.is_empty()
+}
+
+/// Writes the trip's ledger to `ledger/trip=<trip>.json` in the bucket folder, where `bus
+/// trip` reads it; its totals.
+async fn save_ledger(
+    objects: &dyn ObjectStore,
+    ledger: &MemoryLedger,
+    trip: &str,
+) -> Result<TripTotals, RideError> {
+    let key = embedded_ledger_key(trip);
+    objects
+        .put(&key, ledger.to_json().into_bytes(), "application/json")
+        .await
+        .map_err(RideError::Report)?;
+    let totals = ledger.totals(trip).await.map_err(RideError::Report)?;
+    Ok(totals.unwrap_or_default())
+}
+
+/// Where a ride leaves its trip's ledger in the bucket folder.
+pub fn embedded_ledger_key(trip: &str) -> String {
+    format!("ledger/trip={trip}.json")
 }
 
 /// The stop a feed names; it must read a queue (a depot starts trips, it is not fed).

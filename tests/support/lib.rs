@@ -410,6 +410,7 @@ impl Harness {
             objects: self.store.clone(),
             metrics: self.metrics.clone(),
             retry: fast_retry(),
+            trips: None,
         }
     }
 

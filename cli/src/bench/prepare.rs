@@ -244,6 +244,7 @@ impl Prepared {
             objects,
             metrics,
             retry: RetryPolicy::default(),
+            trips: None,
         };
         self.registry
             .build(

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Key prefixes of the bucket that are not output: the ride's reports and parked buses.
-const NOT_OUTPUT: [&str; 3] = ["quarantine", "dead-letter", "claim-check"];
+/// Key prefixes of the bucket that are not output: the ride's reports, its ledger and parked
+/// buses.
+const NOT_OUTPUT: [&str; 4] = ["quarantine", "dead-letter", "claim-check", "ledger"];
 
 /// A rejected passenger or a dead letter as it came out.
 #[derive(Debug, Clone, PartialEq)]

@@ -32,6 +32,7 @@ impl StopChaos {
                 chaos: self.clone(),
             }),
             retry: ports.retry,
+            trips: ports.trips.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::delivery::Invocation;
 use crate::error::StopError;
 use crate::forwarder::Forwarder;
 use crate::id::{trip_id, validate_trip_id};
+use crate::ledger::depot_entry;
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::Outbox;
 use crate::runtime::StopRuntime;
@@ -158,6 +159,13 @@ impl TripStarter {
         };
         self.depot.hand_out(&ctx, &request, &mut outbox).await?;
         let counts = outbox.close().await?;
+        if let Some(book) = &self.runtime.ports.trips {
+            let entry = depot_entry(config, &trip, &counts);
+            let objects = self.runtime.ports.objects.as_ref();
+            for recorded in book.record(&[entry], &config.route, objects).await {
+                recorded.map_err(StopError::from)?;
+            }
+        }
         let tickets = counts.forwarded;
         tracing::info!(trip, tickets, "trip started");
         self.runtime

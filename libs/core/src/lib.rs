@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod forwarder;
 pub mod id;
+pub mod ledger;
 pub mod metrics;
 pub mod outbox;
 pub mod packer;

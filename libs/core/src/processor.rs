@@ -11,6 +11,7 @@ use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::id::stable_id;
+use crate::ledger::{TripBook, dead_lettered_entry, ridden_entry};
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts, claim_check};
 use crate::ports::{
@@ -72,6 +73,7 @@ pub struct BatchProcessor {
 struct Ridden {
     passengers_in: u64,
     trip: Option<String>,
+    bus: Option<String>,
     /// What a failed message still counts: its picked-up passengers and the buses that left.
     departed: OutboxCounts,
     outcome: Result<(OutboxCounts, Departures), Failure>,
@@ -82,6 +84,7 @@ impl Ridden {
         Ridden {
             passengers_in: 0,
             trip: None,
+            bus: None,
             departed: OutboxCounts::default(),
             outcome: Err(failure),
         }
@@ -171,6 +174,7 @@ impl BatchProcessor {
             }
         }
 
+        let mut dead_lettered_origins: Vec<usize> = dead_letters.iter().map(|p| p.origin).collect();
         if let Some(url) = &config.dead_letter_queue_url {
             let dead_lettered = dead_letters.len() as u64;
             let undelivered = self.forwarder.send(url, dead_letters).await;
@@ -185,6 +189,13 @@ impl BatchProcessor {
                 ));
             }
             counts.buses_dead_lettered += dead_lettered - undelivered.len() as u64;
+            for lost in &undelivered {
+                dead_lettered_origins.retain(|origin| *origin != lost.origin);
+            }
+        }
+        if let Some(book) = &self.runtime.ports.trips {
+            self.record(book, &ridden, &dead_lettered_origins, &mut failed)
+                .await;
         }
 
         failed.sort_by_key(|(origin, _)| *origin);
@@ -217,6 +228,56 @@ impl BatchProcessor {
                         .map(|origin| deliveries[origin].id.clone())
                         .collect(),
                 })
+            }
+        }
+    }
+
+    /// Records every ridden and dead-lettered bus in the ledger (and completes their trips when
+    /// that made them complete). A bus whose record failed is retried: its work is done again,
+    /// which changes nothing downstream (same ids), and its record is tried again.
+    async fn record(
+        &self,
+        book: &TripBook,
+        ridden: &[Option<Ridden>],
+        dead_lettered: &[usize],
+        failed: &mut Vec<(usize, Failure)>,
+    ) {
+        let config = &self.runtime.config;
+        let mut origins = Vec::new();
+        let mut entries = Vec::new();
+        for (origin, ride) in ridden.iter().enumerate() {
+            let Some(Ridden {
+                passengers_in,
+                trip: Some(trip),
+                bus: Some(bus),
+                departed,
+                outcome,
+            }) = ride
+            else {
+                continue;
+            };
+            let entry = match outcome {
+                Ok((counts, _)) => ridden_entry(config, trip, bus, *passengers_in, counts),
+                Err(_) if dead_lettered.contains(&origin) => {
+                    dead_lettered_entry(config, trip, bus, *passengers_in, departed)
+                }
+                Err(_) => continue,
+            };
+            origins.push(origin);
+            entries.push(entry);
+        }
+        let objects = self.runtime.ports.objects.as_ref();
+        let results = book.record(&entries, &config.route, objects).await;
+        for (origin, result) in origins.into_iter().zip(results) {
+            if let Err(err) = result {
+                tracing::warn!(error = %crate::error::chain(&err), "ledger record failed; the bus will be retried");
+                failed.push((
+                    origin,
+                    Failure {
+                        class: ErrorClass::Retryable,
+                        reason: format!("ledger: {}", crate::error::chain(&err)),
+                    },
+                ));
             }
         }
     }
@@ -333,6 +394,7 @@ impl BatchProcessor {
         let max_hops = self.runtime.config.max_hops;
         let passengers_in = envelope.passengers.len() as u64;
         let trip = envelope.trip.clone();
+        let bus = envelope.bus.clone();
         let (departed, outcome) = if envelope.hop >= max_hops {
             let loop_guard = Failure {
                 class: ErrorClass::Permanent,
@@ -348,6 +410,7 @@ impl BatchProcessor {
         Ridden {
             passengers_in,
             trip: Some(trip),
+            bus: Some(bus),
             departed,
             outcome,
         }

@@ -252,6 +252,14 @@ impl StopKind {
         extensions: Extensions,
     ) -> Result<ReadyStop, InitError> {
         let config = StopConfig::from_vars(settings.as_ref())?;
+        if self.reads_queue && ports.trips.is_some() && config.queue_url.is_none() {
+            // The ledger names a stop's arrivals by its queue, as its upstream names what it sent.
+            return Err(ConfigError::Missing {
+                var: "QUEUE_URL".into(),
+                hint: "; a stop that keeps the trip ledger must know its own queue".into(),
+            }
+            .into());
+        }
         let runtime = StopRuntime {
             config: config.clone(),
             ports: ports.clone(),

@@ -2,6 +2,7 @@
 
 use crate::config::StopConfig;
 use crate::forwarder::RetryPolicy;
+use crate::ledger::TripBook;
 use crate::ports::{MetricsSink, ObjectStore, QueueSender};
 use std::sync::Arc;
 
@@ -17,6 +18,9 @@ pub struct Ports {
     pub metrics: Arc<dyn MetricsSink>,
     /// How failed sends are retried.
     pub retry: RetryPolicy,
+    /// The trip ledger, when the route keeps one: every bus is recorded in it, and the stop
+    /// that completes a trip writes its manifest.
+    pub trips: Option<TripBook>,
 }
 
 /// The settings and ports one stop runs with, built once at init by the registry.

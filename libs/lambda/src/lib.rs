@@ -101,6 +101,7 @@ async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitEr
         objects: Arc::new(S3Store::new(clients.s3.clone(), bucket)),
         metrics: metrics_sink(&ProcessEnv, &clients.cloudwatch)?,
         retry: RetryPolicy::default(),
+        trips: None,
     };
     let ports = match &chaos {
         Some(chaos) => {

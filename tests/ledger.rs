@@ -1,0 +1,241 @@
+//! The trip ledger under the batch processor: each bus recorded once, redeliveries changing
+//! nothing, a trip completing once (with failures when a bus is dead-lettered) and again once
+//! its dead letter is redriven. Part of the `batch` test binary.
+
+use async_trait::async_trait;
+use busline_core::envelope::Passenger;
+use busline_core::ledger::{
+    BusOutcome, CollectedEvents, Ledger, LedgerEntry, MemoryLedger, TripBook, TripState, counter,
+};
+use busline_core::{BatchProcessor, Extensions, Invocation, Outbox, Stop, StopContext, StopError};
+use busline_tests::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Drops every passenger off; fails a bus for good while `broken` and a passenger is fragile.
+#[derive(Default)]
+struct Sink {
+    broken: AtomicBool,
+}
+
+#[async_trait]
+impl Stop for Sink {
+    async fn handle(
+        &self,
+        _ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        let fragile = passengers
+            .iter()
+            .any(|p| p.get("fragile") == Some(&Value::Bool(true)));
+        if fragile && self.broken.load(Ordering::SeqCst) {
+            return Err(StopError::permanent("the destination refused the bus"));
+        }
+        outbox.drop_off(passengers.len() as u64);
+        Ok(())
+    }
+}
+
+struct Bench {
+    h: Harness,
+    ledger: Arc<MemoryLedger>,
+    events: Arc<CollectedEvents>,
+}
+
+impl Bench {
+    fn new() -> Self {
+        Bench {
+            h: Harness::new(),
+            ledger: Arc::default(),
+            events: Arc::default(),
+        }
+    }
+
+    /// The trip as a depot starts it: `tickets` passengers sent into `in`.
+    async fn start(&self, tickets: u64) {
+        let entry = LedgerEntry {
+            trip: "t1".into(),
+            stop: "depot".into(),
+            bus: "trip-start".into(),
+            outcome: BusOutcome::Ridden,
+            at_ms: 1,
+            counters: BTreeMap::from([
+                (counter::STARTED.to_owned(), 1),
+                (counter::sent("in"), tickets),
+            ]),
+        };
+        self.ledger.record(&entry).await.expect("depot record");
+    }
+
+    async fn stop(&self, stop: Arc<dyn Stop>, extra: &[(&str, &str)]) -> BatchProcessor {
+        let mut ports = self.h.ports(Arc::new(self.h.queues.clone()));
+        ports.trips = Some(TripBook {
+            ledger: self.ledger.clone(),
+            events: self.events.clone(),
+            output_prefix: "output/".into(),
+        });
+        let mut vars = Harness::vars(&[("QUEUE_URL", "in")]);
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        shared_kind("scripted", stop)
+            .build(Arc::new(vars), ports, Extensions::default())
+            .await
+            .expect("builds")
+            .into_bus("scripted")
+            .expect("reads a queue")
+    }
+
+    async fn counters(&self) -> BTreeMap<String, i64> {
+        let totals = self.ledger.totals("t1").await.expect("read").expect("trip");
+        totals
+            .counters
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_bus_does_not_change_the_ledger() {
+    let bench = Bench::new();
+    bench.start(3).await;
+    let processor = bench.stop(Arc::new(ScriptedStop), &[]).await;
+    let body = bus_body(
+        "b1",
+        &[
+            json!({"n": 1}),
+            json!({"reject": true}),
+            json!({"drop": true}),
+        ],
+    );
+    send(bench.h.queue("in"), &body);
+    let (batch, _) = bench.h.receive(10);
+    let first = processor
+        .process(batch.clone(), &Invocation::default())
+        .await
+        .expect("ok");
+    assert!(first.retry.is_empty());
+    let recorded = bench.counters().await;
+    assert_eq!(
+        recorded,
+        BTreeMap::from([
+            ("arrived:in".to_owned(), 3),
+            ("sent:in".to_owned(), 3),
+            ("sent:next".to_owned(), 1),
+            ("stop:scripted:buses".to_owned(), 1),
+            ("stop:scripted:dropped_off".to_owned(), 1),
+            ("stop:scripted:forwarded".to_owned(), 1),
+            ("stop:scripted:in".to_owned(), 3),
+            ("stop:scripted:lane:next".to_owned(), 1),
+            ("stop:scripted:rejected".to_owned(), 1),
+            ("trip:started".to_owned(), 1),
+        ])
+    );
+    // SQS hands the same message out again (its acknowledgement was lost), and a second copy
+    // of the bus arrives as another message (an upstream retried its send).
+    processor
+        .process(batch, &Invocation::default())
+        .await
+        .expect("again");
+    send(bench.h.queue("in"), &body);
+    bench.h.process_all_ok(&processor, 10).await;
+    assert_eq!(bench.counters().await, recorded);
+    assert_eq!(bench.ledger.entries("t1").await.expect("entries").len(), 2);
+    // One passenger went on to `next`, which nobody rode: the trip is still in progress.
+    let totals = bench
+        .ledger
+        .totals("t1")
+        .await
+        .expect("read")
+        .expect("trip");
+    assert_eq!(totals.progress().state, TripState::InProgress);
+    assert!(bench.events.announced().is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_letter_completes_the_trip_with_failures_and_its_redrive_completes_it() {
+    let bench = Bench::new();
+    bench.start(3).await;
+    let sink = Arc::new(Sink::default());
+    sink.broken.store(true, Ordering::SeqCst);
+    let processor = bench.stop(sink.clone(), &[("NEXT_QUEUE_URL", "")]).await;
+    std::fs::create_dir_all(bench.h.dir.path().join("output/trip=t1")).expect("dir");
+    std::fs::write(
+        bench.h.dir.path().join("output/trip=t1/part.ndjson"),
+        "{}\n{}\n",
+    )
+    .expect("write");
+    send(
+        bench.h.queue("in"),
+        &bus_body("b1", &[json!({"n": 1}), json!({"n": 2})]),
+    );
+    send(
+        bench.h.queue("in"),
+        &bus_body("b2", &[json!({"fragile": true})]),
+    );
+    bench.h.process_all_ok(&processor, 10).await;
+
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    let failed = &announced[0];
+    assert_eq!(failed.state, TripState::CompletedWithFailures);
+    assert_eq!((failed.dead_lettered, failed.rejected), (1, 0));
+    assert_eq!(failed.stops["scripted"].dropped_off, 2);
+    assert_eq!(failed.key, "output/trip=t1/_SUCCESS");
+    let keys: Vec<&str> = failed.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["output/trip=t1/part.ndjson"]);
+    let written: Value = serde_json::from_slice(
+        &std::fs::read(bench.h.dir.path().join("output/trip=t1/_SUCCESS")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(written["state"], "completed_with_failures");
+    assert_eq!(written["objects"][0]["size"], 6);
+
+    // The destination is fixed and the dead letter redriven: the same bus, under the same id.
+    sink.broken.store(false, Ordering::SeqCst);
+    let dead = bench.h.queue("dlq").receive(10, None).expect("dlq");
+    assert_eq!(dead.len(), 1);
+    send(bench.h.queue("in"), &dead[0].delivery().body);
+    bench.h.process_all_ok(&processor, 10).await;
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 2);
+    assert_eq!(announced[1].state, TripState::Completed);
+    assert_eq!(announced[1].dead_lettered, 0);
+    assert_eq!(announced[1].stops["scripted"].dropped_off, 3);
+    let totals = bench
+        .ledger
+        .totals("t1")
+        .await
+        .expect("read")
+        .expect("trip");
+    assert_eq!(totals.progress().flows["in"].arrived, 3);
+
+    // A later copy of the redriven bus completes nothing again.
+    send(bench.h.queue("in"), &dead[0].delivery().body);
+    bench.h.process_all_ok(&processor, 10).await;
+    assert_eq!(bench.events.announced().len(), 2);
+}
+
+#[tokio::test]
+async fn a_stop_keeping_the_ledger_must_know_its_queue() {
+    let bench = Bench::new();
+    let mut ports = bench.h.ports(Arc::new(bench.h.queues.clone()));
+    ports.trips = Some(TripBook {
+        ledger: bench.ledger.clone(),
+        events: bench.events.clone(),
+        output_prefix: "output/".into(),
+    });
+    let err = shared_kind("scripted", Arc::new(ScriptedStop))
+        .build(Arc::new(Harness::vars(&[])), ports, Extensions::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "environment variable QUEUE_URL is required but not set; a stop that keeps the trip ledger must know its own queue"
+    );
+}
