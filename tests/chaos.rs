@@ -47,7 +47,6 @@ fn output_objects(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let folder = out.join(format!("output/trip={TRIP}"));
     files_under(&folder)
         .into_iter()
-        .filter(|path| path.file_name().is_some_and(|n| n != "_SUCCESS"))
         .map(|path| {
             let key = path
                 .strip_prefix(&folder)

@@ -3,7 +3,10 @@
 //! with its values exact (numbers' digits kept); an item over 400 KB and a number DynamoDB
 //! would round are quarantined alone with their reasons; a key field that is missing or of
 //! the wrong type is quarantined, and of two passengers with one key the last is kept; a
-//! missing table or a key the settings cannot fill stops init with the table's name.
+//! missing table or a key the settings cannot fill stops init with the table's name. The trip
+//! ledger's DynamoDB table and completion events are in `ledger_on_dynamodb.rs`.
+
+mod ledger_on_dynamodb;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,

@@ -119,7 +119,8 @@ pub fn ndjson_records(dir: &Path) -> Vec<Value> {
     records
 }
 
-/// Every file under `dir`, sorted.
+/// Every data file under `dir`, sorted: as Hive-style readers do, files whose names start with
+/// `_` or `.` (a trip's `_SUCCESS` manifest, `_schema.json`) are not data.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -128,9 +129,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
             std::fs::read_dir(&folder).unwrap_or_else(|err| panic!("{}: {err}", folder.display()))
         {
             let path = entry.expect("dir entry").path();
+            let hidden = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with('_') || name.starts_with('.'));
             if path.is_dir() {
                 stack.push(path)
-            } else {
+            } else if !hidden {
                 files.push(path)
             }
         }

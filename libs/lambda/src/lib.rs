@@ -101,7 +101,7 @@ async fn build(kind: &StopKind) -> Result<(ReadyStop, Option<StopChaos>), InitEr
         objects: Arc::new(S3Store::new(clients.s3.clone(), bucket)),
         metrics: metrics_sink(&ProcessEnv, &clients.cloudwatch)?,
         retry: RetryPolicy::default(),
-        trips: None,
+        trips: busline_aws::trip_book(&ProcessEnv, &shared)?,
     };
     let ports = match &chaos {
         Some(chaos) => {
