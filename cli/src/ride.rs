@@ -212,7 +212,7 @@ pub async fn ride(
         objects: Arc::new(bucket(first, &options)),
         metrics: metrics.clone(),
         retry: options.retry,
-        trips: keeps_ledger(&options).then(|| TripBook {
+        trips: keeps_ledger(&options, first)?.then(|| TripBook {
             ledger: ledger.clone(),
             events: Arc::new(CollectedEvents::default()),
             output_prefix: setting(first, "TRIP_OUTPUT_PREFIX", DEFAULT_TRIP_OUTPUT_PREFIX),
@@ -298,10 +298,16 @@ pub async fn ride(
     })
 }
 
-/// The embedded bus keeps the ledger unless a stop runs elsewhere (an invoked function keeps
-/// its own, if any) or one stop is ridden alone (no depot starts its trip).
-fn keeps_ledger(options: &RideOptions) -> bool {
-    options.feed.is_none() && options.invoke.all.is_none() && options.invoke.stops.is_empty()
+/// The embedded bus keeps the ledger unless the route's `TRIP_LEDGER` is `off`, a stop runs
+/// elsewhere (an invoked function keeps its own, if any) or one stop is ridden alone (no depot
+/// starts its trip).
+fn keeps_ledger(options: &RideOptions, first: &StopSpec) -> Result<bool, RideError> {
+    let on = busline_core::ledger::ledger_on(&first.env)
+        .map_err(|err| RideError::Route(err.to_string()))?;
+    Ok(on
+        && options.feed.is_none()
+        && options.invoke.all.is_none()
+        && options.invoke.stops.is_empty())
 }
 
 /// Writes the trip's ledger to `ledger/trip=<trip>.json` in the bucket folder, where `bus

@@ -1,6 +1,6 @@
 """The deploy proof: `sam build` and `sam deploy` of template.yaml onto MiniStack, then the whole
-route by API and by schedule, the dead-letter and quarantine paths, logs, metrics, a no-op
-redeploy and a clean delete.
+route by API and by schedule, the trip ledger's _SUCCESS manifest and completion event, the
+dead-letter and quarantine paths, logs, metrics, a no-op redeploy and a clean delete.
 
 Run by ./infra/test after the release Lambda build; on its own:
 
@@ -29,6 +29,7 @@ INPUTS = [ROOT / "samples/colors/colors.csv", ROOT / "tests/fixtures/messy/paint
 # The one bad record of INPUTS, as extract reports it.
 BAD_RECORD = "input/paints.csv:3: expected 4 fields as in the header, found 3"
 POISON = "this is not a bus"
+MANIFEST = "_SUCCESS"
 # Short timeouts so a failing bus reaches its third receive in under a minute; `bus lint`
 # checks them against the 6 x timeout + window rule before the deploy.
 # A route name of its own keeps this stack's metrics apart from other runs on the same emulator.
@@ -154,6 +155,30 @@ class DeployedRoute(unittest.TestCase):
             s3.put_object(Bucket=cls.bucket, Key=f"input/{path.name}", Body=path.read_bytes())
         # Sent now so its three receives overlap the trips below.
         cls.client("sqs").send_message(QueueUrl=cls.outputs["TransformQueueUrl"], MessageBody=POISON)
+        cls.completions = cls.completion_queue()
+
+    @classmethod
+    def completion_queue(cls):
+        """A queue that a rule fills with every busline Trip Completed event (as a user's
+        downstream job would listen); its URL."""
+        sqs, events = cls.client("sqs"), cls.client("events")
+        url = sqs.create_queue(QueueName=f"{ROUTE}-completed")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rule = f"{ROUTE}-completed"
+        events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["busline"], "detail-type": ["busline Trip Completed"]}))
+        events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
+        return url
+
+    def completed_events(self):
+        """Every completion event received so far, received and deleted, by trip."""
+        sqs = self.client("sqs")
+        cls = type(self)
+        cls.seen_events = getattr(cls, "seen_events", [])
+        while messages := sqs.receive_message(QueueUrl=self.completions, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            for message in messages:
+                cls.seen_events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.completions, ReceiptHandle=message["ReceiptHandle"])
+        return cls.seen_events
 
     @classmethod
     def stack_resources(cls):
@@ -170,11 +195,39 @@ class DeployedRoute(unittest.TestCase):
         return self.resources[logical]["PhysicalResourceId"]
 
     def outputs_of(self, trip):
-        """{key: bytes} of the trip's output objects in the data bucket."""
+        """{key: bytes} of the trip's output objects in the data bucket (not its manifest)."""
         s3 = self.client("s3")
         prefix = f"output/trip={trip}/"
         listed = s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
-        return {o["Key"]: s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read() for o in listed}
+        return {
+            o["Key"]: s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read()
+            for o in listed if not o["Key"].endswith(f"/{MANIFEST}")
+        }
+
+    def assert_manifest_matches_the_bucket(self, trip, rejected):
+        """The trip's _SUCCESS manifest: written once (one version in the versioned bucket),
+        listing exactly the trip's output objects, with load's count equal to their records; and
+        exactly one completion event for it."""
+        s3, key = self.client("s3"), f"output/trip={trip}/{MANIFEST}"
+        manifest = json.loads(poll(f"{key}", lambda: missing(
+            lambda: s3.head_object(Bucket=self.bucket, Key=key), "404", "NoSuchKey") is False and
+            s3.get_object(Bucket=self.bucket, Key=key)["Body"].read(), timeout_s=60))
+        versions = s3.list_object_versions(Bucket=self.bucket, Prefix=key).get("Versions", [])
+        self.assertEqual(len([v for v in versions if v["Key"] == key]), 1, versions)
+        outputs = self.outputs_of(trip)
+        self.assertEqual([o["key"] for o in manifest["objects"]], sorted(outputs))
+        self.assertEqual([o["size"] for o in manifest["objects"]], [len(outputs[k]) for k in sorted(outputs)])
+        records = sum(body.count(b"\n") for body in outputs.values())
+        self.assertEqual(manifest["stops"]["load"]["dropped_off"], records)
+        self.assertEqual((manifest["state"], manifest["rejected"], manifest["dead_lettered"]), ("completed", rejected, 0))
+        self.assertEqual(manifest["stops"]["depot"]["picked_up"], len(INPUTS))
+        events = poll(f"the completion event of trip {trip}", lambda: [
+            e for e in self.completed_events() if e["detail"]["trip"] == trip], timeout_s=30)
+        time.sleep(2)
+        events = [e for e in self.completed_events() if e["detail"]["trip"] == trip]
+        self.assertEqual(len(events), 1, events)
+        self.assertEqual(events[0]["detail"]["key"], key)
+        self.assertEqual(events[0]["detail"]["object_count"], len(outputs))
 
     def trips_in_output(self):
         listed = self.client("s3").list_objects_v2(Bucket=self.bucket, Prefix="output/trip=", Delimiter="/")
@@ -190,7 +243,8 @@ class DeployedRoute(unittest.TestCase):
             ride = ["cargo", "run", "--quiet", "--locked", "-p", "busline-cli", "--", "ride"]
             run(ride + ["--input", str(inputs), "--output", str(out), "--trip-id", trip, "--parameter", f"RouteName={ROUTE}"])
             return {
-                str(p.relative_to(out)): p.read_bytes() for p in (out / "output").rglob("*") if p.is_file()
+                str(p.relative_to(out)): p.read_bytes()
+                for p in (out / "output").rglob("*") if p.is_file() and p.name != MANIFEST
             }
 
     def assert_trip_equals_embedded_ride(self, trip):
@@ -241,6 +295,7 @@ class DeployedRoute(unittest.TestCase):
         ], timeout_s=30)
         self.assertEqual([r["reason"] for r in rejections], [BAD_RECORD], rejections)
         self.assertEqual(rejections[0]["data"]["raw"], ["Green", "#00FF00", "(0, 255, 0)"])
+        self.assert_manifest_matches_the_bucket(trip, rejected=1)
         type(self).api_trip = trip
 
     def test_2_poisoned_bus_is_dead_lettered_with_its_reason_at_its_first_receive(self):
@@ -265,6 +320,7 @@ class DeployedRoute(unittest.TestCase):
         api_trip = getattr(self, "api_trip", None)
         scheduled = poll("a trip started by the schedule", lambda: sorted(self.trips_in_output() - {api_trip}), timeout_s=150)
         self.assert_trip_equals_embedded_ride(scheduled[0])
+        self.assert_manifest_matches_the_bucket(scheduled[0], rejected=1)
 
     def test_4_json_logs_carry_trip_and_stop(self):
         trip = getattr(self, "api_trip", None)
@@ -325,6 +381,7 @@ class DeployedRoute(unittest.TestCase):
         bucket = resources["DataBucket"]["PhysicalResourceId"]
         sqs, lam, iam, logs = (self.client(s) for s in ("sqs", "lambda", "iam", "logs"))
         events, apis, cloudwatch, s3 = (self.client(s) for s in ("events", "apigatewayv2", "cloudwatch", "s3"))
+        dynamodb = self.client("dynamodb")
         gone = {
             "AWS::SQS::Queue": lambda id: missing(
                 lambda: sqs.get_queue_attributes(QueueUrl=id), "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"),
@@ -339,6 +396,8 @@ class DeployedRoute(unittest.TestCase):
             "AWS::ApiGatewayV2::Api": lambda id: missing(lambda: apis.get_api(ApiId=id), "NotFoundException"),
             "AWS::CloudWatch::Alarm": lambda id: not cloudwatch.describe_alarms(AlarmNames=[id])["MetricAlarms"],
             "AWS::S3::BucketPolicy": lambda _: missing(lambda: s3.get_bucket_policy(Bucket=bucket), "NoSuchBucketPolicy"),
+            "AWS::DynamoDB::Table": lambda id: missing(lambda: dynamodb.describe_table(TableName=id), "ResourceNotFoundException"),
+            "AWS::IAM::ManagedPolicy": lambda id: missing(lambda: iam.get_policy(PolicyArn=id), "NoSuchEntity"),
         }
         # These live inside a resource above and go with it.
         inside = {

@@ -1,5 +1,5 @@
 //! The trip ledger a stop keeps on AWS, from its settings: `LEDGER_TABLE` (unset or empty: no
-//! ledger), `LEDGER_RETENTION_DAYS` (default 30), `TRIP_EVENT_BUS` (default `default`) and
+//! ledger), `TRIP_LEDGER` (`off` turns it off with the table in place), `LEDGER_RETENTION_DAYS` (default 30), `TRIP_EVENT_BUS` (default `default`) and
 //! `TRIP_OUTPUT_PREFIX` (default `output/`).
 
 use crate::events::EventBridgeEvents;
@@ -21,6 +21,9 @@ pub fn trip_book(
     let Some(table) = optional(vars, "LEDGER_TABLE") else {
         return Ok(None);
     };
+    if !busline_core::ledger::ledger_on(vars)? {
+        return Ok(None);
+    }
     let days: u64 = parsed(vars, "LEDGER_RETENTION_DAYS", 30)?;
     if days == 0 {
         return Err(ConfigError::Invalid {

@@ -120,9 +120,14 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
         rewired.map_err(|message| fail(&format!("Resources.{}", before.spec.function), message))?;
     edited = insert_section_end(&edited, "Parameters", &parameters_text(&settings))
         .map_err(|message| fail("Parameters", message))?;
+    // A route that keeps the trip ledger gives every stop the ledger's policy.
+    let ledger = document
+        .get("Resources")
+        .and_then(|r| r.get(LEDGER_POLICY))
+        .is_some();
     edited = insert_before_outputs(
         &edited,
-        &resources_text(stop, &id, next.as_deref(), &settings),
+        &resources_text(stop, &id, next.as_deref(), &settings, ledger),
     );
     let outputs = outputs_text(&id, !stop.table_key.is_empty());
     edited = insert_section_end(&edited, "Outputs", &outputs)
@@ -441,11 +446,15 @@ fn yaml_string(text: &str) -> String {
 }
 
 /// The new stop's resources, shaped like the template's own stops.
+/// The managed policy a route's stops need to keep the trip ledger (template.yaml declares it).
+const LEDGER_POLICY: &str = "TripLedgerAccess";
+
 fn resources_text(
     stop: &NewStop,
     id: &str,
     next: Option<&str>,
     settings: &[(String, String, String)],
+    ledger: bool,
 ) -> String {
     let name = &stop.name;
     let binary = stop.binary.as_deref().unwrap_or(&stop.kind);
@@ -517,7 +526,7 @@ fn resources_text(
       Environment:
         Variables:
 {variables}      Policies:
-        - Statement:
+{ledger_policy}        - Statement:
             - Sid: SendOnTheRoute
               Effect: Allow
               Action: sqs:SendMessage
@@ -593,6 +602,11 @@ fn resources_text(
         after = match &stop.lane {
             Some(lane) => format!("{} on lane {lane}", stop.after),
             None => stop.after.clone(),
+        },
+        ledger_policy = if ledger {
+            format!("        - !Ref {LEDGER_POLICY}\n")
+        } else {
+            String::new()
         },
         reads = bucket_resources(&stop.reads),
         writes = bucket_resources(&stop.writes),

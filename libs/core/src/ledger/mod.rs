@@ -20,7 +20,8 @@ pub use entries::{dead_lettered_entry, depot_entry, ridden_entry};
 pub use memory::MemoryLedger;
 pub use totals::{Completion, Flow, StopTally, TripProgress, TripState, TripTotals};
 
-use crate::error::PortError;
+use crate::config::{Vars, optional};
+use crate::error::{ConfigError, PortError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -74,6 +75,19 @@ impl LedgerEntry {
             .iter()
             .map(|(name, value)| (name.clone(), *value as i64))
             .collect()
+    }
+}
+
+/// `TRIP_LEDGER`: `on` (the default) or `off`; the error names the variable.
+pub fn ledger_on(vars: &dyn Vars) -> Result<bool, ConfigError> {
+    match optional(vars, "TRIP_LEDGER").as_deref() {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            var: "TRIP_LEDGER".into(),
+            value: other.into(),
+            reason: "must be on or off".into(),
+        }),
     }
 }
 
