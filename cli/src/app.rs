@@ -51,6 +51,27 @@ impl RouteArgs {
     }
 }
 
+/// Where the trip ledger is: a ride's output folder, or a deployed route's table.
+#[derive(Args)]
+struct LedgerArgs {
+    /// The output folder of `bus ride` (its ledger/ folder).
+    #[arg(long, default_value = "bus-out")]
+    output: PathBuf,
+    /// A deployed route's ledger table instead (the stack output TripLedgerTableName), read
+    /// with the environment's AWS configuration (AWS_ENDPOINT_URL for a local cloud).
+    #[arg(long, value_name = "TABLE")]
+    ledger_table: Option<String>,
+}
+
+impl LedgerArgs {
+    fn source(self) -> crate::trips::LedgerSource {
+        match self.ledger_table {
+            Some(table) => crate::trips::LedgerSource::Table(table),
+            None => crate::trips::LedgerSource::Folder(self.output),
+        }
+    }
+}
+
 /// How results are printed.
 #[derive(Args)]
 struct Output {
@@ -211,6 +232,26 @@ enum Command {
         /// The streaming check's object compressed this way (gzip or zstd).
         #[arg(long, value_name = "COMPRESSION", value_parser = parse_compression)]
         stream_compression: Option<Compression>,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// Show one trip's progress per stop from the ledger: its state, each stop's counts, each
+    /// queue's passengers in flight, and where its manifest and reports are.
+    Trip {
+        /// The trip's id.
+        trip: String,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// List the most recent trips with their state.
+    Trips {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        ledger: LedgerArgs,
         #[command(flatten)]
         print: Output,
     },
@@ -462,6 +503,27 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             };
             let report = runtime.block_on(bench(&options))?;
             emit(print.json, &report, || report.table())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trip {
+            trip,
+            ledger,
+            print,
+        } => {
+            let source = ledger.source();
+            let view = runtime()?.block_on(crate::trips::trip(&source, &trip))?;
+            emit(print.json, &view, || {
+                crate::trips::trip_text(&view, &source)
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trips {
+            limit,
+            ledger,
+            print,
+        } => {
+            let views = runtime()?.block_on(crate::trips::trips(&ledger.source(), limit))?;
+            emit(print.json, &views, || crate::trips::trips_text(&views))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen {

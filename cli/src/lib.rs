@@ -12,5 +12,6 @@ pub mod ride;
 pub mod route_test;
 mod table;
 pub mod trip_view;
+pub mod trips;
 
 pub use app::main;

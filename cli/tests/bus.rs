@@ -136,6 +136,74 @@ fn ride_exits_2_when_a_bus_is_dead_lettered() {
 }
 
 #[test]
+fn trip_shows_a_ridden_trip_from_its_ledger_and_trips_lists_it() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = out.path().to_str().expect("utf-8");
+    let input = root().join("tests/fixtures/duplicate-header");
+    let input = input.to_str().expect("utf-8");
+    let run = bus(&[
+        "ride",
+        "--input",
+        input,
+        "--output",
+        output,
+        "--trip-id",
+        "t-dup",
+    ]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert!(text(&run.stdout).contains("trip t-dup: completed with failures;"));
+
+    let run = bus(&["trip", "t-dup", "--output", output]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("trip t-dup: completed with failures; first bus "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("completed with failures at "),
+        "{stdout}"
+    );
+    // The one ticket's bus was dead-lettered at extract: its passenger is accounted for there.
+    let extract = lines
+        .iter()
+        .find(|l| l.starts_with("extract"))
+        .expect("extract row");
+    let cells: Vec<&str> = extract.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["extract", "1", "1", "0", "0", "0", "0", "0", "1"],
+        "{stdout}"
+    );
+    let manifest = out.path().join("output/trip=t-dup/_SUCCESS");
+    assert!(
+        stdout.contains(&format!("manifest: {}", manifest.display())),
+        "{stdout}"
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    assert_eq!(written["state"], "completed_with_failures");
+    assert_eq!(written["dead_lettered"], 1);
+
+    let run = bus(&["trips", "--output", output, "--json"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    assert_eq!(listed[0]["totals"]["trip"], "t-dup");
+    assert_eq!(listed[0]["progress"]["state"], "completed_with_failures");
+
+    let run = bus(&["trip", "t-other", "--output", output]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(
+        text(&run.stderr).trim(),
+        format!(
+            "Error: trip t-other is not in {} (where bus ride leaves each trip's ledger)",
+            out.path().join("ledger").display()
+        )
+    );
+}
+
+#[test]
 fn a_bad_stop_setting_names_the_stop_and_the_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let template = std::fs::read_to_string(root().join("template.yaml"))

@@ -93,6 +93,8 @@ class ChaosOnTheLocalCloud(unittest.TestCase):
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"output/trip={trip}/")
         for page in pages:
             for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/_SUCCESS"):
+                    continue
                 body = s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read().decode()
                 names.update(json.loads(line)["Name"] for line in body.splitlines())
         return names
@@ -128,6 +130,21 @@ class ChaosOnTheLocalCloud(unittest.TestCase):
         reasons = [m.get("MessageAttributes", {}).get("busline.reason", {}).get("StringValue") for m in dead]
         self.assertIn(DUPLICATE_HEADER, reasons, dead)
         self.assertTrue(all(reasons), f"every dead letter has its reason: {reasons}")
+        # The ledger saw the same: the trip completed with failures (the dead-lettered object),
+        # load's count is the output's, extract's rejects are the quarantine's.
+        s3, key = self.client("s3"), f"output/trip={trip}/_SUCCESS"
+
+        def manifest():
+            try:
+                return json.loads(s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                return None
+
+        written = poll(f"{key}", manifest, timeout_s=120, every_s=5)
+        self.assertEqual(written["state"], "completed_with_failures")
+        self.assertEqual(written["stops"]["load"]["dropped_off"], sum(names.values()))
+        self.assertEqual(written["rejected"], len(rejections))
+        self.assertGreaterEqual(written["dead_lettered"], 1)
         continued = self.metric_sum("extract", "Continued")
         faults = self.injected_faults()
         print(f"chaos trip of {RECORDS} records: {elapsed:.0f} s; extract continued {continued} times; "

@@ -367,6 +367,22 @@ class DeployedRoute(unittest.TestCase):
         poll(lambda: f"DroppedOff at load to equal the passengers in the output objects; (landed, metric, landed): {reads}",
              agreed, timeout_s=60)
 
+    def test_5b_every_alarm_notifies_the_topic_and_the_dashboard_graphs_every_stop(self):
+        topic = self.outputs["AlarmTopicArn"]
+        alarms = [self.physical(logical) for logical, r in self.resources.items() if r["ResourceType"] == "AWS::CloudWatch::Alarm"]
+        self.assertEqual(len(alarms), 6, alarms)
+        described = self.client("cloudwatch").describe_alarms(AlarmNames=alarms)["MetricAlarms"]
+        self.assertEqual({a["AlarmName"]: a["AlarmActions"] for a in described}, {a: [topic] for a in alarms})
+        attributes = self.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+        self.assertEqual(attributes.get("KmsMasterKeyId"), "alias/aws/sns")
+        body = json.loads(self.client("cloudwatch").get_dashboard(DashboardName=self.outputs["DashboardName"])["DashboardBody"])
+        titles = [w["properties"]["title"] for w in body["widgets"]]
+        self.assertEqual(len(titles), 9, titles)
+        expressions = [w["properties"]["metrics"][0][0]["expression"] for w in body["widgets"]]
+        # The busline graphs search this route's stops; the AWS graphs this stack's queues and functions.
+        self.assertTrue(all(f'Route="{ROUTE}"' in e for e in expressions[:5]), expressions)
+        self.assertTrue(all(self.stack in e for e in expressions[5:]), expressions)
+
     def test_6_second_deploy_changes_nothing(self):
         cloudformation = self.client("cloudformation")
         events_before = cloudformation.describe_stack_events(StackName=self.stack)["StackEvents"]
@@ -381,7 +397,7 @@ class DeployedRoute(unittest.TestCase):
         bucket = resources["DataBucket"]["PhysicalResourceId"]
         sqs, lam, iam, logs = (self.client(s) for s in ("sqs", "lambda", "iam", "logs"))
         events, apis, cloudwatch, s3 = (self.client(s) for s in ("events", "apigatewayv2", "cloudwatch", "s3"))
-        dynamodb = self.client("dynamodb")
+        dynamodb, sns = self.client("dynamodb"), self.client("sns")
         gone = {
             "AWS::SQS::Queue": lambda id: missing(
                 lambda: sqs.get_queue_attributes(QueueUrl=id), "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"),
@@ -398,6 +414,9 @@ class DeployedRoute(unittest.TestCase):
             "AWS::S3::BucketPolicy": lambda _: missing(lambda: s3.get_bucket_policy(Bucket=bucket), "NoSuchBucketPolicy"),
             "AWS::DynamoDB::Table": lambda id: missing(lambda: dynamodb.describe_table(TableName=id), "ResourceNotFoundException"),
             "AWS::IAM::ManagedPolicy": lambda id: missing(lambda: iam.get_policy(PolicyArn=id), "NoSuchEntity"),
+            "AWS::SNS::Topic": lambda id: missing(lambda: sns.get_topic_attributes(TopicArn=id), "NotFound"),
+            "AWS::CloudWatch::Dashboard": lambda id: missing(
+                lambda: cloudwatch.get_dashboard(DashboardName=id), "ResourceNotFound", "ResourceNotFoundException"),
         }
         # These live inside a resource above and go with it.
         inside = {

@@ -61,6 +61,15 @@ impl DynamoLedger {
         }
     }
 
+    /// The ledger in `table`, with a client made from the shared configuration.
+    pub fn from_config(
+        shared: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        retention: Duration,
+    ) -> Self {
+        Self::new(Client::new(shared), table, retention)
+    }
+
     fn resource(&self) -> String {
         format!("dynamodb table {}", self.table)
     }

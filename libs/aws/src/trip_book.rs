@@ -32,11 +32,7 @@ pub fn trip_book(
             reason: "must be at least 1 (days the ledger keeps a trip)".into(),
         });
     }
-    let ledger = DynamoLedger::new(
-        aws_sdk_dynamodb::Client::new(shared),
-        table,
-        Duration::from_secs(days * 24 * 3600),
-    );
+    let ledger = DynamoLedger::from_config(shared, table, Duration::from_secs(days * 24 * 3600));
     let bus = optional(vars, "TRIP_EVENT_BUS").unwrap_or_else(|| "default".into());
     Ok(Some(TripBook {
         ledger: Arc::new(ledger),

@@ -120,14 +120,15 @@ pub fn add_stop(text: &str, file: &str, stop: &NewStop) -> Result<String, Templa
         rewired.map_err(|message| fail(&format!("Resources.{}", before.spec.function), message))?;
     edited = insert_section_end(&edited, "Parameters", &parameters_text(&settings))
         .map_err(|message| fail("Parameters", message))?;
-    // A route that keeps the trip ledger gives every stop the ledger's policy.
-    let ledger = document
-        .get("Resources")
-        .and_then(|r| r.get(LEDGER_POLICY))
-        .is_some();
+    // What the route gives every stop: the ledger's policy, the topic its alarms notify.
+    let declares = |id: &str| document.get("Resources").and_then(|r| r.get(id)).is_some();
+    let shared = Shared {
+        ledger_policy: declares(LEDGER_POLICY),
+        alarm_topic: declares(ALARM_TOPIC),
+    };
     edited = insert_before_outputs(
         &edited,
-        &resources_text(stop, &id, next.as_deref(), &settings, ledger),
+        &resources_text(stop, &id, next.as_deref(), &settings, &shared),
     );
     let outputs = outputs_text(&id, !stop.table_key.is_empty());
     edited = insert_section_end(&edited, "Outputs", &outputs)
@@ -448,8 +449,34 @@ fn yaml_string(text: &str) -> String {
 /// The new stop's resources, shaped like the template's own stops.
 /// The managed policy a route's stops need to keep the trip ledger (template.yaml declares it).
 const LEDGER_POLICY: &str = "TripLedgerAccess";
+/// The topic every alarm of a route notifies (template.yaml declares it).
+const ALARM_TOPIC: &str = "AlarmTopic";
+
+/// Resources of the route a new stop uses when the template declares them.
+struct Shared {
+    ledger_policy: bool,
+    alarm_topic: bool,
+}
 
 fn resources_text(
+    stop: &NewStop,
+    id: &str,
+    next: Option<&str>,
+    settings: &[(String, String, String)],
+    shared: &Shared,
+) -> String {
+    let text = stop_resources_text(stop, id, next, settings, shared.ledger_policy);
+    if !shared.alarm_topic {
+        return text;
+    }
+    let alarm = "    Type: AWS::CloudWatch::Alarm\n    Properties:\n";
+    text.replace(
+        alarm,
+        &format!("{alarm}      AlarmActions:\n        - !Ref {ALARM_TOPIC}\n"),
+    )
+}
+
+fn stop_resources_text(
     stop: &NewStop,
     id: &str,
     next: Option<&str>,
@@ -714,5 +741,34 @@ mod tests {
             "            - Sid: ReadSecrets\n              Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource:\n                - !Sub \"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:warehouse-db-??????\"\n                - arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-AbCdEf\n"
         );
         assert_eq!(secrets_statement(&[]), "");
+    }
+
+    #[test]
+    fn a_new_stop_gets_the_ledger_policy_and_alarm_topic_only_of_a_route_that_has_them() {
+        let stop = NewStop {
+            name: "audit".into(),
+            kind: "transform".into(),
+            after: "transform".into(),
+            ..NewStop::default()
+        };
+        let policy = "      Policies:\n        - !Ref TripLedgerAccess\n";
+        let actions = "      AlarmActions:\n        - !Ref AlarmTopic\n";
+        let shared = Shared {
+            ledger_policy: true,
+            alarm_topic: true,
+        };
+        let text = resources_text(&stop, "Audit", None, &[], &shared);
+        assert_eq!(text.matches(policy).count(), 1);
+        assert_eq!(
+            text.matches(actions).count(),
+            2,
+            "both alarms notify the topic"
+        );
+        let bare = Shared {
+            ledger_policy: false,
+            alarm_topic: false,
+        };
+        let text = resources_text(&stop, "Audit", None, &[], &bare);
+        assert!(!text.contains("TripLedgerAccess") && !text.contains("AlarmTopic"));
     }
 }

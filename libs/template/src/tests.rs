@@ -492,7 +492,7 @@ mod adding_a_stop {
             let end = start + text[start..].find(to).expect("its end");
             format!("{}{}", &text[..start], &text[end..])
         };
-        let mut restored = cut(&text, "  EnrichUrl:\n", "\nGlobals:");
+        let mut restored = cut(&text, "  EnrichUrl:\n", "\nConditions:");
         restored = cut(&restored, "  # --- enrich", "\nOutputs:");
         restored.truncate(restored.find("  EnrichQueueUrl:").expect("its outputs"));
         let restored = restored.replace("EnrichQueue", "LoadQueue");
