@@ -125,10 +125,18 @@ fn dead_letter_at_enrich(url: &str, trip: &str) -> Value {
             .join(format!("dead-letter/trip={trip}/enrich.ndjson")),
     );
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert!(
-        !out.path().join(format!("output/trip={trip}")).exists(),
-        "nothing reached load"
-    );
+    // Nothing reached load: the trip's folder holds only its manifest, which says so.
+    let folder = out.path().join(format!("output/trip={trip}"));
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .expect("the trip's output folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["_SUCCESS"], "nothing reached load");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("_SUCCESS")).expect("manifest"))
+            .expect("JSON");
+    assert_eq!(manifest["state"], "completed_with_failures");
+    assert_eq!(manifest["objects"], serde_json::json!([]));
     let letter = letters[0].clone();
     assert_eq!(letter["class"], "retryable");
     assert_eq!(letter["receive_count"], 3);

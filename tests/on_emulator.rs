@@ -197,11 +197,15 @@ async fn colors_route_matches_the_embedded_ride(name: &'static str) {
     );
     options.trip_id = Some(trip.clone());
     ride(options, |_| {}).await.expect("embedded ride");
-    let reference = objects(
+    // The stops on the cloud below keep no ledger, so the ride's `_SUCCESS` has no twin there.
+    let reference: Vec<_> = objects(
         &busline_embedded::FolderStore::new("bucket", out.path()),
         &format!("output/trip={trip}/"),
     )
-    .await;
+    .await
+    .into_iter()
+    .filter(|(key, _)| key != "_SUCCESS")
+    .collect();
     assert!(
         reference.len() > 1,
         "a small budget spreads the trip over several buses"

@@ -40,7 +40,7 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_are_as_wide_as_their_widest_cell() {
-        let table = super::render(&["stop", "in"], &[vec!["load".into(), "1200".into()]]);
-        assert_eq!(table, "stop    in\nload  1200\n");
+        let table = super::render(&["stop", "in"], &[vec!["sink".into(), "1200".into()]]);
+        assert_eq!(table, "stop    in\nsink  1200\n");
     }
 }

@@ -79,7 +79,11 @@ fn ride_with_chaos_prints_the_faults_each_stop_survived() {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(out.path().join(format!("output/trip={trip}"))).expect("output")
     {
-        let body = std::fs::read_to_string(entry.expect("entry").path()).expect("object");
+        let path = entry.expect("entry").path();
+        if path.ends_with("_SUCCESS") {
+            continue;
+        }
+        let body = std::fs::read_to_string(path).expect("object");
         lines.extend(body.lines().map(str::to_owned));
     }
     let distinct: std::collections::HashSet<&String> = lines.iter().collect();
@@ -360,11 +364,17 @@ fn bench_counts_add_up_across_the_route() {
         .sum();
     assert_eq!(report["usage"]["invocations"], invocations);
     let cost = &report["cost_per_million"];
-    let parts: f64 = ["sqs", "lambda_requests", "lambda_duration", "s3"]
+    let parts: f64 = ["sqs", "lambda_requests", "lambda_duration", "s3", "ledger"]
         .iter()
         .map(|k| cost[k].as_f64().expect("dollars"))
         .sum();
     assert!((cost["total"].as_f64().expect("total") - parts).abs() < 1e-12);
+    // The trip ledger: one transaction per bus of the four-stop route, six write units each.
+    let units = report["usage"]["ledger_write_units"]
+        .as_u64()
+        .expect("units");
+    assert!(units > 0 && units % 6 == 0, "{units}");
+    assert!(cost["ledger"].as_f64().expect("dollars") > 0.0);
 }
 
 #[test]
@@ -462,9 +472,12 @@ fn add_stop_writes_the_template_and_the_route_rides_through_the_new_stop() {
         .filter_map(|s| s["stop"].as_str())
         .collect();
     assert_eq!(stops, ["depot", "extract", "transform", "trim", "load"]);
+    // The trip's objects, not its `_SUCCESS` manifest.
     let written: String = std::fs::read_dir(out.join("output/trip=trimmed"))
         .expect("output")
-        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("object"))
+        .map(|e| e.expect("entry").path())
+        .filter(|path| path.file_name().is_some_and(|name| name != "_SUCCESS"))
+        .map(|path| std::fs::read_to_string(path).expect("object"))
         .collect();
     assert_eq!(written.lines().count(), 30);
     assert!(

@@ -15,6 +15,10 @@ pub struct Prices {
     pub s3_write_request: f64,
     /// S3 Standard GET, per request.
     pub s3_read_request: f64,
+    /// DynamoDB on demand, per write request unit (the trip ledger).
+    pub dynamodb_write_unit: f64,
+    /// DynamoDB on demand, per read request unit.
+    pub dynamodb_read_unit: f64,
 }
 
 /// The prices this build assumes.
@@ -24,7 +28,17 @@ pub const PRICES: Prices = Prices {
     lambda_gb_second: 0.000_016_666_7,
     s3_write_request: 0.005 / 1e3,
     s3_read_request: 0.0004 / 1e3,
+    dynamodb_write_unit: 0.625 / 1e6,
+    dynamodb_read_unit: 0.125 / 1e6,
 };
+
+/// What the trip ledger writes per recorded bus, in write request units: one transaction of
+/// two items (the bus's, under 1 KB, and its trip's totals, about 300 bytes per stop), each
+/// billed twice, per started KB, as DynamoDB bills transactional writes.
+pub fn ledger_write_units_per_bus(stops: usize) -> u64 {
+    let totals_bytes = 200 + 300 * stops as u64;
+    2 * (1 + totals_bytes.div_ceil(1024))
+}
 
 /// Billable usage of one run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -39,6 +53,10 @@ pub struct Usage {
     pub s3_writes: u64,
     /// S3 GET requests.
     pub s3_reads: u64,
+    /// Trip ledger write request units (a transaction per bus).
+    pub ledger_write_units: u64,
+    /// Trip ledger read request units (a consistent read of the totals per batch).
+    pub ledger_read_units: u64,
 }
 
 /// Dollars by service.
@@ -52,6 +70,8 @@ pub struct Cost {
     pub lambda_duration: f64,
     /// S3 requests.
     pub s3: f64,
+    /// The trip ledger (DynamoDB; `TripLedger=off` saves it).
+    pub ledger: f64,
     /// The sum.
     pub total: f64,
 }
@@ -65,12 +85,16 @@ impl Usage {
         let s3 = (self.s3_writes as f64 * prices.s3_write_request
             + self.s3_reads as f64 * prices.s3_read_request)
             * scale;
+        let ledger = (self.ledger_write_units as f64 * prices.dynamodb_write_unit
+            + self.ledger_read_units as f64 * prices.dynamodb_read_unit)
+            * scale;
         Cost {
             sqs,
             lambda_requests,
             lambda_duration,
             s3,
-            total: sqs + lambda_requests + lambda_duration + s3,
+            ledger,
+            total: sqs + lambda_requests + lambda_duration + s3 + ledger,
         }
     }
 }
@@ -87,6 +111,8 @@ mod tests {
             gb_seconds: 2.0,
             s3_writes: 20,
             s3_reads: 10,
+            ledger_write_units: 600,
+            ledger_read_units: 100,
         };
         let cost = usage.cost(&PRICES, 10.0);
         assert!((cost.sqs - 0.004).abs() < 1e-12, "{cost:?}");
@@ -96,7 +122,18 @@ mod tests {
             "{cost:?}"
         );
         assert!((cost.s3 - (0.001 + 0.00004)).abs() < 1e-12, "{cost:?}");
-        let sum = cost.sqs + cost.lambda_requests + cost.lambda_duration + cost.s3;
+        assert!(
+            (cost.ledger - (0.003_75 + 0.000_125)).abs() < 1e-12,
+            "{cost:?}"
+        );
+        let sum = cost.sqs + cost.lambda_requests + cost.lambda_duration + cost.s3 + cost.ledger;
         assert!((cost.total - sum).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_bus_of_the_four_stop_route_costs_six_ledger_write_units() {
+        // Its totals item holds about 1.4 KB of counters: 2 KB billed, twice, plus its own item.
+        assert_eq!(ledger_write_units_per_bus(4), 6);
+        assert_eq!(ledger_write_units_per_bus(2), 4);
     }
 }

@@ -187,6 +187,9 @@ async fn bench_depot(
     usage.gb_seconds += gb_seconds(best, options.memory_mb);
     usage.sqs_billed += sent.billed;
     usage.s3_writes += store_tally.lists;
+    // The depot records its trip's start, and reads the totals once.
+    usage.ledger_write_units += cost::ledger_write_units_per_bus(options.route.stops.len());
+    usage.ledger_read_units += 1;
     Ok(StopBench {
         stop: prepared.depot.name.clone(),
         invocations: 1,
@@ -262,6 +265,10 @@ async fn bench_stage(
     let calls = receive_calls + invocations + sent.calls;
     let billed = receive_billed + invocations + sent.billed;
     usage.invocations += invocations;
+    // Each bus is recorded once; each batch reads its trip's totals once.
+    let buses: u64 = stage.events.iter().map(|batch| batch.len() as u64).sum();
+    usage.ledger_write_units += buses * cost::ledger_write_units_per_bus(options.route.stops.len());
+    usage.ledger_read_units += invocations;
     usage.gb_seconds += durations
         .iter()
         .map(|d| gb_seconds(*d, options.memory_mb))

@@ -52,28 +52,32 @@ pub(super) fn render(report: &BenchReport) -> String {
     let prices = &report.prices;
     let _ = writeln!(
         out,
-        "\nusage for {} records: {} SQS billed requests, {} invocations, {:.4} GB-s at {} MB, {} S3 writes, {} S3 reads",
+        "\nusage for {} records: {} SQS billed requests, {} invocations, {:.4} GB-s at {} MB, {} S3 writes, {} S3 reads, {} ledger write units, {} ledger read units",
         report.records,
         usage.sqs_billed,
         usage.invocations,
         usage.gb_seconds,
         report.memory_mb,
         usage.s3_writes,
-        usage.s3_reads
+        usage.s3_reads,
+        usage.ledger_write_units,
+        usage.ledger_read_units
     );
     let _ = writeln!(
         out,
-        "cost per million records: ${:.6} (SQS ${:.6}, Lambda requests ${:.6}, Lambda duration ${:.6}, S3 ${:.6})",
-        cost.total, cost.sqs, cost.lambda_requests, cost.lambda_duration, cost.s3
+        "cost per million records: ${:.6} (SQS ${:.6}, Lambda requests ${:.6}, Lambda duration ${:.6}, S3 ${:.6}, trip ledger ${:.6})",
+        cost.total, cost.sqs, cost.lambda_requests, cost.lambda_duration, cost.s3, cost.ledger
     );
     let _ = writeln!(
         out,
-        "prices: SQS ${:.2}/M requests (64 KiB each), Lambda ${:.2}/M requests + ${:.10}/GB-s, S3 ${:.4}/1k writes, ${:.4}/1k reads",
+        "prices: SQS ${:.2}/M requests (64 KiB each), Lambda ${:.2}/M requests + ${:.10}/GB-s, S3 ${:.4}/1k writes, ${:.4}/1k reads, DynamoDB ${:.3}/M write units, ${:.3}/M read units",
         prices.sqs_request * 1e6,
         prices.lambda_request * 1e6,
         prices.lambda_gb_second,
         prices.s3_write_request * 1e3,
         prices.s3_read_request * 1e3,
+        prices.dynamodb_write_unit * 1e6,
+        prices.dynamodb_read_unit * 1e6,
     );
     let _ = writeln!(
         out,

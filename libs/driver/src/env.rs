@@ -36,6 +36,8 @@ pub fn function_env(route: &Route, spec: &StopSpec, endpoint: &str) -> BTreeMap<
         ("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required"),
         // Metrics go to the function's log (EMF); the driver serves no CloudWatch.
         ("METRICS_MODE", "emf"),
+        // The driver serves no DynamoDB: a ride with invoked stops keeps no trip ledger.
+        ("TRIP_LEDGER", "off"),
     ] {
         env.insert(name.to_owned(), value.to_owned());
     }
