@@ -373,7 +373,7 @@ fn bench_counts_add_up_across_the_route() {
     let units = report["usage"]["ledger_write_units"]
         .as_u64()
         .expect("units");
-    assert!(units > 0 && units % 6 == 0, "{units}");
+    assert!(units > 0 && units.is_multiple_of(6), "{units}");
     assert!(cost["ledger"].as_f64().expect("dollars") > 0.0);
 }
 
