@@ -51,7 +51,9 @@ async fn killing_the_database_mid_trip_ends_in_retries_and_then_success() {
     options.trip_id = Some("outage".into());
     let riding = tokio::spawn(ride(options, |_| {}));
 
-    // Once rows arrive, kill the server as an outage would, and bring it back a second later.
+    // Once rows arrive, hold the writes (a SHARE lock blocks INSERT) so that buses are surely
+    // in flight, then kill the server as an outage would, and bring it back a second later.
+    // Without the lock a fast machine finished the trip before the kill.
     let db = connect().await;
     let count = format!("SELECT count(*) FROM {name}");
     loop {
@@ -61,6 +63,15 @@ async fn killing_the_database_mid_trip_ends_in_retries_and_then_success() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    db.batch_execute(&format!("BEGIN; LOCK TABLE {name} IN SHARE MODE"))
+        .await
+        .expect("lock");
+    let held: i64 = db.query_one(&count, &[]).await.expect("count").get(0);
+    assert!(
+        held < records as i64,
+        "the writes were held mid-trip: {held} rows"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
     drop(db);
     tokio::task::spawn_blocking(|| postgres("kill"))
         .await

@@ -72,6 +72,74 @@ impl LedgerArgs {
     }
 }
 
+/// A deployed route: its CloudFormation stack and the template it was deployed from.
+#[derive(Args)]
+struct StackArgs {
+    /// The stack's name (sam deploy's --stack-name). AWS is reached with the environment's
+    /// configuration (AWS_PROFILE, AWS_REGION; AWS_ENDPOINT_URL for a local cloud).
+    #[arg(long = "stack-name", alias = "stack", value_name = "STACK")]
+    stack: String,
+    /// The template the stack was deployed from; read with the stack's parameter values.
+    #[command(flatten)]
+    route: RouteArgs,
+}
+
+impl StackArgs {
+    async fn connect(&self) -> Result<crate::operate::Deployed> {
+        let deployed = crate::operate::Deployed::connect(
+            busline_ops::OpsClients::load().await,
+            &self.stack,
+            &self.route.template,
+            self.route.parameters(),
+        )
+        .await?;
+        Ok(deployed)
+    }
+}
+
+/// `bus dlq`'s actions.
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Each stop's dead-letter queue and how many buses it holds.
+    List {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// The buses in one stop's dead-letter queue with their trip and reason; the queue keeps
+    /// them (each is hidden for 30 s while it is read).
+    Show {
+        /// The stop (its STOP_NAME).
+        stop: String,
+        /// Most buses shown.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// Send one stop's dead-lettered buses back to its queue, without their busline.*
+    /// dead-letter attributes: all of them, or those of --trip and --message. Run it once the
+    /// cause is fixed. Exits 1 when any bus could not be moved.
+    Redrive {
+        /// The stop (its STOP_NAME).
+        stop: String,
+        /// Only the buses of this trip (repeatable).
+        #[arg(long = "trip", value_name = "TRIP")]
+        trips: Vec<String>,
+        /// Only this bus: its message id in the dead-letter queue, or in the stop's queue
+        /// (busline.message-id). Repeatable.
+        #[arg(long = "message", value_name = "ID")]
+        messages: Vec<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        print: Output,
+    },
+}
+
 /// How results are printed.
 #[derive(Args)]
 struct Output {
@@ -254,6 +322,25 @@ enum Command {
         ledger: LedgerArgs,
         #[command(flatten)]
         print: Output,
+    },
+    /// A deployed route now: each stop's waiting and in-flight buses, its dead letters, and
+    /// the alarms not OK. Exits 2 when a dead-letter queue holds buses or an alarm is in ALARM.
+    Status {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Print it again every SECONDS until interrupted.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<u64>,
+        /// Minutes of metrics the passengers per minute are averaged over.
+        #[arg(long, default_value_t = 5)]
+        minutes: u64,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// A deployed route's dead-letter queues: list them, show their buses, redrive them.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
     },
     /// Write deterministic synthetic input in the colors schema.
     Gen {
@@ -526,6 +613,16 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             emit(print.json, &views, || crate::trips::trips_text(&views))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status {
+            stack,
+            watch,
+            minutes,
+            print,
+        } => {
+            let window = std::time::Duration::from_secs(minutes.max(1) * 60);
+            runtime()?.block_on(run_status(&stack, watch, window, print.json))
+        }
+        Command::Dlq { action } => runtime()?.block_on(run_dlq(action)),
         Command::Gen {
             records,
             files,
@@ -630,6 +727,69 @@ fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
     file.persist(path)
         .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
+}
+
+async fn run_status(
+    stack: &StackArgs,
+    watch: Option<u64>,
+    window: std::time::Duration,
+    json: bool,
+) -> Result<ExitCode> {
+    let deployed = stack.connect().await?;
+    loop {
+        let status = crate::operate::status(&deployed, window).await?;
+        if watch.is_some() && !json && std::io::stdout().is_terminal() {
+            // Clear the screen and go home, so each refresh replaces the last.
+            print!("\x1b[2J\x1b[H");
+        }
+        emit(json, &status, || crate::operate::status_text(&status))?;
+        let Some(seconds) = watch else {
+            let troubled = status.dead_lettered() > 0 || status.alarming().next().is_some();
+            return Ok(if troubled {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            });
+        };
+        tokio::time::sleep(std::time::Duration::from_secs(seconds.max(1))).await;
+    }
+}
+
+async fn run_dlq(action: DlqAction) -> Result<ExitCode> {
+    use crate::operate as op;
+    match action {
+        DlqAction::List { stack, print } => {
+            let queues = op::dlq_list(&stack.connect().await?).await?;
+            emit(print.json, &queues, || op::dlq_list_text(&queues))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqAction::Show {
+            stop,
+            limit,
+            stack,
+            print,
+        } => {
+            let letters = op::dlq_show(&stack.connect().await?, &stop, limit).await?;
+            emit(print.json, &letters, || op::dlq_show_text(&stop, &letters))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqAction::Redrive {
+            stop,
+            trips,
+            messages,
+            stack,
+            print,
+        } => {
+            let filter = busline_ops::RedriveFilter { trips, messages };
+            let report = op::dlq_redrive(&stack.connect().await?, &stop, &filter).await?;
+            emit(print.json, &report, || op::dlq_redrive_text(&stop, &report))?;
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

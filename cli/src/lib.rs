@@ -7,6 +7,7 @@
 mod app;
 pub mod bench;
 pub mod generate;
+pub mod operate;
 pub mod report;
 pub mod ride;
 pub mod route_test;

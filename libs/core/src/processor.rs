@@ -43,6 +43,8 @@ pub mod dead_letter_attributes {
     pub const RECEIVE_COUNT: &str = "busline.receive-count";
     /// The original SQS message id.
     pub const MESSAGE_ID: &str = "busline.message-id";
+    /// Every one of them: what a redrive takes off a bus it sends back.
+    pub const ALL: [&str; 6] = [REASON, CLASS, STOP, TRIP, RECEIVE_COUNT, MESSAGE_ID];
 }
 
 /// Longest reason text put on a dead-lettered bus.

@@ -1,0 +1,242 @@
+//! `bus status` and `bus dlq`: a deployed route's queues, alarms and dead letters, found
+//! through its CloudFormation stack and the template it was deployed from.
+
+use busline_ops::stack::stack_parameters;
+use busline_ops::{
+    BusContents, DeadLetter, DeployedRoute, OpsClients, OpsError, QueueDepth, RedriveFilter,
+    RedriveReport, RouteStatus,
+};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A deployed route and the clients that reach it.
+pub struct Deployed {
+    /// The SDK clients.
+    pub clients: OpsClients,
+    /// The stack's stops, queues and alarms.
+    pub route: DeployedRoute,
+}
+
+/// Why a deployed route could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The stack could not be read.
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    /// The template does not read as a route with the stack's parameters.
+    #[error(transparent)]
+    Template(#[from] busline_template::TemplateError),
+}
+
+impl Deployed {
+    /// Finds the stops of the route `template` describes in `stack`. The template is read with the stack's parameter values, then
+    /// `overrides`, so that names (the route's, for its metrics) are those deployed.
+    pub async fn connect(
+        clients: OpsClients,
+        stack: &str,
+        template: &Path,
+        overrides: HashMap<String, String>,
+    ) -> Result<Self, ConnectError> {
+        let mut parameters = stack_parameters(&clients.cloudformation, stack).await?;
+        parameters.extend(overrides);
+        let route = busline_template::read_route(template, &parameters)?;
+        let route = DeployedRoute::resolve(&clients.cloudformation, stack, &route).await?;
+        Ok(Deployed { clients, route })
+    }
+}
+
+/// One stop's dead-letter queue, as `bus dlq list` prints it.
+#[derive(Debug, Serialize)]
+pub struct DeadLetterQueue {
+    /// The stop.
+    pub stop: String,
+    /// The queue's URL.
+    pub url: String,
+    /// What it holds.
+    pub depth: QueueDepth,
+}
+
+/// Every stop's dead-letter queue and its depth.
+pub async fn dlq_list(deployed: &Deployed) -> Result<Vec<DeadLetterQueue>, OpsError> {
+    let mut queues = Vec::new();
+    for stop in &deployed.route.stops {
+        let Some(url) = &stop.dead_letter_queue else {
+            continue;
+        };
+        queues.push(DeadLetterQueue {
+            stop: stop.stop.clone(),
+            url: url.clone(),
+            depth: busline_ops::queue::depth(&deployed.clients.sqs, url).await?,
+        });
+    }
+    Ok(queues)
+}
+
+/// `bus dlq list` for a terminal.
+pub fn dlq_list_text(queues: &[DeadLetterQueue]) -> String {
+    let rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|q| {
+            vec![
+                q.stop.clone(),
+                q.depth.visible.to_string(),
+                q.depth.in_flight.to_string(),
+                busline_core::ledger::queue_name(&q.url).to_owned(),
+            ]
+        })
+        .collect();
+    crate::table::render(&["stop", "buses", "in flight", "dead-letter queue"], &rows)
+}
+
+/// Up to `limit` dead letters of `stop`.
+pub async fn dlq_show(
+    deployed: &Deployed,
+    stop: &str,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, OpsError> {
+    let url = deployed.route.stop(stop)?.dead_letter_queue()?;
+    busline_ops::dead_letters(&deployed.clients.sqs, url, limit).await
+}
+
+/// `bus dlq show` for a terminal: one line per bus, its reason in full beneath.
+pub fn dlq_show_text(stop: &str, letters: &[DeadLetter]) -> String {
+    if letters.is_empty() {
+        return format!("stop {stop}: its dead-letter queue is empty\n");
+    }
+    let dash = || "-".to_owned();
+    let mut text = String::new();
+    for letter in letters {
+        let row = vec![
+            letter.message_id.clone(),
+            letter.trip.clone().unwrap_or_else(dash),
+            letter.class.clone().unwrap_or_else(dash),
+            letter.receives.map_or_else(dash, |n| n.to_string()),
+            letter.sent_at.clone().unwrap_or_else(dash),
+        ];
+        text.push_str(&crate::table::render(
+            &["message", "trip", "class", "receives", "dead-lettered"],
+            &[row],
+        ));
+        text.push_str(&format!("  {}\n", contents_line(&letter.contents)));
+        let reason = letter.reason.as_deref().unwrap_or(
+            "(none: the queue's redrive policy moved it after its function failed or timed out; read its logs)",
+        );
+        text.push_str(&format!("  reason: {reason}\n\n"));
+    }
+    text.push_str(&format!(
+        "stop {stop}: {} dead-lettered bus(es) shown\n",
+        letters.len()
+    ));
+    text
+}
+
+fn contents_line(contents: &BusContents) -> String {
+    match contents {
+        BusContents::Bus {
+            bus,
+            from,
+            passengers,
+            first_passenger_ids,
+        } => {
+            let more = if *passengers > first_passenger_ids.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            format!(
+                "bus {bus} from {from}: {passengers} passenger(s): {}{more}",
+                first_passenger_ids.join(", ")
+            )
+        }
+        BusContents::Parked { location } => format!("a bus parked at {location}"),
+        BusContents::Unreadable {
+            error,
+            preview,
+            bytes,
+        } => format!("not a bus ({error}); {bytes} bytes: {preview:?}"),
+    }
+}
+
+/// Sends `stop`'s dead letters that `filter` takes back to its queue.
+pub async fn dlq_redrive(
+    deployed: &Deployed,
+    stop: &str,
+    filter: &RedriveFilter,
+) -> Result<RedriveReport, OpsError> {
+    let (from, to) = deployed.route.stop(stop)?.redrive_queues()?;
+    busline_ops::redrive(&deployed.clients.sqs, from, to, filter).await
+}
+
+/// `bus dlq redrive` for a terminal.
+pub fn dlq_redrive_text(stop: &str, report: &RedriveReport) -> String {
+    let mut text = format!(
+        "stop {stop}: {} bus(es) sent back to {}, {} left in {}, {} failed\n",
+        report.moved,
+        busline_core::ledger::queue_name(&report.to),
+        report.kept + report.late,
+        busline_core::ledger::queue_name(&report.from),
+        report.failed.len()
+    );
+    if report.late > 0 {
+        text.push_str(&format!(
+            "  {} of those left were dead-lettered after the redrive began (failed again?): \
+             read them with bus dlq show {stop}\n",
+            report.late
+        ));
+    }
+    for (id, why) in &report.failed {
+        text.push_str(&format!("  {id}: {why}\n"));
+    }
+    text
+}
+
+/// The route's queues, alarms and the last `window` of its metrics.
+pub async fn status(deployed: &Deployed, window: Duration) -> Result<RouteStatus, OpsError> {
+    busline_ops::status(&deployed.clients, &deployed.route, window).await
+}
+
+/// `bus status` for a terminal: a line per stop, then the alarms that are not OK.
+pub fn status_text(status: &RouteStatus) -> String {
+    let cell = |depth: Option<QueueDepth>, pick: fn(&QueueDepth) -> u64| {
+        depth.map_or_else(|| "-".to_owned(), |d| pick(&d).to_string())
+    };
+    let rows: Vec<Vec<String>> = status
+        .stops
+        .iter()
+        .map(|s| {
+            vec![
+                s.stop.clone(),
+                cell(s.queue, |d| d.visible),
+                cell(s.queue, |d| d.in_flight),
+                s.oldest_age_s
+                    .map_or_else(|| "-".to_owned(), |age| format!("{age:.0} s")),
+                s.passengers_per_minute
+                    .map_or_else(|| "-".to_owned(), |n| format!("{n:.0}")),
+                cell(s.dead_letters, QueueDepth::total),
+            ]
+        })
+        .collect();
+    let mut text = format!("stack {}\n", status.stack);
+    text.push_str(&crate::table::render(
+        &[
+            "stop",
+            "waiting",
+            "in flight",
+            "oldest",
+            "passengers/min",
+            "dead-lettered",
+        ],
+        &rows,
+    ));
+    let ok = status.alarms.iter().filter(|a| a.state == "OK").count();
+    text.push_str(&format!("\nalarms: {} of {} OK\n", ok, status.alarms.len()));
+    for alarm in status.alarms.iter().filter(|a| a.state != "OK") {
+        text.push_str(&format!(
+            "  {} {}: {}\n",
+            alarm.state, alarm.name, alarm.reason
+        ));
+    }
+    text
+}

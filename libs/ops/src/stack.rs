@@ -1,0 +1,201 @@
+//! Which queues, function and alarms a deployed stack gave each stop of the template's route:
+//! the template's logical ids, looked up in the stack's resources.
+
+use crate::OpsError;
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use busline_aws::error::classify;
+use busline_core::route::Route;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One stop as deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployedStop {
+    /// The stop's name (its `STOP_NAME`).
+    pub stop: String,
+    /// Its function's name.
+    pub function: String,
+    /// The URL of the queue it reads (none for the depot).
+    pub queue: Option<String>,
+    /// The URL of its queue's dead-letter queue.
+    pub dead_letter_queue: Option<String>,
+}
+
+/// A stack deployed from the route's template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployedRoute {
+    /// The stack's name.
+    pub stack: String,
+    /// The route's name (its metrics' `Route` dimension).
+    pub route: String,
+    /// Its stops in riding order.
+    pub stops: Vec<DeployedStop>,
+    /// The names of its CloudWatch alarms.
+    pub alarms: Vec<String>,
+}
+
+/// The stack's resources: logical id to (type, physical id).
+type Resources = HashMap<String, (String, String)>;
+
+impl DeployedRoute {
+    /// Looks up every stop of `route` in the resources of `stack`; the error names the stack
+    /// and the first logical id it lacks.
+    pub async fn resolve(
+        cloudformation: &Client,
+        stack: &str,
+        route: &Route,
+    ) -> Result<Self, OpsError> {
+        let resources = stack_resources(cloudformation, stack).await?;
+        let stops = route
+            .stops
+            .iter()
+            .map(|spec| {
+                let find = |logical: &str, what: String| physical(&resources, stack, logical, what);
+                let dead_letter_queue = spec
+                    .queue
+                    .as_deref()
+                    .and_then(|queue| route.queue(queue)?.dead_letter_queue.as_deref());
+                Ok(DeployedStop {
+                    stop: spec.name.clone(),
+                    function: find(
+                        &spec.function,
+                        format!("the function of stop {}", spec.name),
+                    )?,
+                    queue: spec
+                        .queue
+                        .as_deref()
+                        .map(|q| find(q, format!("the queue of stop {}", spec.name)))
+                        .transpose()?,
+                    dead_letter_queue: dead_letter_queue
+                        .map(|q| find(q, format!("the dead-letter queue of stop {}", spec.name)))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, OpsError>>()?;
+        let mut alarms: Vec<String> = resources
+            .values()
+            .filter(|(kind, _)| kind == "AWS::CloudWatch::Alarm")
+            .map(|(_, name)| name.clone())
+            .collect();
+        alarms.sort();
+        Ok(DeployedRoute {
+            stack: stack.to_owned(),
+            route: route.name.clone(),
+            stops,
+            alarms,
+        })
+    }
+
+    /// The stop named `name`; the error lists the stops there are.
+    pub fn stop(&self, name: &str) -> Result<&DeployedStop, OpsError> {
+        self.stops
+            .iter()
+            .find(|s| s.stop == name)
+            .ok_or_else(|| OpsError::UnknownStop {
+                stop: name.to_owned(),
+                stops: self
+                    .stops
+                    .iter()
+                    .map(|s| s.stop.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+impl DeployedStop {
+    /// The dead-letter queue's URL; the error names the stop that has none.
+    pub fn dead_letter_queue(&self) -> Result<&str, OpsError> {
+        self.redrive_queues().map(|(dead_letters, _)| dead_letters)
+    }
+
+    /// The dead-letter queue's URL and the URL of the queue a redrive sends back to.
+    pub fn redrive_queues(&self) -> Result<(&str, &str), OpsError> {
+        match (&self.dead_letter_queue, &self.queue) {
+            (Some(dead_letters), Some(queue)) => Ok((dead_letters, queue)),
+            _ => Err(OpsError::NoDeadLetterQueue {
+                stop: self.stop.clone(),
+            }),
+        }
+    }
+}
+
+/// The stack's parameter values as deployed (those CloudFormation hides, `NoEcho`, left out),
+/// so that the template reads as the route that runs.
+pub async fn stack_parameters(
+    cloudformation: &Client,
+    stack: &str,
+) -> Result<HashMap<String, String>, OpsError> {
+    let out = cloudformation
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|err| match err.message() {
+            Some(text) if text.contains("does not exist") => OpsError::MissingStack {
+                stack: stack.to_owned(),
+            },
+            _ => classify(err, &format!("stack {stack}")).into(),
+        })?;
+    let Some(described) = out.stacks().first() else {
+        return Err(OpsError::MissingStack {
+            stack: stack.to_owned(),
+        });
+    };
+    Ok(described
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        .filter(|(_, value)| value != "****")
+        .collect())
+}
+
+fn physical(
+    resources: &Resources,
+    stack: &str,
+    logical: &str,
+    what: String,
+) -> Result<String, OpsError> {
+    resources
+        .get(logical)
+        .map(|(_, id)| id.clone())
+        .ok_or_else(|| OpsError::MissingResource {
+            stack: stack.to_owned(),
+            logical_id: logical.to_owned(),
+            what,
+        })
+}
+
+async fn stack_resources(cloudformation: &Client, stack: &str) -> Result<Resources, OpsError> {
+    let mut pages = cloudformation
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    let mut resources = Resources::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| classify(err, &format!("stack {stack}")))?;
+        for summary in page.stack_resource_summaries() {
+            let (Some(logical), Some(id)) = (
+                summary.logical_resource_id(),
+                summary.physical_resource_id(),
+            ) else {
+                continue;
+            };
+            resources.insert(
+                logical.to_owned(),
+                (
+                    summary.resource_type().unwrap_or_default().to_owned(),
+                    id.to_owned(),
+                ),
+            );
+        }
+    }
+    Ok(resources)
+}
