@@ -230,13 +230,15 @@ pub fn status_text(status: &RouteStatus) -> String {
         ],
         &rows,
     ));
-    let ok = status.alarms.iter().filter(|a| a.state == "OK").count();
-    text.push_str(&format!("\nalarms: {} of {} OK\n", ok, status.alarms.len()));
-    for alarm in status.alarms.iter().filter(|a| a.state != "OK") {
-        text.push_str(&format!(
-            "  {} {}: {}\n",
-            alarm.state, alarm.name, alarm.reason
-        ));
+    let count = |state: &str| status.alarms.iter().filter(|a| a.state == state).count();
+    text.push_str(&format!(
+        "\nalarms: {} in ALARM, {} OK, {} with insufficient data\n",
+        count("ALARM"),
+        count("OK"),
+        count("INSUFFICIENT_DATA")
+    ));
+    for alarm in status.alarming() {
+        text.push_str(&format!("  {}: {}\n", alarm.name, alarm.reason));
     }
     text
 }

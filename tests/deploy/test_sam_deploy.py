@@ -136,7 +136,7 @@ class Deployment:
         """Deletes the stack if a failed test left it, so the next run on the emulator starts clean."""
         stacks = self.client("cloudformation").list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])
         if any(s["StackName"] == self.stack for s in stacks["StackSummaries"]):
-            print(f"deleting {self.stack} left by a failed test", flush=True)
+            print(f"deleting {self.stack}, which no test deleted", flush=True)
             self.client("cloudformation").delete_stack(StackName=self.stack)
 
 

@@ -114,9 +114,10 @@ async fn move_all(
     loop {
         let batch = receive(sqs, &report.from, BATCH, KEEP_HOLD).await?;
         // A bus seen before means the queue came round again (a hold ran out): done.
-        let fresh = batch
+        let repeats = batch
             .iter()
-            .all(|m| seen.insert(m.message_id().unwrap_or_default().to_owned()));
+            .filter(|m| !seen.insert(m.message_id().unwrap_or_default().to_owned()))
+            .count();
         if batch.is_empty() {
             return Ok(());
         }
@@ -138,7 +139,7 @@ async fn move_all(
                 }
             }
         }
-        if !fresh {
+        if repeats > 0 {
             return Ok(());
         }
     }
