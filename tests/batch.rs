@@ -334,14 +334,12 @@ async fn rejected_passengers_go_to_quarantine_and_the_rest_ride_on() {
     );
     let processor = h.scripted(&[]).await;
     h.process_all_ok(&processor, 10).await;
-    let quarantine = h.queue("quarantine").drain();
+    let quarantine = h.quarantined().await;
     assert_eq!(quarantine.len(), 1);
-    let envelope: busline_core::Envelope<busline_core::Rejection> =
-        busline_core::envelope::decode_envelope(&quarantine[0].body).expect("quarantine bus");
-    assert_eq!(envelope.from, "scripted");
-    assert_eq!(envelope.passengers[0].id, "b1-1");
+    assert_eq!(quarantine[0].stop, "scripted");
+    assert_eq!(quarantine[0].rejection.id, "b1-1");
     assert_eq!(
-        envelope.passengers[0].reason,
+        quarantine[0].rejection.reason,
         "passenger b1-1: scripted rejection"
     );
     assert_eq!(h.queue("next").drain().len(), 1);

@@ -299,13 +299,11 @@ async fn declared_key_fields_key_items_and_a_bad_key_quarantines_only_its_passen
         .await;
     h.process_all_ok(&processor, 10).await;
 
-    let quarantine = h.queue("quarantine").drain();
-    let envelope: busline_core::Envelope<busline_core::Rejection> =
-        busline_core::envelope::decode_envelope(&quarantine[0].body).expect("quarantine bus");
-    let reasons: BTreeMap<String, String> = envelope
-        .passengers
-        .iter()
-        .map(|r| (r.id.clone(), r.reason.clone()))
+    let reasons: BTreeMap<String, String> = h
+        .quarantined()
+        .await
+        .into_iter()
+        .map(|line| (line.rejection.id, line.rejection.reason))
         .collect();
     assert_eq!(
         reasons,

@@ -309,7 +309,6 @@ mod flow_control {
             let mut vars: HashMap<String, String> = HashMap::from([
                 ("STOP_NAME".into(), name.into()),
                 ("ROUTE_NAME".into(), "flow".into()),
-                ("QUARANTINE_QUEUE_URL".into(), "quarantine".into()),
                 ("DEAD_LETTER_QUEUE_URL".into(), "dlq".into()),
                 ("MAX_RECEIVE_COUNT".into(), "2".into()),
                 ("BUS_BYTE_BUDGET".into(), BUDGET.to_string()),

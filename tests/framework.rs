@@ -277,8 +277,13 @@ async fn a_per_passenger_stop_gets_its_boarding_and_counts_done_for_it() {
             .iter()
             .all(|p| p.get("seen") == Some(&json!(true)))
     );
-    let quarantined = h.queue("quarantine").drain();
-    assert!(quarantined[0].body.contains("passenger b1-2: no `what`"));
+    let quarantined = h.quarantined().await;
+    assert!(
+        quarantined[0]
+            .rejection
+            .reason
+            .contains("passenger b1-2: no `what`")
+    );
     let counts = h.metrics.0.lock().expect("lock")[0].counts.clone();
     assert_eq!(
         (

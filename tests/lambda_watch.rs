@@ -19,9 +19,6 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
     let next = queues
         .create_queue("watch-next", Duration::from_secs(30), None)
         .await;
-    let quarantine = queues
-        .create_queue("watch-quarantine", Duration::from_secs(30), None)
-        .await;
     let dead = queues
         .create_queue("watch-dlq", Duration::from_secs(30), None)
         .await;
@@ -30,7 +27,6 @@ async fn transform_under_cargo_lambda_watch_answers_and_forwards() {
         ("STOP_NAME", "transform"),
         ("ROUTE_NAME", "colors"),
         ("NEXT_QUEUE_URL", next.as_str()),
-        ("QUARANTINE_QUEUE_URL", quarantine.as_str()),
         ("DEAD_LETTER_QUEUE_URL", dead.as_str()),
         ("DATA_BUCKET", bucket.as_str()),
         ("TRANSFORM_OPS", r#"[{"drop": ["HEX"]}]"#),

@@ -4,6 +4,7 @@ use busline_cli::ride::ride;
 use busline_core::ErrorClass;
 use busline_tests::*;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const TRANSFORM_OPS: &str = "TRANSFORM_OPS";
@@ -155,17 +156,27 @@ async fn bad_rows_and_failed_transforms_are_quarantined_with_file_line_and_field
             json!({"Name": "White", "RGB": "(255, 255, 255)", "Stock": null}),
         ]
     );
-    // The quarantine report lands beside the output, one line per rejection.
-    let report_file = out.path().join(format!(
-        "quarantine/trip={}/rejected.ndjson",
-        report.trip_id
-    ));
+    // The quarantine files land beside the output, per stop, one line per rejection.
+    let folder = out
+        .path()
+        .join(format!("quarantine/trip={}", report.trip_id));
+    let per_stop: BTreeMap<String, usize> = ["extract", "transform"]
+        .map(|stop| {
+            let lines = files_under(&folder.join(stop))
+                .iter()
+                .map(|f| {
+                    std::fs::read_to_string(f)
+                        .expect("quarantine file")
+                        .lines()
+                        .count()
+                })
+                .sum();
+            (stop.to_owned(), lines)
+        })
+        .into();
     assert_eq!(
-        std::fs::read_to_string(report_file)
-            .expect("quarantine report")
-            .lines()
-            .count(),
-        5
+        per_stop,
+        BTreeMap::from([("extract".into(), 3), ("transform".into(), 2)])
     );
     for stop in &report.stops {
         assert!(stop.adds_up, "{stop:?}");

@@ -140,6 +140,80 @@ enum DlqAction {
     },
 }
 
+/// Where quarantine files are: a deployed route's data bucket, or a ride's output folder.
+#[derive(Args)]
+struct QuarantineArgs {
+    /// The deployed route's stack (its data bucket); without it, --output.
+    #[arg(long = "stack-name", alias = "stack", value_name = "STACK")]
+    stack: Option<String>,
+    /// The output folder of `bus ride`.
+    #[arg(long, default_value = "bus-out")]
+    output: PathBuf,
+    /// The route's template (its QUARANTINE_PREFIX; with --stack-name, its logical ids).
+    #[command(flatten)]
+    route: RouteArgs,
+}
+
+impl QuarantineArgs {
+    /// The store holding the files, and their key prefix.
+    async fn open(&self) -> Result<(Box<dyn busline_core::ports::ObjectStore>, String)> {
+        match &self.stack {
+            Some(stack) => {
+                let stack = StackArgs {
+                    stack: stack.clone(),
+                    route: RouteArgs {
+                        template: self.route.template.clone(),
+                        parameters: self.route.parameters.clone(),
+                    },
+                };
+                let deployed = stack.connect().await?;
+                let store = crate::operate::data_bucket(&deployed)?;
+                Ok((Box::new(store), deployed.route.quarantine_prefix.clone()))
+            }
+            None => {
+                let route = self.route.route()?;
+                let prefix = route
+                    .stops
+                    .iter()
+                    .find_map(|s| s.env.get("QUARANTINE_PREFIX").cloned())
+                    .unwrap_or_else(|| busline_core::config::DEFAULT_QUARANTINE_PREFIX.into());
+                let folder = busline_embedded::FolderStore::new("bus-out", &self.output);
+                Ok((Box::new(folder), prefix))
+            }
+        }
+    }
+}
+
+/// `bus quarantine`'s actions.
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// The quarantine files per trip and stop.
+    List {
+        /// Only this trip's.
+        #[arg(long)]
+        trip: Option<String>,
+        #[command(flatten)]
+        from: QuarantineArgs,
+        #[command(flatten)]
+        print: Output,
+    },
+    /// One trip's rejected passengers with their stop, reason and data.
+    Show {
+        /// The trip.
+        trip: String,
+        /// Only those this stop rejected.
+        #[arg(long)]
+        stop: Option<String>,
+        /// Most rejections shown.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        from: QuarantineArgs,
+        #[command(flatten)]
+        print: Output,
+    },
+}
+
 /// How results are printed.
 #[derive(Args)]
 struct Output {
@@ -341,6 +415,12 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// The passengers a route's stops rejected, kept as NDJSON files under
+    /// quarantine/trip=<trip>/<stop>/ of its data bucket (or of a ride's output folder).
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
     },
     /// Write deterministic synthetic input in the colors schema.
     Gen {
@@ -623,6 +703,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             runtime()?.block_on(run_status(&stack, watch, window, print.json))
         }
         Command::Dlq { action } => runtime()?.block_on(run_dlq(action)),
+        Command::Quarantine { action } => runtime()?.block_on(run_quarantine(action)),
         Command::Gen {
             records,
             files,
@@ -790,6 +871,38 @@ async fn run_dlq(action: DlqAction) -> Result<ExitCode> {
             })
         }
     }
+}
+
+async fn run_quarantine(action: QuarantineAction) -> Result<ExitCode> {
+    use crate::operate as op;
+    match action {
+        QuarantineAction::List { trip, from, print } => {
+            let (store, prefix) = from.open().await?;
+            let at = busline_ops::quarantine_list(store.as_ref(), &prefix, trip.as_deref()).await?;
+            emit(print.json, &at, || op::quarantine_list_text(&at))?;
+        }
+        QuarantineAction::Show {
+            trip,
+            stop,
+            limit,
+            from,
+            print,
+        } => {
+            let (store, prefix) = from.open().await?;
+            let lines = busline_ops::quarantine_show(
+                store.as_ref(),
+                &prefix,
+                &trip,
+                stop.as_deref(),
+                limit,
+            )
+            .await?;
+            emit(print.json, &lines, || {
+                op::quarantine_show_text(&trip, &lines)
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

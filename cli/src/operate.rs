@@ -1,6 +1,8 @@
 //! `bus status` and `bus dlq`: a deployed route's queues, alarms and dead letters, found
 //! through its CloudFormation stack and the template it was deployed from.
 
+use busline_core::quarantine::QuarantineLine;
+use busline_ops::QuarantinedAt;
 use busline_ops::stack::stack_parameters;
 use busline_ops::{
     BusContents, DeadLetter, DeployedRoute, OpsClients, OpsError, QueueDepth, RedriveFilter,
@@ -189,6 +191,59 @@ pub fn dlq_redrive_text(stop: &str, report: &RedriveReport) -> String {
     for (id, why) in &report.failed {
         text.push_str(&format!("  {id}: {why}\n"));
     }
+    text
+}
+
+/// The deployed route's data bucket, where its quarantine files are.
+pub fn data_bucket(deployed: &Deployed) -> Result<busline_aws::S3Store, OpsError> {
+    let bucket = deployed
+        .route
+        .bucket
+        .clone()
+        .ok_or_else(|| OpsError::MissingResource {
+            stack: deployed.route.stack.clone(),
+            logical_id: "DATA_BUCKET".into(),
+            what: "the data bucket its stops' DATA_BUCKET names".into(),
+        })?;
+    Ok(busline_aws::S3Store::new(
+        deployed.clients.s3.clone(),
+        bucket,
+    ))
+}
+
+/// `bus quarantine list` for a terminal.
+pub fn quarantine_list_text(at: &[QuarantinedAt]) -> String {
+    if at.is_empty() {
+        return "no quarantine files\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = at
+        .iter()
+        .map(|q| {
+            vec![
+                q.trip.clone(),
+                q.stop.clone(),
+                q.files.to_string(),
+                q.bytes.to_string(),
+                q.folder.clone(),
+            ]
+        })
+        .collect();
+    crate::table::render(&["trip", "stop", "files", "bytes", "folder"], &rows)
+}
+
+/// `bus quarantine show` for a terminal: each rejection's stop, id and reason, and its data.
+pub fn quarantine_show_text(trip: &str, lines: &[QuarantineLine]) -> String {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&format!(
+            "{} {}: {}\n  {}\n",
+            line.stop, line.rejection.id, line.rejection.reason, line.rejection.data
+        ));
+    }
+    text.push_str(&format!(
+        "trip {trip}: {} rejection(s) shown\n",
+        lines.len()
+    ));
     text
 }
 

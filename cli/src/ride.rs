@@ -3,8 +3,9 @@
 
 use crate::report::{DeadLetter, Quarantined, RideReport, StopReport};
 use busline_chaos::{ChaosHandler, ChaosSpec, FaultCounts, StopChaos};
+use busline_core::config::DEFAULT_QUARANTINE_PREFIX;
 use busline_core::envelope::{
-    BusHeader, ENVELOPE_SUFFIX, Envelope, Passenger, PayloadPointer, Rejection, decode_envelope,
+    BusHeader, ENVELOPE_SUFFIX, Passenger, PayloadPointer, decode_envelope,
 };
 use busline_core::forwarder::RetryPolicy;
 use busline_core::id::stable_id;
@@ -13,6 +14,7 @@ use busline_core::ledger::{
 };
 use busline_core::ports::{ObjectStore, OutgoingMessage};
 use busline_core::processor::dead_letter_attributes as attr;
+use busline_core::quarantine;
 use busline_core::route::{Route, StopSpec};
 use busline_core::{
     BatchHandler, Extensions, InitError, Invocation, Ports, ReadyStop, Registry, TripError,
@@ -253,15 +255,9 @@ pub async fn ride(
         Some(spec) => drain_lanes(spec, &queues)?,
         None => BTreeMap::new(),
     };
-    let quarantined = drain_quarantine(route, &queues)?;
+    let quarantined = read_quarantine(route, ports.objects.as_ref(), &trip_id).await?;
     let dead_letters = drain_dead_letters(route, &queues)?;
-    write_reports(
-        ports.objects.as_ref(),
-        &trip_id,
-        &quarantined,
-        &dead_letters,
-    )
-    .await?;
+    write_dead_letters(ports.objects.as_ref(), &trip_id, &dead_letters).await?;
     let trip = match &ports.trips {
         Some(_) => Some(save_ledger(ports.objects.as_ref(), &ledger, &trip_id).await?),
         None => None,
@@ -695,39 +691,47 @@ fn build_queues(
     Ok(queues)
 }
 
-/// Every rejected passenger left on the quarantine queues, once each.
-fn drain_quarantine(route: &Route, queues: &EmbeddedQueues) -> Result<Vec<Quarantined>, RideError> {
-    let mut names: Vec<&str> = route
+/// Every passenger the trip's stops quarantined (the files under each stop's
+/// `QUARANTINE_PREFIX`), once each, in key order.
+async fn read_quarantine(
+    route: &Route,
+    objects: &dyn ObjectStore,
+    trip: &str,
+) -> Result<Vec<Quarantined>, RideError> {
+    let mut prefixes: Vec<&str> = route
         .stops
         .iter()
-        .filter_map(|s| s.env.get("QUARANTINE_QUEUE_URL"))
-        .map(String::as_str)
+        .map(|s| {
+            s.env
+                .get("QUARANTINE_PREFIX")
+                .map_or(DEFAULT_QUARANTINE_PREFIX, String::as_str)
+        })
         .collect();
-    names.sort_unstable();
-    names.dedup();
+    prefixes.sort_unstable();
+    prefixes.dedup();
     let mut quarantined = Vec::new();
-    for name in names {
-        let queue = queues
-            .get(name)
-            .map_err(|err| RideError::Route(err.to_string()))?;
-        for message in queue.drain() {
-            match decode_envelope::<Rejection>(&message.body) {
-                Ok(Envelope {
-                    from, passengers, ..
-                }) => {
-                    quarantined.extend(passengers.into_iter().map(|rejection| Quarantined {
-                        stop: from.clone(),
-                        rejection,
-                    }));
-                }
-                Err(err) => {
-                    tracing::error!(queue = name, message_id = message.message_id, %err, "unreadable quarantine bus")
-                }
-            }
+    for prefix in prefixes {
+        let mut files = objects
+            .list(&quarantine::trip_folder(prefix, trip))
+            .await
+            .map_err(RideError::Report)?;
+        files.sort_by(|a, b| a.key.cmp(&b.key));
+        for file in files {
+            let mut body = Vec::new();
+            let mut reader = objects.get(&file.key).await.map_err(RideError::Report)?;
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut body)
+                .await
+                .map_err(|err| RideError::Serialize(format!("{}: {err}", file.key)))?;
+            let lines = quarantine::parse_file(&file.key, &String::from_utf8_lossy(&body))
+                .map_err(RideError::Serialize)?;
+            quarantined.extend(lines.into_iter().map(|line| Quarantined {
+                stop: line.stop,
+                rejection: line.rejection,
+            }));
         }
     }
-    // A bus redelivered after its rejections left sends them again, with the same ids: the
-    // report keeps one of each, as a sink upserting by id would.
+    // A passenger two files name (a bus redelivered after a file was written, whose handler
+    // then cut its files differently) is reported once, as a sink upserting by id would.
     let mut seen = std::collections::HashSet::new();
     quarantined.retain(|q| seen.insert((q.stop.clone(), q.rejection.id.clone())));
     Ok(quarantined)
@@ -777,24 +781,12 @@ fn drain_dead_letters(
     Ok(dead)
 }
 
-/// Writes quarantine and dead-letter reports beside the output, as objects of the bucket.
-async fn write_reports(
+/// Writes the dead-letter reports beside the output, as objects of the bucket.
+async fn write_dead_letters(
     objects: &dyn ObjectStore,
     trip: &str,
-    quarantined: &[Quarantined],
     dead: &[DeadLetter],
 ) -> Result<(), RideError> {
-    if !quarantined.is_empty() {
-        let lines = ndjson(quarantined)?;
-        objects
-            .put(
-                &format!("quarantine/trip={trip}/rejected.ndjson"),
-                lines,
-                "application/x-ndjson",
-            )
-            .await
-            .map_err(RideError::Report)?;
-    }
     let mut by_stop: HashMap<&str, Vec<&DeadLetter>> = HashMap::new();
     for letter in dead {
         by_stop

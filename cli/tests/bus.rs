@@ -208,6 +208,69 @@ fn trip_shows_a_ridden_trip_from_its_ledger_and_trips_lists_it() {
 }
 
 #[test]
+fn quarantine_lists_and_shows_what_a_ride_rejected() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = out.path().to_str().expect("utf-8");
+    let input = root().join("tests/fixtures/messy");
+    let ride = [
+        "ride",
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--output",
+        output,
+    ];
+    let run = bus(&[&ride[..], &["--trip-id", "t-messy"]].concat());
+    assert!(run.status.success(), "{}", text(&run.stderr));
+
+    let run = bus(&["quarantine", "list", "--output", output, "--json"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    let at: Vec<(&str, &str)> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|q| {
+            (
+                q["trip"].as_str().expect("trip"),
+                q["stop"].as_str().expect("stop"),
+            )
+        })
+        .collect();
+    assert_eq!(at, [("t-messy", "extract")], "{listed}");
+
+    let run = bus(&[
+        "quarantine",
+        "show",
+        "t-messy",
+        "--output",
+        output,
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    let reasons: Vec<&str> = shown
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["reason"].as_str().expect("reason"))
+        .collect();
+    assert!(
+        reasons.contains(&"input/paints.csv:3: expected 4 fields as in the header, found 3"),
+        "{shown}"
+    );
+    let run = bus(&[
+        "quarantine",
+        "show",
+        "t-messy",
+        "--output",
+        output,
+        "--stop",
+        "load",
+    ]);
+    assert_eq!(text(&run.stdout), "trip t-messy: 0 rejection(s) shown\n");
+}
+
+#[test]
 fn a_bad_stop_setting_names_the_stop_and_the_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let template = std::fs::read_to_string(root().join("template.yaml"))

@@ -1,8 +1,8 @@
 """The proof on the local cloud: the deployed route on MiniStack, with chaos switched on in every
 queue reader through the template (Stage=test, Chaos=...), rides 20,000+ generated records with
 bad rows in objects big enough to need many invocations under a 3 s StopTimeout, and one object
-no retry can read. Every record is then accounted for by its id in the bucket, the quarantine
-queue and the dead-letter queues; the trip completes with failures, and once the object is fixed
+no retry can read. Every record is then accounted for by its id in the bucket's output and
+quarantine files and the dead-letter queues; the trip completes with failures, and once the object is fixed
 and the dead letters are redriven with `bus dlq redrive`, completes cleanly.
 
 Run by ./infra/test after the release Lambda build; on its own:
@@ -20,7 +20,7 @@ import unittest
 import uuid
 from pathlib import Path
 
-from test_sam_deploy import Deployment, poll, run
+from test_sam_deploy import Deployment, poll, quarantine_files, run
 
 RECORDS = 20_000
 FILES = 4
@@ -80,18 +80,6 @@ class ChaosOnTheLocalCloud(unittest.TestCase):
         cls.work.cleanup()
         cls.deployment.delete_if_left()
 
-    def drain(self, queue_url):
-        """Every message of a queue, received and deleted, with its attributes."""
-        sqs, messages = self.client("sqs"), []
-        while True:
-            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                      MessageAttributeNames=["All"]).get("Messages", [])
-            if not got:
-                return messages
-            for message in got:
-                messages.append(message)
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
     def dead_letters(self, queue_url):
         """Every message of a dead-letter queue, read and handed back (a redrive needs them)."""
         sqs, messages = self.client("sqs"), {}
@@ -127,9 +115,8 @@ class ChaosOnTheLocalCloud(unittest.TestCase):
 
         def settled():
             names = self.output_names(trip)
-            for message in self.drain(self.outputs["QuarantineQueueUrl"]):
-                for rejection in json.loads(message["Body"])["passengers"]:
-                    rejections.setdefault(rejection["id"], rejection)
+            for rejection in quarantine_files(self.client("s3"), self.bucket, f"quarantine/trip={trip}/"):
+                rejections.setdefault(rejection["id"], rejection)
             for name in ("Extract", "Transform", "Load"):
                 dead.update(self.dead_letters(self.outputs[f"{name}DeadLetterQueueUrl"]))
             missing = len(self.expected_good - set(names)) + len(self.expected_bad) - len(rejections)

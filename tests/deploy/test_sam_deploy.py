@@ -79,6 +79,17 @@ def poll(what, probe, timeout_s, every_s=2):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last answer: {last!r}")
 
 
+def quarantine_files(s3, bucket, prefix):
+    """Every line of the quarantine files under `prefix`, with the trip its key names."""
+    rejections = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            trip = obj["Key"].split("trip=", 1)[1].split("/", 1)[0]
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
+            rejections += [{"trip": trip, **json.loads(line)} for line in body.splitlines() if line]
+    return rejections
+
+
 def missing(call, *codes):
     """True when call() fails with one of the error codes (the resource is gone)."""
     try:
@@ -259,17 +270,9 @@ class DeployedRoute(unittest.TestCase):
             self.assertEqual(landed[key], body, f"{key} differs from the embedded ride's")
 
     def quarantined(self):
-        """Every rejection in the quarantine queue, received and deleted."""
-        sqs, url = self.client("sqs"), self.outputs["QuarantineQueueUrl"]
-        rejections = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-            if not messages:
-                return rejections
-            for message in messages:
-                bus = json.loads(message["Body"])
-                rejections += [{"trip": bus["trip"], **p} for p in bus["passengers"]]
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        """Every rejection in the bucket's quarantine files (quarantine/trip=<trip>/<stop>/),
+        with its trip."""
+        return quarantine_files(self.client("s3"), self.bucket, "quarantine/")
 
     # --- the proof ----------------------------------------------------------------------------
 
@@ -290,7 +293,7 @@ class DeployedRoute(unittest.TestCase):
         self.assert_trip_equals_embedded_ride(trip)
 
         # The bad record is in quarantine with its reason; the rest of its bus arrived above.
-        rejections = poll("the API trip's rejection in the quarantine queue", lambda: [
+        rejections = poll("the API trip's rejection in the quarantine files", lambda: [
             r for r in self.quarantined() if r["trip"] == trip
         ], timeout_s=30)
         self.assertEqual([r["reason"] for r in rejections], [BAD_RECORD], rejections)

@@ -343,7 +343,7 @@ impl Harness {
             clock.clone(),
         ));
         queues.insert(dlq.clone());
-        for name in ["next", "quarantine"] {
+        for name in ["next"] {
             queues.insert(Arc::new(MemoryQueue::new(
                 name,
                 QueueSettings::default(),
@@ -374,7 +374,6 @@ impl Harness {
             ("ROUTE_NAME", "test"),
             ("NEXT_QUEUE_URL", "next"),
             ("DEAD_LETTER_QUEUE_URL", "dlq"),
-            ("QUARANTINE_QUEUE_URL", "quarantine"),
             ("MAX_RECEIVE_COUNT", "3"),
         ]
         .iter()
@@ -407,6 +406,28 @@ impl Harness {
             .expect("the stop builds")
             .into_bus(kind.name())
             .expect("a stop reading a queue")
+    }
+
+    /// Every rejection the stops wrote to quarantine files (`quarantine/` of the harness's
+    /// bucket), in key order.
+    pub async fn quarantined(&self) -> Vec<busline_core::quarantine::QuarantineLine> {
+        use busline_core::ports::ObjectStore;
+        let mut files = self
+            .store
+            .list("quarantine/")
+            .await
+            .expect("list quarantine");
+        files.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut lines = Vec::new();
+        for file in files {
+            let mut body = String::new();
+            let mut reader = self.store.get(&file.key).await.expect("quarantine file");
+            tokio::io::AsyncReadExt::read_to_string(&mut reader, &mut body)
+                .await
+                .expect("read quarantine file");
+            lines.extend(busline_core::quarantine::parse_file(&file.key, &body).expect("lines"));
+        }
+        lines
     }
 
     pub fn ports(&self, queues: Arc<dyn QueueSender>) -> Ports {

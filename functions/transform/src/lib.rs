@@ -101,7 +101,7 @@ mod tests {
         let shared = [
             ("STOP_NAME", "transform"),
             ("ROUTE_NAME", "r"),
-            ("QUARANTINE_QUEUE_URL", "q"),
+            ("QUARANTINE_PREFIX", "quarantine/"),
             ("NEXT_QUEUE_URL", "load"),
         ];
         let ops = r#"[{"drop": ["x"]}, {"route": {"when": [{"lane": "audit", "field": "a", "op": "exists"}]}}]"#;

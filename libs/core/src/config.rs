@@ -104,6 +104,9 @@ pub const DEFAULT_BUS_BYTE_BUDGET: usize = MAX_BUS_BYTE_BUDGET;
 /// The smallest budget allowed.
 pub const MIN_BUS_BYTE_BUDGET: usize = 1024;
 
+/// Where quarantine files go when `QUARANTINE_PREFIX` is unset.
+pub const DEFAULT_QUARANTINE_PREFIX: &str = "quarantine/";
+
 /// Settings every stop shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopConfig {
@@ -120,8 +123,9 @@ pub struct StopConfig {
     /// `DEAD_LETTER_QUEUE_URL`: where buses that failed for good go with their reason.
     /// When unset, such buses are reported failed and SQS's redrive policy moves them.
     pub dead_letter_queue_url: Option<String>,
-    /// `QUARANTINE_QUEUE_URL`: where rejected passengers go with their reason.
-    pub quarantine_queue_url: String,
+    /// `QUARANTINE_PREFIX` (default `quarantine/`): the key prefix of the data bucket where
+    /// rejected passengers are written with their reasons.
+    pub quarantine_prefix: String,
     /// `MAX_RECEIVE_COUNT`: the queue's redrive maxReceiveCount. On that receive a failing bus
     /// is dead-lettered by the stop itself, so its reason travels with it.
     pub max_receive_count: u32,
@@ -179,7 +183,8 @@ impl StopConfig {
             next_queue_url: optional(vars, "NEXT_QUEUE_URL"),
             lanes: lanes(vars)?,
             dead_letter_queue_url: optional(vars, "DEAD_LETTER_QUEUE_URL"),
-            quarantine_queue_url: required(vars, "QUARANTINE_QUEUE_URL")?,
+            quarantine_prefix: optional(vars, "QUARANTINE_PREFIX")
+                .unwrap_or_else(|| DEFAULT_QUARANTINE_PREFIX.into()),
             max_receive_count,
             bus_byte_budget,
             batch_concurrency,
@@ -275,7 +280,7 @@ mod tests {
     const BASE: [(&str, &str); 3] = [
         ("STOP_NAME", "transform"),
         ("ROUTE_NAME", "colors"),
-        ("QUARANTINE_QUEUE_URL", "q"),
+        ("QUARANTINE_PREFIX", "quarantine/"),
     ];
 
     #[test]

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod packer;
 pub mod ports;
 pub mod processor;
+pub mod quarantine;
 pub mod registry;
 pub mod route;
 pub mod runtime;

@@ -9,6 +9,7 @@ use crate::forwarder::{Forwarder, Parcel};
 use crate::metrics::StopCounts;
 use crate::packer::{PackedBus, Packer};
 use crate::ports::{Attribute, ObjectStore, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES};
+use crate::quarantine::QuarantineFile;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ pub struct OutboxCounts {
     pub continued: u64,
     /// Passengers that left the bus here.
     pub dropped_off: u64,
-    /// Passengers sent to quarantine.
+    /// Passengers quarantined.
     pub rejected: u64,
     /// Buses built for the next stops.
     pub buses_out: u64,
@@ -54,13 +55,11 @@ impl From<OutboxCounts> for StopCounts {
 #[derive(Debug, Default)]
 pub(crate) struct Departures(pub Vec<(String, Vec<OutgoingMessage>)>);
 
-/// The ways out of an outbox.
+/// The ways out of an outbox to a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
     /// To a next stop, by the lane's index.
     Lane(usize),
-    /// To quarantine, with a reason.
-    Quarantine,
     /// Back to this stop's own queue, for a later invocation.
     Again,
 }
@@ -107,7 +106,7 @@ pub struct Outbox {
     stop: String,
     /// The lanes to next stops: [`NEXT_LANE`] first, then the named lanes.
     lanes: Vec<Exit>,
-    quarantine: Exit,
+    quarantine: QuarantineFile,
     again: Exit,
     counts: OutboxCounts,
     /// Of `counts`, what already left: buses that departed early because they were full. They
@@ -160,10 +159,12 @@ impl Outbox {
             objects,
             stop: config.stop.clone(),
             lanes: std::iter::once(next).chain(named).collect(),
-            quarantine: Exit::new(
-                "quarantine",
-                Some(config.quarantine_queue_url.clone()),
-                packer(format!("{origin_bus}/quarantine"), header.clone()),
+            quarantine: QuarantineFile::new(
+                &config.quarantine_prefix,
+                trip,
+                &config.stop,
+                origin_bus,
+                config.bus_byte_budget,
             ),
             // A continuation has not travelled: it keeps the hop of the bus it continues, so
             // an object read over many invocations never trips the loop guard.
@@ -232,13 +233,14 @@ impl Outbox {
         self.depart_exit(full, Way::Again).await
     }
 
-    /// Sends `rejection` to quarantine with its reason; the rest of the bus rides on.
+    /// Quarantines `rejection` with its reason (a file in the data bucket); the rest of the
+    /// bus rides on.
     pub async fn reject(&mut self, rejection: &Rejection) -> Result<(), StopError> {
-        let rider = serialize(&mut self.rider, rejection, &rejection.id)?;
         self.counts.rejected += 1;
-        let mut full = Vec::new();
-        self.quarantine.packer.push(rider, &mut full);
-        self.depart_exit(full, Way::Quarantine).await
+        if self.quarantine.push(rejection)? {
+            self.departed.rejected += self.quarantine.write(self.objects.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// What a sink that writes a whole bus reports: the passengers at `refused`'s indexes are
@@ -310,12 +312,11 @@ impl Outbox {
     /// with other messages' buses.
     pub(crate) async fn finish(mut self) -> Result<(OutboxCounts, Departures), StopError> {
         self.depart().await?;
+        self.quarantine.write(self.objects.as_ref()).await?;
         let counts = self.counts();
-        for way in [Way::Quarantine, Way::Again] {
-            let last: Vec<PackedBus> = self.exit(way).packer.finish().into_iter().collect();
-            self.park_and_queue(last, way).await?;
-        }
-        let exits = self.lanes.into_iter().chain([self.quarantine, self.again]);
+        let last: Vec<PackedBus> = self.again.packer.finish().into_iter().collect();
+        self.park_and_queue(last, Way::Again).await?;
+        let exits = self.lanes.into_iter().chain([self.again]);
         let departures = exits
             .filter(|exit| !exit.ready.is_empty())
             .filter_map(|exit| Some((exit.queue_url?, exit.ready)))
@@ -343,7 +344,6 @@ impl Outbox {
     fn exit(&mut self, way: Way) -> &mut Exit {
         match way {
             Way::Lane(index) => &mut self.lanes[index],
-            Way::Quarantine => &mut self.quarantine,
             Way::Again => &mut self.again,
         }
     }
@@ -369,7 +369,6 @@ impl Outbox {
         }
         let departed = &mut self.departed;
         match way {
-            Way::Quarantine => departed.rejected += riders,
             Way::Again => departed.continued += riders,
             Way::Lane(index) => {
                 departed.forwarded += riders;

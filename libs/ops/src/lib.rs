@@ -6,6 +6,7 @@
 pub mod dead_letters;
 pub mod error;
 mod move_task;
+pub mod quarantine;
 pub mod queue;
 pub mod redrive;
 pub mod stack;
@@ -13,6 +14,7 @@ pub mod status;
 
 pub use dead_letters::{BusContents, DeadLetter, dead_letters};
 pub use error::OpsError;
+pub use quarantine::{QuarantinedAt, quarantine_list, quarantine_show};
 pub use queue::QueueDepth;
 pub use redrive::{RedriveFilter, RedriveMethod, RedriveReport, redrive};
 pub use stack::{DeployedRoute, DeployedStop};
@@ -27,6 +29,8 @@ pub struct OpsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// CloudWatch: alarm states.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// S3: quarantine files (path-style with an endpoint override, as for a local cloud).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl OpsClients {
@@ -41,6 +45,7 @@ impl OpsClients {
             cloudformation: aws_sdk_cloudformation::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
+            s3: busline_aws::AwsClients::from_config(shared).s3,
         }
     }
 }

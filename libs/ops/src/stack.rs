@@ -5,6 +5,7 @@ use crate::OpsError;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use busline_aws::error::classify;
+use busline_core::config::DEFAULT_QUARANTINE_PREFIX;
 use busline_core::route::Route;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -33,6 +34,10 @@ pub struct DeployedRoute {
     pub stops: Vec<DeployedStop>,
     /// The names of its CloudWatch alarms.
     pub alarms: Vec<String>,
+    /// Its data bucket (the stops' `DATA_BUCKET`), when it has one.
+    pub bucket: Option<String>,
+    /// The key prefix of its quarantine files (the stops' `QUARANTINE_PREFIX`).
+    pub quarantine_prefix: String,
 }
 
 /// The stack's resources: logical id to (type, physical id).
@@ -79,11 +84,17 @@ impl DeployedRoute {
             .map(|(_, name)| name.clone())
             .collect();
         alarms.sort();
+        let setting = |name: &str| route.stops.iter().find_map(|s| s.env.get(name));
         Ok(DeployedRoute {
             stack: stack.to_owned(),
             route: route.name.clone(),
             stops,
             alarms,
+            bucket: setting("DATA_BUCKET")
+                .map(|logical| resources.get(logical).map_or(logical, |(_, id)| id).clone()),
+            quarantine_prefix: setting("QUARANTINE_PREFIX")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_QUARANTINE_PREFIX.to_owned()),
         })
     }
 

@@ -559,7 +559,6 @@ fn stop_resources_text(
               Action: sqs:SendMessage
               Resource:
 {next_arn}                - !GetAtt {id}DeadLetterQueue.Arn
-                - !GetAtt QuarantineQueue.Arn
             - Sid: HandBackAndBackOff
               Effect: Allow
               Action: sqs:ChangeMessageVisibility
@@ -574,6 +573,7 @@ fn stop_resources_text(
               Action: s3:PutObject
               Resource:
 {writes}                - !Sub "${{DataBucket.Arn}}/claim-check/*"
+                - !Sub "${{DataBucket.Arn}}/quarantine/*"
             - Sid: PublishMetrics
               Effect: Allow
               Action: cloudwatch:PutMetricData

@@ -60,8 +60,17 @@ pub fn lint(
             .lanes()
             .into_iter()
             .map(|(lane, _)| (lane_variable(&lane), true));
-        let fixed =
-            ["DEAD_LETTER_QUEUE_URL", "QUARANTINE_QUEUE_URL"].map(|v| (v.to_owned(), false));
+        if env.contains_key("QUARANTINE_QUEUE_URL") {
+            finding(
+                name,
+                "quarantine",
+                "QUARANTINE_QUEUE_URL is not read any more: rejected passengers are written to the \
+                 data bucket under QUARANTINE_PREFIX (quarantine/); remove the variable and its \
+                 queue, and allow s3:PutObject on the prefix"
+                    .to_owned(),
+            );
+        }
+        let fixed = ["DEAD_LETTER_QUEUE_URL"].map(|v| (v.to_owned(), false));
         for (variable, is_lane) in lanes.chain(fixed) {
             let Some(value) = env.get(&variable) else {
                 continue;

@@ -33,7 +33,7 @@ fn shipped_template_gives_the_colors_route() {
     let transform = &route.stops[2];
     assert_eq!(transform.batch_size, 10);
     assert_eq!(transform.env["NEXT_QUEUE_URL"], "LoadQueue");
-    assert_eq!(transform.env["QUARANTINE_QUEUE_URL"], "QuarantineQueue");
+    assert_eq!(transform.env["QUARANTINE_PREFIX"], "quarantine/");
     assert_eq!(transform.env["MAX_RECEIVE_COUNT"], "5");
     assert_eq!(transform.env["TRANSFORM_OPS"], r#"[{"drop": ["HEX"]}]"#);
     let queue = route.queue("TransformQueue").expect("queue");
@@ -305,6 +305,20 @@ mod lint_rules {
             ),
             [
                 "TransformFunction: [queue-url] QUEUE_URL is LoadQueue but TransformFunction reads TransformQueue: buses could not be handed back or backed off"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_template_that_still_sets_the_quarantine_queue_is_told_what_replaced_it() {
+        assert_eq!(
+            broken_in(
+                "TransformFunction",
+                "          QUEUE_URL: !Ref TransformQueue\n",
+                "          QUEUE_URL: !Ref TransformQueue\n          QUARANTINE_QUEUE_URL: !Ref TransformQueue\n"
+            ),
+            [
+                "TransformFunction: [quarantine] QUARANTINE_QUEUE_URL is not read any more: rejected passengers are written to the data bucket under QUARANTINE_PREFIX (quarantine/); remove the variable and its queue, and allow s3:PutObject on the prefix"
             ]
         );
     }
