@@ -281,7 +281,6 @@ mod flow_control {
             let dlq = Arc::new(queue("dlq", QueueSettings::default()));
             queues.insert(dlq.clone());
             queues.insert(Arc::new(queue("tickets", QueueSettings::default())));
-            queues.insert(Arc::new(queue("quarantine", QueueSettings::default())));
             let mid = QueueSettings {
                 max_receive_count: Some(2),
                 dead_letter: Some(dlq),

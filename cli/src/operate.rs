@@ -270,6 +270,7 @@ pub fn status_text(status: &RouteStatus) -> String {
                 s.passengers_per_minute
                     .map_or_else(|| "-".to_owned(), |n| format!("{n:.0}")),
                 cell(s.dead_letters, QueueDepth::total),
+                s.alarm.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
         .collect();
@@ -282,6 +283,7 @@ pub fn status_text(status: &RouteStatus) -> String {
             "oldest",
             "passengers/min",
             "dead-lettered",
+            "alarm",
         ],
         &rows,
     ));

@@ -298,6 +298,8 @@ class DeployedRoute(unittest.TestCase):
         ], timeout_s=30)
         self.assertEqual([r["reason"] for r in rejections], [BAD_RECORD], rejections)
         self.assertEqual(rejections[0]["data"]["raw"], ["Green", "#00FF00", "(0, 255, 0)"])
+        shown = json.loads(self.bus("quarantine", "show", trip, "--stack-name", self.stack, "--json"))
+        self.assertEqual([(line["stop"], line["reason"]) for line in shown], [("extract", BAD_RECORD)])
         self.assert_manifest_matches_the_bucket(trip, rejected=1)
         # bus trip reads the same from the stack's ledger table.
         view = json.loads(self.bus("trip", trip, "--ledger-table", self.outputs["TripLedgerTableName"], "--json"))
@@ -341,6 +343,11 @@ class DeployedRoute(unittest.TestCase):
         self.assertEqual({s["stop"]: (s["dead_letters"] or {}).get("visible", 0) + (s["dead_letters"] or {}).get("in_flight", 0)
                           for s in status["stops"]}, {"depot": 0, "extract": 0, "transform": 1, "load": 0})
         self.assertEqual(len(status["alarms"]), 6, status["alarms"])
+        # Two alarms per queue reader; MiniStack evaluates none, so they wait for data.
+        self.assertEqual({s["stop"]: s["alarm"] for s in status["stops"]},
+                         {"depot": None, "extract": "INSUFFICIENT_DATA", "transform": "INSUFFICIENT_DATA",
+                          "load": "INSUFFICIENT_DATA"})
+        self.assertEqual(sorted(a["stop"] for a in status["alarms"]), ["extract"] * 2 + ["load"] * 2 + ["transform"] * 2)
         # test_2 read it, so it may be hidden for a while yet.
         letters = poll("the poisoned bus in bus dlq show", lambda: json.loads(
             self.bus("dlq", "show", "transform", *stack, "--json")), timeout_s=60)

@@ -343,13 +343,11 @@ impl Harness {
             clock.clone(),
         ));
         queues.insert(dlq.clone());
-        for name in ["next"] {
-            queues.insert(Arc::new(MemoryQueue::new(
-                name,
-                QueueSettings::default(),
-                clock.clone(),
-            )));
-        }
+        queues.insert(Arc::new(MemoryQueue::new(
+            "next",
+            QueueSettings::default(),
+            clock.clone(),
+        )));
         let settings = QueueSettings {
             max_receive_count: Some(max_receive_count),
             dead_letter: Some(dlq),

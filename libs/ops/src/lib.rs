@@ -17,7 +17,7 @@ pub use error::OpsError;
 pub use quarantine::{QuarantinedAt, quarantine_list, quarantine_show};
 pub use queue::QueueDepth;
 pub use redrive::{RedriveFilter, RedriveMethod, RedriveReport, redrive};
-pub use stack::{DeployedRoute, DeployedStop};
+pub use stack::{DeployedAlarm, DeployedRoute, DeployedStop};
 pub use status::{AlarmState, RouteStatus, StopStatus, status};
 
 /// The SDK clients the operations use, from one loaded configuration.

@@ -32,12 +32,22 @@ pub struct DeployedRoute {
     pub route: String,
     /// Its stops in riding order.
     pub stops: Vec<DeployedStop>,
-    /// The names of its CloudWatch alarms.
-    pub alarms: Vec<String>,
+    /// Its CloudWatch alarms.
+    pub alarms: Vec<DeployedAlarm>,
     /// Its data bucket (the stops' `DATA_BUCKET`), when it has one.
     pub bucket: Option<String>,
     /// The key prefix of its quarantine files (the stops' `QUARANTINE_PREFIX`).
     pub quarantine_prefix: String,
+}
+
+/// One CloudWatch alarm of the stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployedAlarm {
+    /// Its name.
+    pub name: String,
+    /// The stop it watches: the one whose function's logical id, less `Function`, begins the
+    /// alarm's (`TransformDeadLetterAlarm` watches `TransformFunction`'s stop).
+    pub stop: Option<String>,
 }
 
 /// The stack's resources: logical id to (type, physical id).
@@ -78,12 +88,15 @@ impl DeployedRoute {
                 })
             })
             .collect::<Result<_, OpsError>>()?;
-        let mut alarms: Vec<String> = resources
-            .values()
-            .filter(|(kind, _)| kind == "AWS::CloudWatch::Alarm")
-            .map(|(_, name)| name.clone())
+        let mut alarms: Vec<DeployedAlarm> = resources
+            .iter()
+            .filter(|(_, (kind, _))| kind == "AWS::CloudWatch::Alarm")
+            .map(|(logical, (_, name))| DeployedAlarm {
+                name: name.clone(),
+                stop: watched_stop(route, logical),
+            })
             .collect();
-        alarms.sort();
+        alarms.sort_by(|a, b| a.name.cmp(&b.name));
         let setting = |name: &str| route.stops.iter().find_map(|s| s.env.get(name));
         Ok(DeployedRoute {
             stack: stack.to_owned(),
@@ -130,6 +143,22 @@ impl DeployedStop {
             }),
         }
     }
+}
+
+/// The stop whose function's logical id stem is the longest that begins `alarm`'s.
+fn watched_stop(route: &Route, alarm: &str) -> Option<String> {
+    route
+        .stops
+        .iter()
+        .map(|s| {
+            (
+                s,
+                s.function.strip_suffix("Function").unwrap_or(&s.function),
+            )
+        })
+        .filter(|(_, stem)| alarm.starts_with(stem))
+        .max_by_key(|(_, stem)| stem.len())
+        .map(|(s, _)| s.name.clone())
 }
 
 /// The stack's parameter values as deployed (those CloudFormation hides, `NoEcho`, left out),
@@ -209,4 +238,39 @@ async fn stack_resources(cloudformation: &Client, stack: &str) -> Result<Resourc
         }
     }
     Ok(resources)
+}
+
+#[cfg(test)]
+mod tests {
+    use busline_core::route::{Route, StopSpec};
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn stop(name: &str, function: &str) -> StopSpec {
+        StopSpec {
+            name: name.into(),
+            function: function.into(),
+            kind: name.into(),
+            queue: None,
+            batch_size: 10,
+            timeout: Duration::from_secs(3),
+            env: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn an_alarm_watches_the_stop_with_the_longest_function_stem_it_begins_with() {
+        let route = Route {
+            name: "r".into(),
+            queues: vec![],
+            stops: vec![
+                stop("load", "LoadFunction"),
+                stop("load-audit", "LoadAuditFunction"),
+            ],
+        };
+        let watched = |alarm| super::watched_stop(&route, alarm);
+        assert_eq!(watched("LoadDeadLetterAlarm").as_deref(), Some("load"));
+        assert_eq!(watched("LoadAuditAgeAlarm").as_deref(), Some("load-audit"));
+        assert_eq!(watched("ApiErrorsAlarm"), None);
+    }
 }

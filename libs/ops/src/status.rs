@@ -1,6 +1,7 @@
 //! A deployed route at a glance: each stop's queue and dead-letter queue, and its alarms.
 
 use crate::queue::{QueueDepth, depth};
+use crate::stack::DeployedAlarm;
 use crate::{DeployedRoute, OpsClients, OpsError};
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_smithy_types::DateTime;
@@ -27,6 +28,9 @@ pub struct StopStatus {
     /// Passengers it took in per minute over the window (busline's PassengersIn), when it
     /// reported any.
     pub passengers_per_minute: Option<f64>,
+    /// The worst state of its alarms (`ALARM`, then `INSUFFICIENT_DATA`, then `OK`), if it has
+    /// any.
+    pub alarm: Option<String>,
 }
 
 /// One alarm's state.
@@ -34,6 +38,8 @@ pub struct StopStatus {
 pub struct AlarmState {
     /// The alarm's name.
     pub name: String,
+    /// The stop it watches, if one.
+    pub stop: Option<String>,
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
     pub state: String,
     /// CloudWatch's reason for the state.
@@ -74,6 +80,7 @@ pub async fn status(
     window: Duration,
 ) -> Result<RouteStatus, OpsError> {
     let rates = recent_metrics(&clients.cloudwatch, route, window).await?;
+    let alarms = alarm_states(&clients.cloudwatch, &route.alarms).await?;
     let mut stops = Vec::with_capacity(route.stops.len());
     for stop in &route.stops {
         let queue_depth = |url: &Option<String>| {
@@ -93,19 +100,40 @@ pub async fn status(
             dead_letters: queue_depth(&stop.dead_letter_queue).await?,
             oldest_age_s,
             passengers_per_minute,
+            alarm: worst_state(
+                alarms
+                    .iter()
+                    .filter(|a| a.stop.as_ref() == Some(&stop.stop)),
+            ),
         });
     }
     Ok(RouteStatus {
         stack: route.stack.clone(),
         stops,
-        alarms: alarm_states(&clients.cloudwatch, &route.alarms).await?,
+        alarms,
     })
+}
+
+/// The worst of the alarms' states.
+fn worst_state<'a>(alarms: impl Iterator<Item = &'a AlarmState>) -> Option<String> {
+    let rank = |state: &str| match state {
+        "ALARM" => 2,
+        "INSUFFICIENT_DATA" => 1,
+        _ => 0,
+    };
+    alarms
+        .map(|a| a.state.as_str())
+        .max_by_key(|state| rank(state))
+        .map(str::to_owned)
 }
 
 async fn alarm_states(
     cloudwatch: &aws_sdk_cloudwatch::Client,
-    names: &[String],
+    alarms: &[DeployedAlarm],
 ) -> Result<Vec<AlarmState>, OpsError> {
+    let stops: HashMap<&str, &Option<String>> =
+        alarms.iter().map(|a| (a.name.as_str(), &a.stop)).collect();
+    let names: Vec<String> = alarms.iter().map(|a| a.name.clone()).collect();
     let mut states = Vec::with_capacity(names.len());
     for chunk in names.chunks(ALARMS_PER_CALL) {
         let out = cloudwatch
@@ -118,6 +146,9 @@ async fn alarm_states(
         states.extend(out.metric_alarms().iter().map(|alarm| {
             AlarmState {
                 name: alarm.alarm_name().unwrap_or_default().to_owned(),
+                stop: stops
+                    .get(alarm.alarm_name().unwrap_or_default())
+                    .and_then(|stop| (*stop).clone()),
                 state: alarm
                     .state_value()
                     .map(|s| s.as_str().to_owned())
