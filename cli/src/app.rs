@@ -100,10 +100,10 @@ impl StackArgs {
 /// `bus dlq`'s actions.
 #[derive(Subcommand)]
 enum DlqAction {
-    /// Each stop's dead-letter queue and how many buses it holds.
+    /// Each stop's dead-letter queue and how many buses it holds (or a ride's dead letters).
     List {
         #[command(flatten)]
-        stack: StackArgs,
+        from: PlaceArgs,
         #[command(flatten)]
         print: Output,
     },
@@ -116,7 +116,7 @@ enum DlqAction {
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[command(flatten)]
-        stack: StackArgs,
+        from: PlaceArgs,
         #[command(flatten)]
         print: Output,
     },
@@ -140,10 +140,11 @@ enum DlqAction {
     },
 }
 
-/// Where quarantine files are: a deployed route's data bucket, or a ride's output folder.
+/// Where a route's dead letters and quarantine files are: a deployed stack, or the output
+/// folder `bus ride` left.
 #[derive(Args)]
-struct QuarantineArgs {
-    /// The deployed route's stack (its data bucket); without it, --output.
+struct PlaceArgs {
+    /// The deployed route's stack; without it, --output.
     #[arg(long = "stack-name", alias = "stack", value_name = "STACK")]
     stack: Option<String>,
     /// The output folder of `bus ride`.
@@ -154,18 +155,22 @@ struct QuarantineArgs {
     route: RouteArgs,
 }
 
-impl QuarantineArgs {
-    /// The store holding the files, and their key prefix.
-    async fn open(&self) -> Result<(Box<dyn busline_core::ports::ObjectStore>, String)> {
-        match &self.stack {
+impl PlaceArgs {
+    /// The deployed stack, when --stack-name names one.
+    fn stack(&self) -> Option<StackArgs> {
+        Some(StackArgs {
+            stack: self.stack.clone()?,
+            route: RouteArgs {
+                template: self.route.template.clone(),
+                parameters: self.route.parameters.clone(),
+            },
+        })
+    }
+
+    /// The store holding the quarantine files, and their key prefix.
+    async fn quarantine(&self) -> Result<(Box<dyn busline_core::ports::ObjectStore>, String)> {
+        match self.stack() {
             Some(stack) => {
-                let stack = StackArgs {
-                    stack: stack.clone(),
-                    route: RouteArgs {
-                        template: self.route.template.clone(),
-                        parameters: self.route.parameters.clone(),
-                    },
-                };
                 let deployed = stack.connect().await?;
                 let store = crate::operate::data_bucket(&deployed)?;
                 Ok((Box::new(store), deployed.route.quarantine_prefix.clone()))
@@ -193,7 +198,7 @@ enum QuarantineAction {
         #[arg(long)]
         trip: Option<String>,
         #[command(flatten)]
-        from: QuarantineArgs,
+        from: PlaceArgs,
         #[command(flatten)]
         print: Output,
     },
@@ -208,7 +213,7 @@ enum QuarantineAction {
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[command(flatten)]
-        from: QuarantineArgs,
+        from: PlaceArgs,
         #[command(flatten)]
         print: Output,
     },
@@ -839,18 +844,24 @@ async fn run_status(
 async fn run_dlq(action: DlqAction) -> Result<ExitCode> {
     use crate::operate as op;
     match action {
-        DlqAction::List { stack, print } => {
-            let queues = op::dlq_list(&stack.connect().await?).await?;
+        DlqAction::List { from, print } => {
+            let queues = match from.stack() {
+                Some(stack) => op::dlq_list(&stack.connect().await?).await?,
+                None => op::ride_dlq_list(&from.output)?,
+            };
             emit(print.json, &queues, || op::dlq_list_text(&queues))?;
             Ok(ExitCode::SUCCESS)
         }
         DlqAction::Show {
             stop,
             limit,
-            stack,
+            from,
             print,
         } => {
-            let letters = op::dlq_show(&stack.connect().await?, &stop, limit).await?;
+            let letters = match from.stack() {
+                Some(stack) => op::dlq_show(&stack.connect().await?, &stop, limit).await?,
+                None => op::ride_dead_letters(&from.output, Some(&stop), limit)?,
+            };
             emit(print.json, &letters, || op::dlq_show_text(&stop, &letters))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -877,7 +888,7 @@ async fn run_quarantine(action: QuarantineAction) -> Result<ExitCode> {
     use crate::operate as op;
     match action {
         QuarantineAction::List { trip, from, print } => {
-            let (store, prefix) = from.open().await?;
+            let (store, prefix) = from.quarantine().await?;
             let at = busline_ops::quarantine_list(store.as_ref(), &prefix, trip.as_deref()).await?;
             emit(print.json, &at, || op::quarantine_list_text(&at))?;
         }
@@ -888,7 +899,7 @@ async fn run_quarantine(action: QuarantineAction) -> Result<ExitCode> {
             from,
             print,
         } => {
-            let (store, prefix) = from.open().await?;
+            let (store, prefix) = from.quarantine().await?;
             let lines = busline_ops::quarantine_show(
                 store.as_ref(),
                 &prefix,

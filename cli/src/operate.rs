@@ -1,5 +1,6 @@
-//! `bus status` and `bus dlq`: a deployed route's queues, alarms and dead letters, found
-//! through its CloudFormation stack and the template it was deployed from.
+//! `bus status`, `bus dlq` and `bus quarantine`: a deployed route's queues, alarms, dead letters
+//! and quarantine files, found through its CloudFormation stack and the template it was
+//! deployed from; and the dead letters a ride left in its output folder.
 
 use busline_core::quarantine::QuarantineLine;
 use busline_ops::QuarantinedAt;
@@ -10,7 +11,7 @@ use busline_ops::{
 };
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A deployed route and the clients that reach it.
@@ -33,8 +34,9 @@ pub enum ConnectError {
 }
 
 impl Deployed {
-    /// Finds the stops of the route `template` describes in `stack`. The template is read with the stack's parameter values, then
-    /// `overrides`, so that names (the route's, for its metrics) are those deployed.
+    /// Finds the stops of the route `template` describes in `stack`. The template is read
+    /// with the stack's parameter values, then `overrides`, so that names (the route's, for its
+    /// metrics) are those deployed.
     pub async fn connect(
         clients: OpsClients,
         stack: &str,
@@ -85,11 +87,112 @@ pub fn dlq_list_text(queues: &[DeadLetterQueue]) -> String {
                 q.stop.clone(),
                 q.depth.visible.to_string(),
                 q.depth.in_flight.to_string(),
-                busline_core::ledger::queue_name(&q.url).to_owned(),
+                // A queue by its name; a ride's report files by their path.
+                match q.url.starts_with("http") {
+                    true => busline_core::ledger::queue_name(&q.url).to_owned(),
+                    false => q.url.clone(),
+                },
             ]
         })
         .collect();
-    crate::table::render(&["stop", "buses", "in flight", "dead-letter queue"], &rows)
+    crate::table::render(&["stop", "buses", "in flight", "where"], &rows)
+}
+
+/// A ride's dead-letter report that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct RideFileError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The dead letters a ride left in `output` (`dead-letter/trip=<trip>/<stop>.ndjson`), of
+/// `stop` only when given, at most `limit`, by trip and stop.
+pub fn ride_dead_letters(
+    output: &Path,
+    stop: Option<&str>,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, RideFileError> {
+    let folder = output.join("dead-letter");
+    let fail = |path: &Path, err: &dyn std::fmt::Display| RideFileError {
+        path: path.to_owned(),
+        reason: err.to_string(),
+    };
+    let trips = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(fail(&folder, &err)),
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in trips {
+        let dir = entry.map_err(|err| fail(&folder, &err))?.path();
+        for file in std::fs::read_dir(&dir).map_err(|err| fail(&dir, &err))? {
+            files.push(file.map_err(|err| fail(&dir, &err))?.path());
+        }
+    }
+    files.sort();
+    let mut letters = Vec::new();
+    for file in files {
+        let Some(trip) = trip_of(&file) else { continue };
+        let text = std::fs::read_to_string(&file).map_err(|err| fail(&file, &err))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let letter: crate::report::DeadLetter = serde_json::from_str(line)
+                .map_err(|err| fail(&file, &format!("line {}: {err}", i + 1)))?;
+            if stop.is_none_or(|s| s == letter.stop) {
+                letters.push(from_report(&trip, letter));
+            }
+        }
+    }
+    letters.truncate(limit);
+    Ok(letters)
+}
+
+/// `bus dlq list` of a ride: its dead letters per stop.
+pub fn ride_dlq_list(output: &Path) -> Result<Vec<DeadLetterQueue>, RideFileError> {
+    let mut per_stop: std::collections::BTreeMap<String, u64> = Default::default();
+    for letter in ride_dead_letters(output, None, usize::MAX)? {
+        *per_stop.entry(letter.stop.unwrap_or_default()).or_default() += 1;
+    }
+    Ok(per_stop
+        .into_iter()
+        .map(|(stop, buses)| DeadLetterQueue {
+            url: output
+                .join(format!("dead-letter/trip=*/{stop}.ndjson"))
+                .display()
+                .to_string(),
+            stop,
+            depth: QueueDepth {
+                visible: buses,
+                ..QueueDepth::default()
+            },
+        })
+        .collect())
+}
+
+/// The trip a report file's folder names (`trip=<trip>`).
+fn trip_of(file: &Path) -> Option<String> {
+    let folder = file.parent()?.file_name()?.to_str()?;
+    Some(folder.strip_prefix("trip=")?.to_owned())
+}
+
+fn from_report(trip: &str, letter: crate::report::DeadLetter) -> DeadLetter {
+    DeadLetter {
+        contents: BusContents::of(&letter.body),
+        message_id: letter.message_id,
+        original_message_id: None,
+        trip: Some(trip.to_owned()),
+        stop: Some(letter.stop),
+        class: letter.class,
+        reason: Some(letter.reason),
+        receives: letter.receive_count.map(u64::from),
+        sent_at: None,
+    }
 }
 
 /// Up to `limit` dead letters of `stop`.

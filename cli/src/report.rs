@@ -22,7 +22,7 @@ pub struct Quarantined {
 }
 
 /// A bus left on a stop's dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     /// The stop whose queue it failed on.
     pub stop: String,

@@ -190,6 +190,29 @@ fn trip_shows_a_ridden_trip_from_its_ledger_and_trips_lists_it() {
     assert_eq!(written["state"], "completed_with_failures");
     assert_eq!(written["dead_lettered"], 1);
 
+    // bus dlq reads the ride's dead letters as it reads a stack's.
+    let run = bus(&["dlq", "list", "--output", output]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let listed = text(&run.stdout);
+    assert_eq!(
+        listed
+            .lines()
+            .nth(1)
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>()),
+        Some(vec!["extract", "1", "0"]),
+        "{listed}"
+    );
+    let run = bus(&["dlq", "show", "extract", "--output", output, "--json"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let letters: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    assert_eq!(letters[0]["trip"], "t-dup");
+    assert_eq!(letters[0]["class"], "permanent");
+    assert_eq!(
+        letters[0]["reason"],
+        "input/dup.csv:1: header names column `Name` twice"
+    );
+    assert_eq!(letters[0]["contents"]["bus"]["passengers"], 1);
+
     let run = bus(&["trips", "--output", output, "--json"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let listed: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");

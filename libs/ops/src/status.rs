@@ -83,21 +83,12 @@ pub async fn status(
     let alarms = alarm_states(&clients.cloudwatch, &route.alarms).await?;
     let mut stops = Vec::with_capacity(route.stops.len());
     for stop in &route.stops {
-        let queue_depth = |url: &Option<String>| {
-            let url = url.clone();
-            async move {
-                match url {
-                    Some(url) => depth(&clients.sqs, &url).await.map(Some),
-                    None => Ok(None),
-                }
-            }
-        };
         let (oldest_age_s, passengers_per_minute) =
             rates.get(&stop.stop).copied().unwrap_or_default();
         stops.push(StopStatus {
             stop: stop.stop.clone(),
-            queue: queue_depth(&stop.queue).await?,
-            dead_letters: queue_depth(&stop.dead_letter_queue).await?,
+            queue: depth_of(&clients.sqs, stop.queue.as_deref()).await?,
+            dead_letters: depth_of(&clients.sqs, stop.dead_letter_queue.as_deref()).await?,
             oldest_age_s,
             passengers_per_minute,
             alarm: worst_state(
@@ -112,6 +103,17 @@ pub async fn status(
         stops,
         alarms,
     })
+}
+
+/// The depth of the queue at `url`, when there is one.
+async fn depth_of(
+    sqs: &aws_sdk_sqs::Client,
+    url: Option<&str>,
+) -> Result<Option<QueueDepth>, OpsError> {
+    match url {
+        Some(url) => depth(sqs, url).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The worst of the alarms' states.
