@@ -120,22 +120,21 @@ pub fn ride_dead_letters(
         path: path.to_owned(),
         reason: err.to_string(),
     };
-    let trips = match std::fs::read_dir(&folder) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(fail(&folder, &err)),
-    };
-    let mut files: Vec<PathBuf> = Vec::new();
-    for entry in trips {
-        let dir = entry.map_err(|err| fail(&folder, &err))?.path();
-        for file in std::fs::read_dir(&dir).map_err(|err| fail(&dir, &err))? {
-            files.push(file.map_err(|err| fail(&dir, &err))?.path());
-        }
+    if !folder.exists() {
+        return Ok(Vec::new());
     }
-    files.sort();
     let mut letters = Vec::new();
-    for file in files {
-        let Some(trip) = trip_of(&file) else { continue };
+    // trip=<trip>/<stop>.ndjson, in name order.
+    let files = walkdir::WalkDir::new(&folder)
+        .min_depth(2)
+        .max_depth(2)
+        .sort_by_file_name();
+    for entry in files {
+        let file = entry.map_err(|err| fail(&folder, &err))?.into_path();
+        let wanted = stop.is_none_or(|s| file.file_stem().is_some_and(|stem| stem == s));
+        let Some(trip) = trip_of(&file).filter(|_| wanted && letters.len() < limit) else {
+            continue;
+        };
         let text = std::fs::read_to_string(&file).map_err(|err| fail(&file, &err))?;
         for (i, line) in text
             .lines()
@@ -144,9 +143,7 @@ pub fn ride_dead_letters(
         {
             let letter: crate::report::DeadLetter = serde_json::from_str(line)
                 .map_err(|err| fail(&file, &format!("line {}: {err}", i + 1)))?;
-            if stop.is_none_or(|s| s == letter.stop) {
-                letters.push(from_report(&trip, letter));
-            }
+            letters.push(from_report(&trip, letter));
         }
     }
     letters.truncate(limit);
@@ -293,6 +290,11 @@ pub fn dlq_redrive_text(stop: &str, report: &RedriveReport) -> String {
     }
     for (id, why) in &report.failed {
         text.push_str(&format!("  {id}: {why}\n"));
+    }
+    for (id, why) in &report.hidden {
+        text.push_str(&format!(
+            "  {id}: not handed back ({why}); it shows again in 15 min\n"
+        ));
     }
     text
 }

@@ -2,7 +2,6 @@
 
 use busline_core::StopCounts;
 use busline_core::envelope::Passenger;
-use busline_core::envelope::Rejection;
 use busline_core::ledger::TripTotals;
 use busline_embedded::StopTally;
 use serde::Serialize;
@@ -11,15 +10,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A rejected passenger and the stop that rejected it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Quarantined {
-    /// The stop that rejected it.
-    pub stop: String,
-    /// The passenger and the reason.
-    #[serde(flatten)]
-    pub rejection: Rejection,
-}
+/// A rejected passenger and the stop that rejected it: a line of a quarantine file.
+pub use busline_core::quarantine::QuarantineLine as Quarantined;
 
 /// A bus left on a stop's dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -711,24 +711,12 @@ async fn read_quarantine(
     prefixes.dedup();
     let mut quarantined = Vec::new();
     for prefix in prefixes {
-        let mut files = objects
-            .list(&quarantine::trip_folder(prefix, trip))
-            .await
-            .map_err(RideError::Report)?;
-        files.sort_by(|a, b| a.key.cmp(&b.key));
-        for file in files {
-            let mut body = Vec::new();
-            let mut reader = objects.get(&file.key).await.map_err(RideError::Report)?;
-            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut body)
+        let folder = quarantine::trip_folder(prefix, trip);
+        quarantined.extend(
+            quarantine::read_files(objects, &folder, usize::MAX)
                 .await
-                .map_err(|err| RideError::Serialize(format!("{}: {err}", file.key)))?;
-            let lines = quarantine::parse_file(&file.key, &String::from_utf8_lossy(&body))
-                .map_err(RideError::Serialize)?;
-            quarantined.extend(lines.into_iter().map(|line| Quarantined {
-                stop: line.stop,
-                rejection: line.rejection,
-            }));
-        }
+                .map_err(RideError::Report)?,
+        );
     }
     // A passenger two files name (a bus redelivered after a file was written, whose handler
     // then cut its files differently) is reported once, as a sink upserting by id would.

@@ -409,23 +409,9 @@ impl Harness {
     /// Every rejection the stops wrote to quarantine files (`quarantine/` of the harness's
     /// bucket), in key order.
     pub async fn quarantined(&self) -> Vec<busline_core::quarantine::QuarantineLine> {
-        use busline_core::ports::ObjectStore;
-        let mut files = self
-            .store
-            .list("quarantine/")
+        busline_core::quarantine::read_files(self.store.as_ref(), "quarantine/", usize::MAX)
             .await
-            .expect("list quarantine");
-        files.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut lines = Vec::new();
-        for file in files {
-            let mut body = String::new();
-            let mut reader = self.store.get(&file.key).await.expect("quarantine file");
-            tokio::io::AsyncReadExt::read_to_string(&mut reader, &mut body)
-                .await
-                .expect("read quarantine file");
-            lines.extend(busline_core::quarantine::parse_file(&file.key, &body).expect("lines"));
-        }
-        lines
+            .expect("quarantine files")
     }
 
     pub fn ports(&self, queues: Arc<dyn QueueSender>) -> Ports {

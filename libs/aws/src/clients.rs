@@ -45,18 +45,23 @@ impl AwsClients {
 
     /// Clients from an already loaded configuration.
     pub fn from_config(shared: &aws_config::SdkConfig) -> Self {
-        let endpoint = shared.endpoint_url().map(str::to_owned);
-        let s3_config = aws_sdk_s3::config::Builder::from(shared)
-            .force_path_style(endpoint.is_some())
-            .build();
         AwsClients {
             sqs: aws_sdk_sqs::Client::new(shared),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            s3: s3_client(shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
             secrets: aws_sdk_secretsmanager::Client::new(shared),
-            endpoint,
+            endpoint: shared.endpoint_url().map(str::to_owned),
         }
     }
+}
+
+/// An S3 client; with an endpoint override, as for an emulator, path-style addressing so that
+/// no DNS is needed for bucket names.
+pub fn s3_client(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(shared.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 impl AwsClients {

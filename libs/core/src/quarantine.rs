@@ -4,10 +4,11 @@
 //! the same files again under the same keys.
 
 use crate::envelope::Rejection;
-use crate::error::StopError;
+use crate::error::{PortError, StopError};
 use crate::id::stable_id;
 use crate::ports::ObjectStore;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
 
 /// The content type of a quarantine file.
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
@@ -31,6 +32,34 @@ pub fn trip_folder(prefix: &str, trip: &str) -> String {
 pub fn file_key(prefix: &str, trip: &str, stop: &str, bus: &str, part: u32) -> String {
     let name = stable_id(&[bus, &part.to_string()]);
     format!("{}{stop}/{name}.ndjson", trip_folder(prefix, trip))
+}
+
+/// Every line of the quarantine files under `folder` (a trip's, or one stop's of it), in key
+/// order, at most `limit`; the error names the key (and line) at fault.
+pub async fn read_files(
+    objects: &dyn ObjectStore,
+    folder: &str,
+    limit: usize,
+) -> Result<Vec<QuarantineLine>, PortError> {
+    let mut lines = Vec::new();
+    for file in objects.list(folder).await? {
+        if lines.len() >= limit {
+            break;
+        }
+        let mut text = String::new();
+        objects
+            .get(&file.key)
+            .await?
+            .read_to_string(&mut text)
+            .await
+            .map_err(|err| PortError::retryable(file.key.clone(), err))?;
+        lines.extend(
+            parse_file(&file.key, &text)
+                .map_err(|err| PortError::permanent(file.key.clone(), err))?,
+        );
+    }
+    lines.truncate(limit);
+    Ok(lines)
 }
 
 /// Reads a quarantine file; the error names the key and line at fault.
@@ -73,9 +102,16 @@ impl QuarantineFile {
 
     /// Adds `rejection`; true when the file is full and should be written.
     pub(crate) fn push(&mut self, rejection: &Rejection) -> Result<bool, StopError> {
-        let line = QuarantineLine {
-            stop: self.stop.clone(),
-            rejection: rejection.clone(),
+        // A borrowed line: the same JSON as a [`QuarantineLine`], without copying the data.
+        #[derive(Serialize)]
+        struct Line<'a> {
+            stop: &'a str,
+            #[serde(flatten)]
+            rejection: &'a Rejection,
+        }
+        let line = Line {
+            stop: &self.stop,
+            rejection,
         };
         serde_json::to_writer(&mut self.buffer, &line)
             .map_err(|err| StopError::permanent(format!("passenger {}: {err}", rejection.id)))?;

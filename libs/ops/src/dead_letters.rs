@@ -78,27 +78,36 @@ const PREVIEW_CHARS: usize = 120;
 impl BusContents {
     /// Decodes `body` as busline's processor would.
     pub fn of(body: &str) -> Self {
+        Self::read(body).0
+    }
+
+    /// The contents, and the trip when the body is a bus: one decode for both.
+    fn read(body: &str) -> (Self, Option<String>) {
         if let Some(pointer) = PayloadPointer::from_body(body) {
-            return match pointer {
+            let contents = match pointer {
                 Ok(p) => BusContents::Parked {
                     location: format!("s3://{}/{}", p.s3_bucket_name, p.s3_key),
                 },
                 Err(err) => BusContents::unreadable(body, &err),
             };
+            return (contents, None);
         }
         match decode_envelope::<Passenger>(body) {
-            Ok(envelope) => BusContents::Bus {
-                bus: envelope.bus,
-                from: envelope.from,
-                passengers: envelope.passengers.len(),
-                first_passenger_ids: envelope
-                    .passengers
-                    .iter()
-                    .take(LISTED_PASSENGERS)
-                    .map(|p| p.id().to_owned())
-                    .collect(),
-            },
-            Err(err) => BusContents::unreadable(body, &err),
+            Ok(envelope) => {
+                let contents = BusContents::Bus {
+                    bus: envelope.bus,
+                    from: envelope.from,
+                    passengers: envelope.passengers.len(),
+                    first_passenger_ids: envelope
+                        .passengers
+                        .iter()
+                        .take(LISTED_PASSENGERS)
+                        .map(|p| p.id().to_owned())
+                        .collect(),
+                };
+                (contents, Some(envelope.trip))
+            }
+            Err(err) => (BusContents::unreadable(body, &err), None),
         }
     }
 
@@ -109,34 +118,40 @@ impl BusContents {
             bytes: body.len(),
         }
     }
+}
 
-    /// The bus's trip, when the body is a bus.
-    fn trip(body: &str) -> Option<String> {
-        decode_envelope::<serde::de::IgnoredAny>(body)
+/// A text message attribute of `message`.
+pub(crate) fn text_attribute(message: &Message, name: &str) -> Option<String> {
+    message
+        .message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned)
+}
+
+/// The trip of a dead letter without decoding its passengers: its `busline.trip` attribute,
+/// else its envelope's (a bus moved by the queue's own redrive policy has no attributes).
+pub(crate) fn trip_of(message: &Message) -> Option<String> {
+    text_attribute(message, attr::TRIP).or_else(|| {
+        decode_envelope::<serde::de::IgnoredAny>(message.body().unwrap_or_default())
             .ok()
             .map(|e| e.trip)
-    }
+    })
 }
 
 impl DeadLetter {
     /// The bus and its dead-letter attributes.
     pub fn from_message(message: &Message) -> Self {
-        let text = |name: &str| {
-            message
-                .message_attributes()
-                .and_then(|a| a.get(name))
-                .and_then(|v| v.string_value())
-                .map(str::to_owned)
-        };
+        let text = |name: &str| text_attribute(message, name);
         let system = |name: MessageSystemAttributeName| {
             message.attributes().and_then(|a| a.get(&name)).cloned()
         };
-        let body = message.body().unwrap_or_default();
+        let (contents, envelope_trip) = BusContents::read(message.body().unwrap_or_default());
         DeadLetter {
             message_id: message.message_id().unwrap_or_default().to_owned(),
             original_message_id: text(attr::MESSAGE_ID),
             // Dead-lettered by the queue's own redrive policy, it has no attributes: its body may.
-            trip: text(attr::TRIP).or_else(|| BusContents::trip(body)),
+            trip: text(attr::TRIP).or(envelope_trip),
             stop: text(attr::STOP),
             class: text(attr::CLASS),
             reason: text(attr::REASON),
@@ -147,13 +162,8 @@ impl DeadLetter {
                 .and_then(|ms| ms.parse::<i64>().ok())
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            contents: BusContents::of(body),
+            contents,
         }
-    }
-
-    /// Whether `id` names it: its id in the dead-letter queue or in the stop's queue.
-    pub fn has_id(&self, id: &str) -> bool {
-        self.message_id == id || self.original_message_id.as_deref() == Some(id)
     }
 }
 
@@ -172,7 +182,16 @@ pub async fn dead_letters(
         }
         read.extend(batch);
     }
-    release(sqs, url, &read).await?;
+    for (id, why) in release(sqs, url, &read).await? {
+        // Not lost: it shows again when its hold ends.
+        tracing::warn!(
+            queue = url,
+            message_id = id,
+            reason = why,
+            "dead letter not handed back; it shows again in {} s",
+            LOOK_HOLD.as_secs()
+        );
+    }
     let mut letters: Vec<DeadLetter> = read.iter().map(DeadLetter::from_message).collect();
     letters.sort_by(|a, b| a.sent_at.cmp(&b.sent_at));
     Ok(letters)
@@ -194,7 +213,7 @@ mod tests {
                 first_passenger_ids: vec!["p1".into(), "p2".into()],
             }
         );
-        assert_eq!(BusContents::trip(body).as_deref(), Some("t-1"));
+        assert_eq!(BusContents::read(body).1.as_deref(), Some("t-1"));
     }
 
     #[test]

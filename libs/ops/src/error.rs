@@ -50,9 +50,6 @@ pub enum OpsError {
         /// SQS's failure reason.
         reason: String,
     },
-    /// A quarantine file could not be read; the text names its key and line.
-    #[error("{0}")]
-    Quarantine(String),
     /// An AWS call failed; the port error names the stack, queue URL or alarm.
     #[error(transparent)]
     Port(#[from] PortError),

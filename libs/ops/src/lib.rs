@@ -45,7 +45,7 @@ impl OpsClients {
             cloudformation: aws_sdk_cloudformation::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
-            s3: busline_aws::AwsClients::from_config(shared).s3,
+            s3: busline_aws::clients::s3_client(shared),
         }
     }
 }

@@ -4,10 +4,9 @@
 
 use crate::OpsError;
 use busline_core::ports::ObjectStore;
-use busline_core::quarantine::{QuarantineLine, parse_file, trip_folder};
+use busline_core::quarantine::{QuarantineLine, read_files, trip_folder};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tokio::io::AsyncReadExt;
 
 /// One trip's quarantine files at one stop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,22 +62,7 @@ pub async fn quarantine_show(
         Some(stop) => format!("{}{stop}/", trip_folder(prefix, trip)),
         None => trip_folder(prefix, trip),
     };
-    let mut lines = Vec::new();
-    for object in objects.list(&folder).await? {
-        if lines.len() >= limit {
-            break;
-        }
-        let mut text = String::new();
-        objects
-            .get(&object.key)
-            .await?
-            .read_to_string(&mut text)
-            .await
-            .map_err(|err| OpsError::Quarantine(format!("{}: {err}", object.key)))?;
-        lines.extend(parse_file(&object.key, &text).map_err(OpsError::Quarantine)?);
-    }
-    lines.truncate(limit);
-    Ok(lines)
+    Ok(read_files(objects, &folder, limit).await?)
 }
 
 /// The trip and stop a quarantine file's key names: `<prefix>trip=<trip>/<stop>/<file>`.

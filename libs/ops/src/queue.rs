@@ -4,10 +4,11 @@
 use crate::OpsError;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
+use busline_aws::SqsQueues;
 use busline_aws::error::classify;
+use busline_core::ports::{QueueSender, VisibilityChange};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -79,29 +80,31 @@ pub(crate) async fn receive(
     Ok(out.messages.unwrap_or_default())
 }
 
-/// Makes received messages visible again at once.
-pub(crate) async fn release(sqs: &Client, url: &str, messages: &[Message]) -> Result<(), OpsError> {
+/// Makes received messages visible again at once (the queue port's
+/// ChangeMessageVisibilityBatch); the ids SQS did not hand back, with its reason: those stay
+/// hidden until their hold ends.
+pub(crate) async fn release(
+    sqs: &Client,
+    url: &str,
+    messages: &[Message],
+) -> Result<Vec<(String, String)>, OpsError> {
+    let queues = SqsQueues::new(sqs.clone());
+    let mut refused = Vec::new();
     for chunk in messages.chunks(BATCH) {
-        let entries = chunk
+        let changes: Vec<VisibilityChange> = chunk
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .visibility_timeout(0)
-                    .build()
+            .map(|m| VisibilityChange {
+                receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                timeout: Duration::ZERO,
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| busline_core::PortError::permanent(url, err))?;
-        sqs.change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|err| classify(err, url))?;
+            .collect();
+        for failure in queues.change_visibility(url, &changes).await? {
+            let id = chunk.get(failure.index).and_then(|m| m.message_id());
+            let why = format!("{}: {}", failure.code, failure.message);
+            refused.push((id.unwrap_or_default().to_owned(), why));
+        }
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// Deletes received messages (at most ten); the ids SQS did not delete, with its reason.

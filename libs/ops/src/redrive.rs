@@ -5,7 +5,7 @@
 //! and the stop's ledger counts the bus once whichever copy rides.
 
 use crate::OpsError;
-use crate::dead_letters::DeadLetter;
+use crate::dead_letters::{text_attribute, trip_of};
 use crate::queue::{BATCH, delete, receive, release};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
@@ -32,10 +32,17 @@ pub struct RedriveFilter {
 }
 
 impl RedriveFilter {
-    fn takes(&self, letter: &DeadLetter) -> bool {
+    /// Whether the filter takes `message`, read from attributes where they tell (only a bus
+    /// without a `busline.trip` has its envelope decoded, and then without its passengers).
+    fn takes(&self, message: &Message) -> bool {
+        let named = |id: &String| {
+            message.message_id() == Some(id.as_str())
+                || text_attribute(message, dead_letter_attributes::MESSAGE_ID).as_ref() == Some(id)
+        };
         (self.trips.is_empty() && self.messages.is_empty())
-            || letter.trip.as_ref().is_some_and(|t| self.trips.contains(t))
-            || self.messages.iter().any(|id| letter.has_id(id))
+            || self.messages.iter().any(named)
+            || (!self.trips.is_empty()
+                && trip_of(message).is_some_and(|trip| self.trips.contains(&trip)))
     }
 }
 
@@ -71,6 +78,9 @@ pub struct RedriveReport {
     /// Buses that stayed because a send or delete failed: message id and SQS's reason. A bus
     /// whose delete failed was sent back too.
     pub failed: Vec<(String, String)>,
+    /// Buses left in the dead-letter queue that SQS did not hand back: message id and reason.
+    /// They show again when the redrive's 15-minute hold ends.
+    pub hidden: Vec<(String, String)>,
 }
 
 /// Moves the dead letters `filter` takes from `from` (a dead-letter queue) to `to` (its stop's
@@ -98,7 +108,9 @@ pub async fn redrive(
     let outcome = move_all(sqs, filter, &mut report, &mut held).await;
     // Kept buses are handed back even when the moving failed.
     let released = release(sqs, from, &held).await;
-    outcome.and(released).map(|()| report)
+    outcome?;
+    report.hidden = released?;
+    Ok(report)
 }
 
 async fn move_all(
@@ -125,9 +137,8 @@ async fn move_all(
             batch.into_iter().partition(|m| sent_after(m, began));
         report.late += late.len() as u64;
         held.extend(late);
-        let (take, keep): (Vec<Message>, Vec<Message>) = early
-            .into_iter()
-            .partition(|m| filter.takes(&DeadLetter::from_message(m)));
+        let (take, keep): (Vec<Message>, Vec<Message>) =
+            early.into_iter().partition(|m| filter.takes(m));
         report.kept += keep.len() as u64;
         held.extend(keep);
         if !take.is_empty() {

@@ -173,8 +173,11 @@ async fn recent_metrics(
     window: Duration,
 ) -> Result<Rates, OpsError> {
     let minutes = (window.as_secs() / 60).max(1);
+    // Each query's id, to the stop it asks about and whether it asks for the queue's age.
+    let mut asked: HashMap<String, (&str, bool)> = HashMap::new();
     let mut queries = Vec::new();
     for (i, stop) in route.stops.iter().enumerate() {
+        asked.insert(format!("passengers{i}"), (&stop.stop, false));
         let dimensions = [
             ("Route", route.route.as_str()),
             ("Stop", stop.stop.as_str()),
@@ -187,6 +190,7 @@ async fn recent_metrics(
             &dimensions,
         ));
         if let Some(url) = &stop.queue {
+            asked.insert(format!("age{i}"), (&stop.stop, true));
             let name = busline_core::ledger::queue_name(url);
             let age = [("QueueName", name)];
             queries.push(query(
@@ -216,17 +220,14 @@ async fn recent_metrics(
             .zip(result.values())
             .max_by_key(|(at, _)| at.as_nanos())
             .map(|(_, value)| *value);
-        let (kind, index) = id.split_at(id.find(char::is_numeric).unwrap_or(id.len()));
-        let Some(stop) = index.parse::<usize>().ok().and_then(|i| route.stops.get(i)) else {
+        let Some(&(stop, is_age)) = asked.get(id) else {
             continue;
         };
-        let entry = rates.entry(stop.stop.clone()).or_default();
-        match kind {
-            "age" => entry.0 = latest,
-            _ if !result.values().is_empty() => {
-                entry.1 = Some(result.values().iter().sum::<f64>() / minutes as f64)
-            }
-            _ => {}
+        let entry = rates.entry(stop.to_owned()).or_default();
+        if is_age {
+            entry.0 = latest;
+        } else if !result.values().is_empty() {
+            entry.1 = Some(result.values().iter().sum::<f64>() / minutes as f64);
         }
     }
     Ok(rates)
