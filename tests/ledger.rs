@@ -1,13 +1,16 @@
 //! The trip ledger under the batch processor: each bus recorded once, redeliveries changing
 //! nothing, a trip completing once (with failures when a bus is dead-lettered) and again once
-//! its dead letter is redriven. Part of the `batch` test binary.
+//! its dead letter is redriven, or its quarantined passengers replayed. Part of the `batch` test binary.
 
 use async_trait::async_trait;
 use busline_core::envelope::Passenger;
 use busline_core::ledger::{
     BusOutcome, CollectedEvents, Ledger, LedgerEntry, MemoryLedger, TripBook, TripState, counter,
 };
-use busline_core::{BatchProcessor, Extensions, Invocation, Outbox, Stop, StopContext, StopError};
+use busline_core::replay::{REPLAY_STOP, ReplayError, read_passengers, replay};
+use busline_core::{
+    BatchProcessor, Extensions, Invocation, Outbox, Ports, Stop, StopConfig, StopContext, StopError,
+};
 use busline_tests::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -70,13 +73,19 @@ impl Bench {
         self.ledger.record(&entry).await.expect("depot record");
     }
 
-    async fn stop(&self, stop: Arc<dyn Stop>, extra: &[(&str, &str)]) -> BatchProcessor {
+    /// The harness's ports with this bench's ledger.
+    fn ports(&self) -> Ports {
         let mut ports = self.h.ports(Arc::new(self.h.queues.clone()));
         ports.trips = Some(TripBook {
             ledger: self.ledger.clone(),
             events: self.events.clone(),
             output_prefix: "output/".into(),
         });
+        ports
+    }
+
+    async fn stop(&self, stop: Arc<dyn Stop>, extra: &[(&str, &str)]) -> BatchProcessor {
+        let ports = self.ports();
         let mut vars = Harness::vars(&[("QUEUE_URL", "in")]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
@@ -237,5 +246,85 @@ async fn a_stop_keeping_the_ledger_must_know_its_queue() {
     assert_eq!(
         err.to_string(),
         "environment variable QUEUE_URL is required but not set; a stop that keeps the trip ledger must know its own queue"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_of_corrected_passengers_completes_the_trip_again_once() {
+    let bench = Bench::new();
+    bench.start(2).await;
+    let extra = [("NEXT_QUEUE_URL", "")];
+    let processor = bench.stop(Arc::new(ScriptedStop), &extra).await;
+    let body = bus_body("b1", &[json!({"drop": true}), json!({"reject": true})]);
+    send(bench.h.queue("in"), &body);
+    bench.h.process_all_ok(&processor, 10).await;
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!((announced[0].rejected, announced[0].replayed), (1, 0));
+
+    // The operator corrects the quarantined passenger (it is now one the stop drops off) and
+    // replays the file into the stop's queue.
+    let quarantined = bench.h.quarantined().await;
+    assert_eq!(quarantined.len(), 1);
+    let mut fixed = serde_json::to_value(&quarantined[0]).expect("json");
+    fixed["data"] = json!({"drop": true, "fixed": true});
+    let passengers = read_passengers("fix.ndjson", &fixed.to_string()).expect("valid");
+    let target = StopConfig::from_vars(&Harness::vars(&[("QUEUE_URL", "in")])).expect("config");
+    let ports = bench.ports();
+    let report = replay(&ports, &target, "t1", &passengers)
+        .await
+        .expect("replayed");
+    assert_eq!(
+        (
+            report.passengers,
+            report.buses,
+            report.recorded,
+            report.state
+        ),
+        (1, 1, Some("new"), Some(TripState::InProgress))
+    );
+    let (sent, _) = bench.h.receive(10);
+    let envelope: busline_core::Envelope<Passenger> =
+        busline_core::envelope::decode_envelope(&sent[0].body).expect("a bus");
+    assert_eq!(
+        (envelope.trip.as_str(), envelope.from.as_str()),
+        ("t1", REPLAY_STOP)
+    );
+    assert_eq!(envelope.passengers[0].id(), quarantined[0].rejection.id);
+    let outcome = processor
+        .process(sent, &Invocation::default())
+        .await
+        .expect("not a function error");
+    assert!(outcome.retry.is_empty(), "{outcome:?}");
+
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 2, "the replay completes the trip again");
+    let again = &announced[1];
+    assert_eq!(again.state, TripState::Completed);
+    assert_eq!(
+        (again.rejected, again.replayed, again.dead_lettered),
+        (1, 1, 0)
+    );
+    assert_eq!(again.stops["scripted"].dropped_off, 2);
+    assert_eq!(again.stops[REPLAY_STOP].picked_up, 1);
+    let counted = bench.counters().await;
+
+    // The same file again sends the same bus, which counts and completes nothing again.
+    let report = replay(&ports, &target, "t1", &passengers)
+        .await
+        .expect("again");
+    assert_eq!(report.recorded, Some("already_recorded"));
+    bench.h.process_all_ok(&processor, 10).await;
+    assert_eq!(bench.events.announced().len(), 2);
+    assert_eq!(bench.counters().await, counted);
+
+    let unknown = replay(&ports, &target, "t9", &passengers).await.err();
+    assert!(
+        matches!(unknown, Some(ReplayError::UnknownTrip { .. })),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        unknown.map(|e| e.to_string()).unwrap_or_default(),
+        "trip t9 is not in the trip ledger; check --trip (bus trips lists the recent ones)"
     );
 }

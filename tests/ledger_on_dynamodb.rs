@@ -104,6 +104,7 @@ async fn buses_recorded_at_once_add_up_once_and_a_completion_is_claimed_once() {
     let claim = Completion {
         state: TripState::Completed,
         dead_lettered: 0,
+        replayed: 0,
         by: "load/b7".into(),
         at_ms: 1_764_633_601_000,
         announced: false,
@@ -119,15 +120,53 @@ async fn buses_recorded_at_once_add_up_once_and_a_completion_is_claimed_once() {
             .count(),
         1
     );
-    ledger.mark_announced(trip, 0).await.expect("announced");
+    ledger
+        .mark_announced(trip, &claim)
+        .await
+        .expect("announced");
     let totals = ledger.totals(trip).await.expect("read").expect("trip");
     assert_eq!(
         totals.completion,
         Some(Completion {
             announced: true,
-            ..claim
+            ..claim.clone()
         })
     );
+    // A replay completes the trip again, once; an older claim is no longer marked.
+    let replayed = Completion {
+        replayed: 1,
+        ..claim.clone()
+    };
+    assert!(!ledger.claim_completion(trip, &claim).await.expect("again"));
+    assert!(
+        ledger
+            .claim_completion(trip, &replayed)
+            .await
+            .expect("replay")
+    );
+    assert!(
+        !ledger
+            .claim_completion(trip, &replayed)
+            .await
+            .expect("twice")
+    );
+    ledger.mark_announced(trip, &claim).await.expect("older");
+    let last = ledger
+        .totals(trip)
+        .await
+        .expect("read")
+        .and_then(|t| t.completion);
+    assert_eq!(last, Some(replayed.clone()), "an older claim marks nothing");
+    ledger
+        .mark_announced(trip, &replayed)
+        .await
+        .expect("announced");
+    let last = ledger
+        .totals(trip)
+        .await
+        .expect("read")
+        .and_then(|t| t.completion);
+    assert!(last.is_some_and(|c| c.announced && c.replayed == 1));
     let recent = ledger.recent_trips(10).await.expect("recent");
     assert!(recent.iter().any(|t| t.trip == trip), "{recent:?}");
 }
@@ -243,6 +282,7 @@ async fn the_completion_event_reaches_a_rules_queue() {
         stops: BTreeMap::new(),
         rejected: 2,
         dead_lettered: 1,
+        replayed: 0,
         bucket: "data".into(),
         key: "output/trip=x/_SUCCESS".into(),
         objects: Vec::new(),

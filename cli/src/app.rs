@@ -217,6 +217,24 @@ enum QuarantineAction {
         #[command(flatten)]
         print: Output,
     },
+    /// Send corrected passengers to a stop's queue under their trip, and record them in the
+    /// trip's ledger so the trip completes again with them (a new _SUCCESS, a new event). The
+    /// file is a quarantine file or `bus quarantine show --json`, with each passenger's data
+    /// fixed and its id kept. Replaying the same file again changes nothing.
+    Replay {
+        /// The file of corrected passengers (NDJSON or a JSON array).
+        file: PathBuf,
+        /// The trip they belong to.
+        #[arg(long)]
+        trip: String,
+        /// The stop whose queue they go to, usually the one after the stop that rejected them.
+        #[arg(long)]
+        stop: String,
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        print: Output,
+    },
 }
 
 /// How results are printed.
@@ -911,6 +929,22 @@ async fn run_quarantine(action: QuarantineAction) -> Result<ExitCode> {
             emit(print.json, &lines, || {
                 op::quarantine_show_text(&trip, &lines)
             })?;
+        }
+        QuarantineAction::Replay {
+            file,
+            trip,
+            stop,
+            stack,
+            print,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let passengers =
+                busline_core::replay::read_passengers(&file.display().to_string(), &text)
+                    .map_err(anyhow::Error::msg)?;
+            let deployed = stack.connect().await?;
+            let report = op::quarantine_replay(&deployed, &stop, &trip, &passengers).await?;
+            emit(print.json, &report, || op::quarantine_replay_text(&report))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 //! deployed from; and the dead letters a ride left in its output folder.
 
 use busline_core::quarantine::QuarantineLine;
+use busline_core::replay::ReplayReport;
 use busline_ops::QuarantinedAt;
 use busline_ops::stack::stack_parameters;
 use busline_ops::{
@@ -350,6 +351,35 @@ pub fn quarantine_show_text(trip: &str, lines: &[QuarantineLine]) -> String {
         lines.len()
     ));
     text
+}
+
+/// Replays corrected `passengers` into `stop`'s queue under `trip`.
+pub async fn quarantine_replay(
+    deployed: &Deployed,
+    stop: &str,
+    trip: &str,
+    passengers: &[busline_core::Passenger],
+) -> Result<ReplayReport, OpsError> {
+    let stop = deployed.route.stop(stop)?;
+    busline_ops::replay_into(&deployed.clients, stop, trip, passengers).await
+}
+
+/// `bus quarantine replay` for a terminal.
+pub fn quarantine_replay_text(report: &ReplayReport) -> String {
+    let ledger = match (report.recorded, report.state) {
+        (Some("already_recorded"), Some(state)) => {
+            format!("already in the ledger (nothing counted twice); trip {state}")
+        }
+        (Some(_), Some(state)) => format!(
+            "recorded in the ledger; trip {state} (it completes again once they have ridden: bus trip {})",
+            report.trip
+        ),
+        _ => "no trip ledger".to_owned(),
+    };
+    format!(
+        "trip {}: {} passenger(s) on {} bus(es) sent to stop {} ({}), as {}; {ledger}\n",
+        report.trip, report.passengers, report.buses, report.stop, report.queue, report.replay
+    )
 }
 
 /// The route's queues, alarms and the last `window` of its metrics.

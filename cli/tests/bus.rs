@@ -291,6 +291,32 @@ fn quarantine_lists_and_shows_what_a_ride_rejected() {
         "load",
     ]);
     assert_eq!(text(&run.stdout), "trip t-messy: 0 rejection(s) shown\n");
+
+    // A replay file whose passenger lost its id is refused, naming the file and item, before
+    // any stack is looked for.
+    let mut fixed = shown.clone();
+    fixed[0].as_object_mut().expect("line").remove("id");
+    let file = out.path().join("fix.json");
+    std::fs::write(&file, fixed.to_string()).expect("write");
+    let file = file.to_str().expect("utf-8");
+    let replay = [
+        "quarantine",
+        "replay",
+        file,
+        "--trip",
+        "t-messy",
+        "--stop",
+        "transform",
+    ];
+    let run = bus(&[&replay[..], &["--stack-name", "no-such-stack"]].concat());
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        text(&run.stderr).contains(&format!(
+            "{file}:1: no field id (keep the id of the passenger's quarantine line"
+        )),
+        "{}",
+        text(&run.stderr)
+    );
 }
 
 #[test]

@@ -308,6 +308,49 @@ class DeployedRoute(unittest.TestCase):
         self.assertEqual(view["progress"]["stops"]["load"]["dropped_off"], landed, view)
         type(self).api_trip = trip
 
+    def test_1b_a_corrected_rejection_replayed_completes_the_trip_again(self):
+        trip, s3 = type(self).api_trip, self.client("s3")
+        key = f"output/trip={trip}/{MANIFEST}"
+        before = self.outputs_of(trip)
+        records = sum(body.count(b"\n") for body in before.values())
+        # The operator fixes the bad row's data (it lost its Stock) and keeps its id.
+        shown = json.loads(self.bus("quarantine", "show", trip, "--stack-name", self.stack, "--json"))
+        name, hex_code, rgb = shown[0]["data"]["raw"]
+        shown[0]["data"] = {"Name": name, "HEX": hex_code, "RGB": rgb, "Stock": "3"}
+        with tempfile.TemporaryDirectory() as work:
+            fix = Path(work, "fix.json")
+            fix.write_text(json.dumps(shown))
+            replay = ["quarantine", "replay", str(fix), "--trip", trip, "--stop", "transform", "--stack-name", self.stack, "--json"]
+            report = json.loads(self.bus(*replay))
+            self.assertEqual((report["passengers"], report["buses"], report["recorded"]), (1, 1, "new"), report)
+            manifest = json.loads(poll(f"{key} rewritten with the replayed passenger", lambda: (
+                body if json.loads(body := s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()).get("replayed") else None
+            ), timeout_s=90))
+            outputs = self.outputs_of(trip)
+            self.assertEqual([o["key"] for o in manifest["objects"]], sorted(outputs))
+            self.assertEqual(sum(body.count(b"\n") for body in outputs.values()), records + 1)
+            self.assertEqual(manifest["stops"]["load"]["dropped_off"], records + 1)
+            self.assertEqual((manifest["state"], manifest["rejected"], manifest["replayed"]), ("completed", 1, 1))
+            [replayed_key] = set(outputs) - set(before)
+            self.assertIn(b'"Green"', outputs[replayed_key])
+            events = poll(f"the second completion event of trip {trip}", lambda: (
+                found if len(found := [e for e in self.completed_events() if e["detail"]["trip"] == trip]) >= 2 else None
+            ), timeout_s=30)
+            self.assertEqual([e["detail"]["replayed"] for e in events], [0, 1])
+            # The same file again sends the same bus: nothing is counted or announced twice.
+            self.assertEqual(json.loads(self.bus(*replay))["recorded"], "already_recorded")
+            # Metrics count every ride: load now counts the replayed passenger twice (test_5).
+            type(self).dropped_off_again = 1
+        # Load writes the replayed bus's object again, under the same key, and completes nothing.
+        poll(f"{replayed_key} written again", lambda: len([
+            v for v in s3.list_object_versions(Bucket=self.bucket, Prefix=replayed_key).get("Versions", [])
+            if v["Key"] == replayed_key]) == 2 or None, timeout_s=90)
+        time.sleep(3)
+        versions = s3.list_object_versions(Bucket=self.bucket, Prefix=key).get("Versions", [])
+        self.assertEqual(len([v for v in versions if v["Key"] == key]), 2, versions)
+        self.assertEqual(len([e for e in self.completed_events() if e["detail"]["trip"] == trip]), 2)
+        self.assertEqual(sum(body.count(b"\n") for body in self.outputs_of(trip).values()), records + 1)
+
     def test_2_poisoned_bus_is_dead_lettered_with_its_reason_at_its_first_receive(self):
         sqs = self.client("sqs")
         dead_letters = self.outputs["TransformDeadLetterQueueUrl"]
@@ -406,10 +449,12 @@ class DeployedRoute(unittest.TestCase):
             return sum(body.count(b"\n") for trip in self.trips_in_output() for body in self.outputs_of(trip).values())
 
         # The schedule keeps starting trips, so read until both sides agree between two reads.
-        reads = []
+        # A passenger written again under the same key (test_1b's second replay) lands once
+        # and counts twice.
+        reads, again = [], getattr(type(self), "dropped_off_again", 0)
 
         def agreed():
-            reads.append((landed_lines(), dropped_off_at_load(), landed_lines()))
+            reads.append((landed_lines(), dropped_off_at_load() - again, landed_lines()))
             before, metric, after = reads[-1]
             return before == metric == after and metric > 0
 

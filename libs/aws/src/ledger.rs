@@ -329,14 +329,19 @@ impl Ledger for DynamoLedger {
     }
 
     async fn claim_completion(&self, trip: &str, claim: &Completion) -> Result<bool, PortError> {
+        // Completion::supersedes, as a condition; a completion from before replays were
+        // counted has no #replayed and is superseded by any replay.
         self.update_totals(
             trip,
-            "SET #state = :state, #dead = :dead, #by = :by, #at = :at, #announced = :no",
-            "attribute_exists(#entry) AND (attribute_not_exists(#dead) OR #dead > :dead)",
+            "SET #state = :state, #dead = :dead, #replayed = :replayed, #by = :by, #at = :at, \
+             #announced = :no",
+            "attribute_exists(#entry) AND (attribute_not_exists(#dead) OR #dead > :dead \
+             OR #replayed < :replayed OR (attribute_not_exists(#replayed) AND :replayed > :zero))",
             &[
                 ("#entry", "entry"),
                 ("#state", "completion_state"),
                 ("#dead", "completion_dead_lettered"),
+                ("#replayed", "completion_replayed"),
                 ("#by", "completion_by"),
                 ("#at", "completion_at_ms"),
                 ("#announced", "completion_announced"),
@@ -344,6 +349,8 @@ impl Ledger for DynamoLedger {
             vec![
                 (":state", text(state_name(claim.state))),
                 (":dead", number(claim.dead_lettered)),
+                (":replayed", number(claim.replayed)),
+                (":zero", number(0u64)),
                 (":by", text(&claim.by)),
                 (":at", number(claim.at_ms)),
                 (":no", AttributeValue::Bool(false)),
@@ -352,18 +359,20 @@ impl Ledger for DynamoLedger {
         .await
     }
 
-    async fn mark_announced(&self, trip: &str, dead_lettered: u64) -> Result<(), PortError> {
+    async fn mark_announced(&self, trip: &str, claim: &Completion) -> Result<(), PortError> {
         self.update_totals(
             trip,
             "SET #announced = :yes",
-            "#dead = :dead",
+            "#dead = :dead AND #replayed = :replayed",
             &[
                 ("#announced", "completion_announced"),
                 ("#dead", "completion_dead_lettered"),
+                ("#replayed", "completion_replayed"),
             ],
             vec![
                 (":yes", AttributeValue::Bool(true)),
-                (":dead", number(dead_lettered)),
+                (":dead", number(claim.dead_lettered)),
+                (":replayed", number(claim.replayed)),
             ],
         )
         .await
@@ -498,6 +507,7 @@ fn parse_totals(item: &Item) -> TripTotals {
             _ => TripState::Completed,
         },
         dead_lettered: integer(item.get("completion_dead_lettered")),
+        replayed: integer(item.get("completion_replayed")),
         by: string(item, "completion_by"),
         at_ms: integer(item.get("completion_at_ms")),
         announced: item

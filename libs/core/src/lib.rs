@@ -18,6 +18,7 @@ pub mod ports;
 pub mod processor;
 pub mod quarantine;
 pub mod registry;
+pub mod replay;
 pub mod route;
 pub mod runtime;
 pub mod stop;

@@ -50,6 +50,19 @@ pub enum OpsError {
         /// SQS's failure reason.
         reason: String,
     },
+    /// A stop's function has settings busline cannot read.
+    #[error("function {function} of stop {stop}: {source}")]
+    FunctionSettings {
+        /// The function's name.
+        function: String,
+        /// Its stop.
+        stop: String,
+        /// The setting at fault.
+        source: busline_core::ConfigError,
+    },
+    /// A quarantine replay did not happen or stopped part way.
+    #[error(transparent)]
+    Replay(#[from] busline_core::replay::ReplayError),
     /// An AWS call failed; the port error names the stack, queue URL or alarm.
     #[error(transparent)]
     Port(#[from] PortError),

@@ -1,6 +1,6 @@
 //! Operating a deployed route from a terminal: the queues its CloudFormation stack gave each
 //! stop, its dead-letter queues (list, show, redrive) and its status. The `bus` command's
-//! `dlq` and `status` sit on this; it reaches AWS (or a local cloud through
+//! `dlq`, `status` and `quarantine` sit on this; it reaches AWS (or a local cloud through
 //! `AWS_ENDPOINT_URL`) with the environment's configuration.
 
 pub mod dead_letters;
@@ -9,6 +9,7 @@ mod move_task;
 pub mod quarantine;
 pub mod queue;
 pub mod redrive;
+pub mod replay;
 pub mod stack;
 pub mod status;
 
@@ -17,6 +18,7 @@ pub use error::OpsError;
 pub use quarantine::{QuarantinedAt, quarantine_list, quarantine_show};
 pub use queue::QueueDepth;
 pub use redrive::{RedriveFilter, RedriveMethod, RedriveReport, redrive};
+pub use replay::replay_into;
 pub use stack::{DeployedAlarm, DeployedRoute, DeployedStop};
 pub use status::{AlarmState, RouteStatus, StopStatus, status};
 
@@ -31,6 +33,10 @@ pub struct OpsClients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// S3: quarantine files (path-style with an endpoint override, as for a local cloud).
     pub s3: aws_sdk_s3::Client,
+    /// Lambda: the settings a stop's function runs with (a quarantine replay uses them).
+    pub lambda: aws_sdk_lambda::Client,
+    /// The configuration they were made from (a replay's trip ledger is built from it).
+    pub shared: aws_config::SdkConfig,
 }
 
 impl OpsClients {
@@ -46,6 +52,8 @@ impl OpsClients {
             sqs: aws_sdk_sqs::Client::new(shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(shared),
             s3: busline_aws::clients::s3_client(shared),
+            lambda: aws_sdk_lambda::Client::new(shared),
+            shared: shared.clone(),
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct Manifest {
     pub rejected: i64,
     /// Passengers on dead-lettered buses, over every stop.
     pub dead_lettered: i64,
+    /// Passengers replayed from quarantine once corrected (also counted in `rejected`, where
+    /// they were first refused).
+    #[serde(default)]
+    pub replayed: i64,
     /// The bucket the output is in.
     pub bucket: String,
     /// The manifest's own key.
@@ -163,10 +167,10 @@ impl TripBook {
         if !progress.is_complete() {
             return Ok(None);
         }
-        let dead_lettered = progress.dead_lettered.max(0) as u64;
         let claim = Completion {
             state: progress.state,
-            dead_lettered,
+            dead_lettered: progress.dead_lettered.max(0) as u64,
+            replayed: progress.replayed.max(0) as u64,
             by: by.to_owned(),
             at_ms: now_ms(),
             announced: false,
@@ -174,14 +178,14 @@ impl TripBook {
         let won = self.ledger.claim_completion(trip, &claim).await?;
         let claim = match (won, &totals.completion) {
             (true, _) => claim,
-            (false, Some(last)) if abandoned(last, dead_lettered) => last.clone(),
+            (false, Some(last)) if abandoned(last, &claim) => last.clone(),
             (false, _) => return Ok(None),
         };
         let manifest = self.manifest(&totals, &claim, route, objects).await?;
         let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         objects.put(&manifest.key, body, "application/json").await?;
         self.events.trip_completed(&manifest).await?;
-        self.ledger.mark_announced(trip, dead_lettered).await?;
+        self.ledger.mark_announced(trip, &claim).await?;
         tracing::info!(trip, state = %manifest.state, key = manifest.key, "trip completed");
         Ok(Some(manifest))
     }
@@ -207,6 +211,7 @@ impl TripBook {
             stops: progress.stops,
             rejected: progress.rejected,
             dead_lettered: progress.dead_lettered,
+            replayed: progress.replayed,
             bucket: objects.bucket().to_owned(),
             objects: listed
                 .into_iter()
@@ -221,11 +226,12 @@ impl TripBook {
     }
 }
 
-/// True when `last` was claimed for this completion but never announced, long enough ago
-/// that its claimer must have died.
-fn abandoned(last: &Completion, dead_lettered: u64) -> bool {
+/// True when `last` was claimed for the same completion as `claim` but never announced, long
+/// enough ago that its claimer must have died.
+fn abandoned(last: &Completion, claim: &Completion) -> bool {
     !last.announced
-        && last.dead_lettered == dead_lettered
+        && last.dead_lettered == claim.dead_lettered
+        && last.replayed == claim.replayed
         && now_ms().saturating_sub(last.at_ms) > STALE_CLAIM.as_millis() as u64
 }
 

@@ -44,6 +44,21 @@ pub fn depot_entry(config: &StopConfig, trip: &str, counts: &OutboxCounts) -> Le
     entry.build(trip, DEPOT_BUS, BusOutcome::Ridden)
 }
 
+/// The entry of a quarantine replay (recorded as bus `bus` of its own stop): the corrected
+/// passengers it sent, which also count as replayed for the trip, so its completion is claimed
+/// again.
+pub fn replay_entry(
+    config: &StopConfig,
+    trip: &str,
+    bus: &str,
+    counts: &OutboxCounts,
+) -> LedgerEntry {
+    let mut entry = Counters::new(config);
+    entry.outbox(counts);
+    entry.add(counter::REPLAYED.to_owned(), counts.forwarded);
+    entry.build(trip, bus, BusOutcome::Ridden)
+}
+
 /// Counters being collected for one entry (zeros are left out).
 struct Counters<'c> {
     config: &'c StopConfig,

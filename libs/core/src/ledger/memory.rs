@@ -86,19 +86,19 @@ impl Ledger for MemoryLedger {
             .totals
             .completion
             .as_ref()
-            .is_none_or(|last| last.dead_lettered > claim.dead_lettered);
+            .is_none_or(|last| claim.supersedes(last));
         if free {
             book.totals.completion = Some(claim.clone());
         }
         Ok(free)
     }
 
-    async fn mark_announced(&self, trip: &str, dead_lettered: u64) -> Result<(), PortError> {
+    async fn mark_announced(&self, trip: &str, claim: &Completion) -> Result<(), PortError> {
         if let Some(completion) = self
             .lock()
             .get_mut(trip)
             .and_then(|book| book.totals.completion.as_mut())
-            .filter(|c| c.dead_lettered == dead_lettered)
+            .filter(|c| c.dead_lettered == claim.dead_lettered && c.replayed == claim.replayed)
         {
             completion.announced = true;
         }
@@ -137,10 +137,11 @@ mod tests {
         }
     }
 
-    fn claim(dead_lettered: u64) -> Completion {
+    fn claim(dead_lettered: u64, replayed: u64) -> Completion {
         Completion {
             state: TripState::Completed,
             dead_lettered,
+            replayed,
             by: "load/b".into(),
             at_ms: 8,
             announced: false,
@@ -187,30 +188,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_completion_is_claimed_once_and_again_only_with_fewer_dead_letters() {
+    async fn a_completion_is_claimed_once_and_again_only_after_a_redrive_or_a_replay() {
         let ledger = MemoryLedger::default();
         ledger
             .record(&entry("b", BusOutcome::Ridden, &[]))
             .await
             .expect("record");
+        let claims = [
+            (claim(2, 0), true, "first"),
+            (claim(2, 0), false, "the same again"),
+            (claim(0, 0), true, "after a redrive"),
+            (claim(0, 0), false, "the redrive's again"),
+            (claim(0, 1), true, "after a replay"),
+            (claim(0, 1), false, "the replay's again"),
+            (claim(1, 1), false, "more dead letters"),
+        ];
+        for (claim, won, what) in claims {
+            assert_eq!(
+                ledger.claim_completion("t", &claim).await.expect("claim"),
+                won,
+                "{what}"
+            );
+        }
+        ledger
+            .mark_announced("t", &claim(2, 0))
+            .await
+            .expect("mark");
+        let last = ledger
+            .totals("t")
+            .await
+            .expect("read")
+            .and_then(|t| t.completion);
         assert!(
-            ledger
-                .claim_completion("t", &claim(2))
-                .await
-                .expect("first")
+            !last.expect("claimed").announced,
+            "an older claim marks nothing"
         );
-        assert!(!ledger.claim_completion("t", &claim(2)).await.expect("same"));
-        assert!(
-            ledger
-                .claim_completion("t", &claim(0))
-                .await
-                .expect("after redrive")
-        );
-        assert!(
-            !ledger
-                .claim_completion("t", &claim(0))
-                .await
-                .expect("twice")
-        );
+        ledger
+            .mark_announced("t", &claim(0, 1))
+            .await
+            .expect("mark");
+        let last = ledger
+            .totals("t")
+            .await
+            .expect("read")
+            .and_then(|t| t.completion);
+        assert!(last.expect("claimed").announced);
     }
 }

@@ -16,7 +16,7 @@ mod totals;
 pub use completion::{
     CollectedEvents, MANIFEST_NAME, Manifest, ManifestObject, TripBook, TripEvents, now_ms, rfc3339,
 };
-pub use entries::{dead_lettered_entry, depot_entry, ridden_entry};
+pub use entries::{dead_lettered_entry, depot_entry, replay_entry, ridden_entry};
 pub use memory::MemoryLedger;
 pub use totals::{Completion, Flow, StopTally, TripProgress, TripState, TripTotals};
 
@@ -99,6 +99,9 @@ pub mod counter {
     /// Set to 1 by the depot's record: the trip's tickets have all been handed out.
     pub const STARTED: &str = "trip:started";
 
+    /// Passengers replayed into the trip from its quarantine, once corrected.
+    pub const REPLAYED: &str = "trip:replayed";
+
     /// Passengers sent into the queue named `queue`.
     pub fn sent(queue: &str) -> String {
         format!("sent:{queue}")
@@ -148,13 +151,14 @@ pub trait Ledger: Send + Sync {
     async fn totals(&self, trip: &str) -> Result<Option<TripTotals>, PortError>;
 
     /// Claims the trip's completion for `claim`: true for exactly one caller per completion,
-    /// even when several try at once. A claim succeeds when the trip has none yet, or when its
-    /// last one counted more dead-lettered passengers (a redrive completed it again).
+    /// even when several try at once. A claim succeeds when the trip has none yet, or when
+    /// `claim` [supersedes](Completion::supersedes) its last one (a redrive or a replay
+    /// completed it again).
     async fn claim_completion(&self, trip: &str, claim: &Completion) -> Result<bool, PortError>;
 
-    /// Marks the trip's completion with `dead_lettered` as announced (manifest written, event
-    /// sent), so a redelivered bus does not announce it again.
-    async fn mark_announced(&self, trip: &str, dead_lettered: u64) -> Result<(), PortError>;
+    /// Marks the trip's completion `claim` as announced (manifest written, event sent), so a
+    /// redelivered bus does not announce it again; a completion claimed since is left alone.
+    async fn mark_announced(&self, trip: &str, claim: &Completion) -> Result<(), PortError>;
 
     /// The most recently updated trips, newest first, at most `limit`.
     async fn recent_trips(&self, limit: usize) -> Result<Vec<TripTotals>, PortError>;

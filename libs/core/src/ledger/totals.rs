@@ -25,6 +25,9 @@ pub struct Completion {
     pub state: TripState,
     /// Passengers dead-lettered when it completed.
     pub dead_lettered: u64,
+    /// Passengers replayed from quarantine when it completed.
+    #[serde(default)]
+    pub replayed: u64,
     /// The stop and bus whose record completed it (`load/<bus>`).
     pub by: String,
     /// When (ms since the Unix epoch).
@@ -124,6 +127,8 @@ pub struct TripProgress {
     pub rejected: i64,
     /// Passengers on dead-lettered buses, over every stop.
     pub dead_lettered: i64,
+    /// Passengers replayed from quarantine.
+    pub replayed: i64,
 }
 
 impl TripTotals {
@@ -157,10 +162,8 @@ impl TripTotals {
         }
         let rejected = stops.values().map(|s| s.rejected).sum();
         let dead_lettered = stops.values().map(|s| s.dead_lettered).sum();
-        let started = self
-            .counters
-            .get(super::counter::STARTED)
-            .is_some_and(|v| *v > 0);
+        let counter = |name| self.counters.get(name).copied().unwrap_or_default();
+        let started = counter(super::counter::STARTED) > 0;
         let balanced = flows.values().all(|f| f.sent == f.arrived);
         let state = match (started, balanced) {
             (false, _) => TripState::Starting,
@@ -174,7 +177,16 @@ impl TripTotals {
             stops,
             rejected,
             dead_lettered,
+            replayed: counter(super::counter::REPLAYED),
         }
+    }
+}
+
+impl Completion {
+    /// True when this completion is a new one after `last`: fewer passengers dead-lettered (a
+    /// redrive) or more replayed (a replay). Anything else is `last` seen again.
+    pub fn supersedes(&self, last: &Completion) -> bool {
+        self.dead_lettered < last.dead_lettered || self.replayed > last.replayed
     }
 }
 
