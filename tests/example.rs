@@ -24,7 +24,14 @@ fn example_bus() -> PathBuf {
         .get_or_init(|| {
             let target = workspace_root().join("target");
             let build = Command::new(env!("CARGO"))
-                .args(["build", "--locked", "--features", "bus", "--bin", "enrich-bus"])
+                .args([
+                    "build",
+                    "--locked",
+                    "--features",
+                    "bus",
+                    "--bin",
+                    "enrich-bus",
+                ])
                 .current_dir(example())
                 .env("CARGO_TARGET_DIR", &target)
                 .output()

@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use busline_aws::{S3Store, SqsQueues};
 use busline_cli::ride::ride;
+use busline_core::compression::COMPRESSED_PREFIX;
 use busline_core::ports::{NoMetrics, ObjectStore};
 use busline_core::route::Route;
 use busline_core::{BatchProcessor, Extensions, Invocation, Ports, ReadyStop, TripRequest};
@@ -12,6 +13,7 @@ use busline_tests::backends::{QueueBackend, SqsBackend};
 use busline_tests::cloud::{Cloud, cloud, unique};
 use busline_tests::*;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -115,7 +117,9 @@ struct PolledStop {
 }
 
 /// Polls every stop's queue, invokes the stop, deletes what succeeded; until all are empty.
-async fn poll_until_empty(cloud: &Cloud, stops: &[PolledStop]) {
+/// Returns how many of the buses received were compressed.
+async fn poll_until_empty(cloud: &Cloud, stops: &[PolledStop]) -> usize {
+    let mut compressed = 0;
     let sqs = &cloud.clients.sqs;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut idle_rounds = 0;
@@ -141,6 +145,10 @@ async fn poll_until_empty(cloud: &Cloud, stops: &[PolledStop]) {
                 continue;
             }
             worked = true;
+            compressed += messages
+                .iter()
+                .filter(|m| m.body().unwrap_or_default().starts_with(COMPRESSED_PREFIX))
+                .count();
             let outcome = stop
                 .processor
                 .process(
@@ -164,6 +172,7 @@ async fn poll_until_empty(cloud: &Cloud, stops: &[PolledStop]) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    compressed
 }
 
 /// Every object under `prefix`, as (key without the prefix, content).
@@ -183,18 +192,21 @@ async fn objects(store: &dyn ObjectStore, prefix: &str) -> Vec<(String, String)>
     found
 }
 
-async fn colors_route_matches_the_embedded_ride(name: &'static str) {
+/// Rides the CSV files in `input` through the shipped route with `BusByteBudget` `budget`
+/// on the local cloud `name`, checks the output equals the embedded ride's, and returns how
+/// many buses were compressed on the way.
+async fn colors_route_matches_the_embedded_ride(
+    name: &'static str,
+    input: &Path,
+    budget: &str,
+) -> usize {
     let cloud = cloud(name).await;
-    let route = shipped_route(&[("BusByteBudget", "2048")]);
+    let route = shipped_route(&[("BusByteBudget", budget)]);
     let trip = format!("on-{name}-{}", unique("trip"));
 
     // The embedded ride of the same trip is the reference.
     let out = tempfile::tempdir().expect("tempdir");
-    let mut options = ride_options(
-        route.clone(),
-        &workspace_root().join("samples/colors"),
-        out.path(),
-    );
+    let mut options = ride_options(route.clone(), input, out.path());
     options.trip_id = Some(trip.clone());
     ride(options, |_| {}).await.expect("embedded ride");
     // The stops on the cloud below keep no ledger, so the ride's `_SUCCESS` has no twin there.
@@ -214,11 +226,20 @@ async fn colors_route_matches_the_embedded_ride(name: &'static str) {
     let urls = create_queues(&cloud, &route).await;
     let bucket = cloud.create_bucket("busline-data").await;
     let store = Arc::new(S3Store::new(cloud.clients.s3.clone(), &bucket));
-    let csv = std::fs::read(workspace_root().join("samples/colors/colors.csv")).expect("sample");
-    store
-        .put("input/colors.csv", csv, "text/csv")
-        .await
-        .expect("upload");
+    let mut files = 0;
+    for file in std::fs::read_dir(input).expect("input folder") {
+        let path = file.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("a name");
+        if !name.ends_with(".csv") {
+            continue;
+        }
+        let csv = std::fs::read(&path).expect("input file");
+        store
+            .put(&format!("input/{name}"), csv, "text/csv")
+            .await
+            .expect("upload");
+        files += 1;
+    }
 
     // Every stop built by the registry over the AWS ports, as the Lambda host builds it.
     let ports = Ports {
@@ -257,19 +278,54 @@ async fn colors_route_matches_the_embedded_ride(name: &'static str) {
         .start_trip(request, &Invocation::default())
         .await
         .expect("trip starts");
-    assert_eq!(started.tickets, 1);
+    assert_eq!(started.tickets, files);
 
-    poll_until_empty(&cloud, &stops).await;
+    let compressed = poll_until_empty(&cloud, &stops).await;
     let on_cloud = objects(store.as_ref(), &format!("output/trip={trip}/")).await;
     assert_eq!(on_cloud, reference, "same keys, same content on {name}");
+    compressed
+}
+
+async fn small_buses_on(name: &'static str) {
+    let sample = workspace_root().join("samples/colors");
+    let compressed = colors_route_matches_the_embedded_ride(name, &sample, "2048").await;
+    assert_eq!(compressed, 0, "a bus within one billed chunk goes as JSON");
+}
+
+/// 40,000 generated records: extract's and transform's buses span several billed chunks, so
+/// they go compressed through SQS, and read back the same.
+async fn compressed_buses_on(name: &'static str) {
+    let input = tempfile::tempdir().expect("tempdir");
+    busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+        records: 40_000,
+        files: 1,
+        ndjson: false,
+        out: input.path().to_owned(),
+        seed: 7,
+        bad_every: 0,
+        compression: None,
+    })
+    .expect("generated");
+    let compressed = colors_route_matches_the_embedded_ride(name, input.path(), "262144").await;
+    assert!(compressed >= 2, "{compressed} compressed buses on {name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn colors_route_on_localstack_matches_the_embedded_ride() {
-    colors_route_matches_the_embedded_ride("localstack").await;
+    small_buses_on("localstack").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn colors_route_on_ministack_matches_the_embedded_ride() {
-    colors_route_matches_the_embedded_ride("ministack").await;
+    small_buses_on("ministack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_buses_ride_localstack_as_the_embedded_bus() {
+    compressed_buses_on("localstack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_buses_ride_ministack_as_the_embedded_bus() {
+    compressed_buses_on("ministack").await;
 }

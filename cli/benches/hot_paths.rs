@@ -7,7 +7,7 @@
 use busline_cli::bench::prepare::Prepared;
 use busline_cli::bench::sinks::CountingQueues;
 use busline_core::envelope::{BusHeader, decode_envelope};
-use busline_core::packer::Packer;
+use busline_core::packer::{BusSizing, Packer};
 use busline_core::ports::NoMetrics;
 use busline_core::{Invocation, Passenger};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -59,24 +59,32 @@ fn hot_paths(c: &mut Criterion) {
     group.bench_function("encode", |b| {
         b.iter(|| serde_json::to_string(black_box(&envelope)))
     });
-    group.bench_function("pack", |b| {
-        b.iter(|| {
-            let header = BusHeader {
-                trip: envelope.trip.clone(),
-                route: envelope.route.clone(),
-                from: records.spec.name.clone(),
-                hop: 2,
-                created: envelope.created.clone(),
-            };
-            let mut packer = Packer::new(header, &envelope.bus, 256 * 1024);
-            let mut out = Vec::new();
-            for rider in &riders {
-                packer.push(rider, &mut out);
-            }
-            out.extend(packer.finish());
-            out
-        })
-    });
+    let plain = BusSizing::plain(256 * 1024);
+    let compressed = BusSizing {
+        budget: 256 * 1024,
+        raw_limit: 4 * 1024 * 1024,
+        compress: true,
+    };
+    for (name, sizing) in [("pack", plain), ("pack compressed", compressed)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let header = BusHeader {
+                    trip: envelope.trip.clone(),
+                    route: envelope.route.clone(),
+                    from: records.spec.name.clone(),
+                    hop: 2,
+                    created: envelope.created.clone(),
+                };
+                let mut packer = Packer::new(header, &envelope.bus, sizing);
+                let mut out = Vec::new();
+                for rider in &riders {
+                    packer.push(rider, &mut out);
+                }
+                packer.finish(&mut out);
+                out
+            })
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("stop");

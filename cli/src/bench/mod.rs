@@ -18,6 +18,7 @@ use cost::{PRICES, Prices, Usage};
 use prepare::{Batch, Prepared, stop_error};
 use serde::Serialize;
 use sinks::{CountingQueues, SendTally, StoreTally, billed_requests};
+use std::borrow::Cow;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -112,6 +113,9 @@ pub enum BenchError {
     /// serde_json could not round-trip a bus body.
     #[error("ceiling: a bus body is not JSON: {0}")]
     Ceiling(#[from] serde_json::Error),
+    /// A compressed bus body did not expand.
+    #[error("ceiling: {0}")]
+    Expand(#[from] busline_core::error::DecodeError),
     /// A stop failed where the benchmark expects success.
     #[error("stop {stop}: {message}")]
     Stop {
@@ -240,11 +244,11 @@ async fn bench_stage(
         }
         (sent, store_tally) = (queues.tally(), store.tally());
     }
-    // The ceiling runs on bus bytes: what the stop reads, or for a source reader (whose
-    // input is CSV) what it writes.
-    let inputs = stage.bodies();
+    // The ceiling runs on the buses' envelope JSON (compressed bodies expanded): what the stop
+    // reads, or for a source reader (whose input is CSV) what it writes.
+    let inputs = expanded(&stage.bodies())?;
     let bodies = if stage.reads_objects {
-        prepared.output_of(index)
+        expanded(&prepared.output_of(index))?
     } else {
         inputs.clone()
     };
@@ -300,13 +304,21 @@ fn receive_costs(events: &[Batch]) -> (u64, u64) {
     (events.len() as u64, billed)
 }
 
+/// The envelope JSON of each bus body.
+fn expanded<'b>(bodies: &[&'b str]) -> Result<Vec<Cow<'b, str>>, BenchError> {
+    Ok(bodies
+        .iter()
+        .map(|body| busline_core::compression::expand(body))
+        .collect::<Result<_, _>>()?)
+}
+
 /// Fastest of `rounds` serde_json parse + serialize passes over `bodies`.
-fn ceiling(bodies: &[&str], rounds: u32) -> Result<Duration, BenchError> {
+fn ceiling(bodies: &[Cow<'_, str>], rounds: u32) -> Result<Duration, BenchError> {
     let mut best = Duration::MAX;
     for _ in 0..rounds.max(1) {
         let started = Instant::now();
         for body in bodies {
-            let value: serde_json::Value = serde_json::from_str(body)?;
+            let value: serde_json::Value = serde_json::from_str(body.as_ref())?;
             black_box(serde_json::to_vec(&value)?);
         }
         best = best.min(started.elapsed());

@@ -2,7 +2,9 @@
 //! `Environment.Variables` in embedded mode), with errors that name the variable.
 
 use crate::backoff::Backoff;
+use crate::compression::MAX_EXPANDED_BYTES;
 use crate::error::ConfigError;
+use crate::packer::BusSizing;
 use crate::ports::SQS_MAX_BYTES;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -104,6 +106,45 @@ pub const DEFAULT_BUS_BYTE_BUDGET: usize = MAX_BUS_BYTE_BUDGET;
 /// The smallest budget allowed.
 pub const MIN_BUS_BYTE_BUDGET: usize = 1024;
 
+/// Default `BUS_RAW_BYTE_LIMIT`: a compressed bus expands to at most 4 MiB of envelope, so a
+/// transform invocation holding ten of them stays well inside 256 MB.
+pub const DEFAULT_BUS_RAW_BYTE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// `BUS_RAW_BYTE_LIMIT` (at least the budget, at most what a reader expands) and
+/// `BUS_COMPRESSION` (`zstd`, the default, or `off`).
+fn bus_sizing(vars: &dyn Vars, budget: usize) -> Result<BusSizing, ConfigError> {
+    let raw_limit = parsed(
+        vars,
+        "BUS_RAW_BYTE_LIMIT",
+        DEFAULT_BUS_RAW_BYTE_LIMIT.max(budget),
+    )?;
+    if !(budget..=MAX_EXPANDED_BYTES).contains(&raw_limit) {
+        return Err(ConfigError::Invalid {
+            var: "BUS_RAW_BYTE_LIMIT".into(),
+            value: raw_limit.to_string(),
+            reason: format!(
+                "must be between BUS_BYTE_BUDGET ({budget}) and {MAX_EXPANDED_BYTES} bytes"
+            ),
+        });
+    }
+    let compress = match optional(vars, "BUS_COMPRESSION").as_deref() {
+        None | Some("zstd") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                var: "BUS_COMPRESSION".into(),
+                value: other.into(),
+                reason: "must be zstd or off".into(),
+            });
+        }
+    };
+    Ok(BusSizing {
+        budget,
+        raw_limit,
+        compress,
+    })
+}
+
 /// Where quarantine files go when `QUARANTINE_PREFIX` is unset.
 pub const DEFAULT_QUARANTINE_PREFIX: &str = "quarantine/";
 
@@ -129,8 +170,9 @@ pub struct StopConfig {
     /// `MAX_RECEIVE_COUNT`: the queue's redrive maxReceiveCount. On that receive a failing bus
     /// is dead-lettered by the stop itself, so its reason travels with it.
     pub max_receive_count: u32,
-    /// `BUS_BYTE_BUDGET`: the largest bus body the forwarder builds.
-    pub bus_byte_budget: usize,
+    /// `BUS_BYTE_BUDGET`, `BUS_RAW_BYTE_LIMIT` and `BUS_COMPRESSION`: the largest bus body
+    /// sent, the largest envelope before compression, and whether bodies are compressed.
+    pub bus: BusSizing,
     /// `BATCH_CONCURRENCY`: messages of one batch handled at once.
     pub batch_concurrency: usize,
     /// `CLAIM_CHECK_PREFIX`: key prefix where buses over the budget are parked.
@@ -186,7 +228,7 @@ impl StopConfig {
             quarantine_prefix: optional(vars, "QUARANTINE_PREFIX")
                 .unwrap_or_else(|| DEFAULT_QUARANTINE_PREFIX.into()),
             max_receive_count,
-            bus_byte_budget,
+            bus: bus_sizing(vars, bus_byte_budget)?,
             batch_concurrency,
             claim_check_prefix: optional(vars, "CLAIM_CHECK_PREFIX")
                 .unwrap_or_else(|| "claim-check/".into()),
@@ -286,7 +328,14 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let config = StopConfig::from_vars(&vars(&BASE)).expect("valid");
-        assert_eq!(config.bus_byte_budget, 1_040_384);
+        assert_eq!(
+            config.bus,
+            BusSizing {
+                budget: 1_040_384,
+                raw_limit: 4 * 1024 * 1024,
+                compress: true
+            }
+        );
         assert_eq!(config.max_receive_count, 5);
         assert_eq!(config.next_queue_url, None);
     }
@@ -336,5 +385,27 @@ mod tests {
             err.to_string().contains("must be between 1024 and 1040384"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bus_compression_and_raw_limit_are_checked() {
+        let mut v = vars(&BASE);
+        v.insert("BUS_COMPRESSION".into(), "gzip".into());
+        let err = StopConfig::from_vars(&v).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable BUS_COMPRESSION=\"gzip\" is invalid: must be zstd or off"
+        );
+        v.insert("BUS_COMPRESSION".into(), "off".into());
+        v.insert("BUS_BYTE_BUDGET".into(), "262144".into());
+        v.insert("BUS_RAW_BYTE_LIMIT".into(), "100000".into());
+        let err = StopConfig::from_vars(&v).unwrap_err();
+        assert!(
+            err.to_string().contains("BUS_RAW_BYTE_LIMIT=\"100000\" is invalid: must be between BUS_BYTE_BUDGET (262144) and"),
+            "{err}"
+        );
+        v.remove("BUS_RAW_BYTE_LIMIT");
+        let config = StopConfig::from_vars(&v).expect("valid");
+        assert_eq!((config.bus.budget, config.bus.compress), (262_144, false));
     }
 }

@@ -168,10 +168,13 @@ struct VersionOnly {
     v: u32,
 }
 
-/// Decodes a bus body, with a clear error for bad JSON or an unknown version.
+/// Decodes a bus body, compressed ([`crate::compression`]) or not, with a clear error for bad
+/// JSON or an unknown version.
 pub fn decode_envelope<T: serde::de::DeserializeOwned>(
     body: &str,
 ) -> Result<Envelope<T>, DecodeError> {
+    let body = crate::compression::expand(body)?;
+    let body = body.as_ref();
     match serde_json::from_str::<Envelope<T>>(body) {
         Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok(envelope),
         Ok(envelope) => Err(DecodeError::UnsupportedVersion {

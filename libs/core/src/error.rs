@@ -205,6 +205,9 @@ pub enum DecodeError {
     /// The SQS message had no body.
     #[error("SQS message has no body")]
     MissingBody,
+    /// A compressed body (`busline+zstd:`) that does not decompress to a bus.
+    #[error("compressed bus body: {0}")]
+    Compressed(String),
 }
 
 impl From<serde_json::Error> for DecodeError {

@@ -3,6 +3,7 @@
 //! No AWS SDK and no Lambda types here: hosts and adapters live beside this crate.
 
 pub mod backoff;
+pub mod compression;
 pub mod config;
 pub mod delivery;
 pub mod depot;

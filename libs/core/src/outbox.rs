@@ -134,9 +134,8 @@ impl Outbox {
             hop,
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
-        let packer = |bus_space: String, header: BusHeader| {
-            Packer::new(header, bus_space, config.bus_byte_budget)
-        };
+        let packer =
+            |bus_space: String, header: BusHeader| Packer::new(header, bus_space, config.bus);
         let next = Exit::new(
             NEXT_LANE,
             config.next_queue_url.clone(),
@@ -164,7 +163,7 @@ impl Outbox {
                 trip,
                 &config.stop,
                 origin_bus,
-                config.bus_byte_budget,
+                config.bus.budget,
             ),
             // A continuation has not travelled: it keeps the hop of the bus it continues, so
             // an object read over many invocations never trips the loop guard.
@@ -272,7 +271,8 @@ impl Outbox {
     /// Closes the buses being packed on every lane: the next passenger boards a new bus.
     pub async fn depart(&mut self) -> Result<(), StopError> {
         for index in 0..self.lanes.len() {
-            let full: Vec<PackedBus> = self.lanes[index].packer.finish().into_iter().collect();
+            let mut full = Vec::new();
+            self.lanes[index].packer.finish(&mut full);
             self.count_buses_out(&full);
             self.depart_exit(full, Way::Lane(index)).await?;
         }
@@ -314,7 +314,8 @@ impl Outbox {
         self.depart().await?;
         self.quarantine.write(self.objects.as_ref()).await?;
         let counts = self.counts();
-        let last: Vec<PackedBus> = self.again.packer.finish().into_iter().collect();
+        let mut last = Vec::new();
+        self.again.packer.finish(&mut last);
         self.park_and_queue(last, Way::Again).await?;
         let exits = self.lanes.into_iter().chain([self.again]);
         let departures = exits

@@ -1,18 +1,50 @@
-//! Packs serialized riders into bus bodies no larger than a byte budget, with deterministic
-//! bus ids: the same input always packs into the same buses.
+//! Packs serialized riders into bus bodies no larger than a byte budget as sent, with
+//! deterministic bus ids: the same input always packs into the same buses.
+//!
+//! A body spanning several billed 64 KiB chunks is compressed when that takes fewer of them
+//! ([`crate::compression`]), and the budget applies to the compressed body: a bus of
+//! compressible passengers then carries several times more of them, up to a limit on its
+//! uncompressed size that bounds a stop's memory. The packer learns the ratio from the buses it
+//! compressed, so it sizes the next ones to fill the budget.
 
+use crate::compression::{BILLED_CHUNK, billed_chunks, compress_if_cheaper};
 use crate::envelope::{BusHeader, ENVELOPE_SUFFIX};
 use crate::id::stable_id;
 
 /// Length of every bus id (see [`stable_id`]).
 const BUS_ID_LEN: usize = 16;
 
+/// What a packed bus is aimed at, of what the budget allows: room for a misjudged ratio.
+const FILL: f64 = 0.92;
+
+/// How buses are sized and encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusSizing {
+    /// Most bytes of a body as sent (compressed or not).
+    pub budget: usize,
+    /// Most bytes of a bus's envelope JSON before compression.
+    pub raw_limit: usize,
+    /// Whether bodies are compressed when that saves a billed chunk.
+    pub compress: bool,
+}
+
+impl BusSizing {
+    /// Uncompressed buses of at most `budget` bytes.
+    pub fn plain(budget: usize) -> Self {
+        BusSizing {
+            budget,
+            raw_limit: budget,
+            compress: false,
+        }
+    }
+}
+
 /// One complete bus body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedBus {
     /// The bus id inside the body.
     pub bus: String,
-    /// The envelope JSON.
+    /// The body as sent: envelope JSON, or its compressed form.
     pub body: String,
     /// How many riders it carries.
     pub riders: usize,
@@ -23,26 +55,37 @@ pub struct PackedBus {
 pub struct Packer {
     header: BusHeader,
     origin_bus: String,
-    budget: usize,
+    sizing: BusSizing,
     overhead: usize,
     seq: u64,
+    /// The riders of the bus being packed, comma-separated.
     riders: String,
-    count: usize,
+    /// Where each of them ends in `riders`.
+    ends: Vec<usize>,
+    /// The envelope size at which the bus being packed is closed.
+    raw_target: usize,
 }
 
 impl Packer {
     /// A packer for buses with `header`, derived from the bus `origin_bus`, each at most
-    /// `budget` bytes unless a single rider is larger than that on its own.
-    pub fn new(header: BusHeader, origin_bus: impl Into<String>, budget: usize) -> Self {
+    /// `sizing.budget` bytes as sent unless a single rider is larger than that on its own.
+    pub fn new(header: BusHeader, origin_bus: impl Into<String>, sizing: BusSizing) -> Self {
         let overhead = header.json_prefix(&"0".repeat(BUS_ID_LEN)).len() + ENVELOPE_SUFFIX.len();
+        // Within one billed chunk compression cannot save one.
+        let raw_target = if sizing.compress && sizing.budget > BILLED_CHUNK {
+            sizing.raw_limit.max(sizing.budget)
+        } else {
+            sizing.budget
+        };
         Packer {
             header,
             origin_bus: origin_bus.into(),
-            budget,
+            sizing,
             overhead,
             seq: 0,
             riders: String::new(),
-            count: 0,
+            ends: Vec::new(),
+            raw_target,
         }
     }
 
@@ -50,42 +93,111 @@ impl Packer {
     /// when `rider` does not fit, and `rider` alone when it is over the budget by itself
     /// (such a bus is larger than the budget and must be parked as a claim check).
     pub fn push(&mut self, rider: &str, out: &mut Vec<PackedBus>) {
-        let separator = usize::from(self.count > 0);
-        if self.count > 0
-            && self.overhead + self.riders.len() + separator + rider.len() > self.budget
-        {
-            out.extend(self.finish());
+        if !self.ends.is_empty() && self.raw_len() + 1 + rider.len() > self.raw_target {
+            self.finish(out);
         }
-        if self.count > 0 {
+        if !self.ends.is_empty() {
             self.riders.push(',');
         }
         self.riders.push_str(rider);
-        self.count += 1;
-        if self.overhead + self.riders.len() > self.budget {
-            out.extend(self.finish());
+        self.ends.push(self.riders.len());
+        if self.raw_len() > self.raw_target {
+            self.finish(out);
         }
     }
 
-    /// Completes the bus being packed, if it has riders; the next rider starts a new bus.
-    pub fn finish(&mut self) -> Option<PackedBus> {
-        if self.count == 0 {
-            return None;
+    /// Completes the bus being packed, if it has riders, into `out`: one bus, or several when
+    /// its compressed body is over the budget. The next rider starts a new bus.
+    pub fn finish(&mut self, out: &mut Vec<PackedBus>) {
+        let mut first = 0;
+        while first < self.ends.len() {
+            first += self.pack(first, out);
         }
-        let seq = self.seq.to_string();
-        let bus = stable_id(&[&self.header.trip, &self.header.from, &self.origin_bus, &seq]);
-        self.seq += 1;
-        let mut body = self.header.json_prefix(&bus);
-        body.reserve(self.riders.len() + ENVELOPE_SUFFIX.len());
-        body.push_str(&self.riders);
-        body.push_str(ENVELOPE_SUFFIX);
         self.riders.clear();
-        let riders = std::mem::take(&mut self.count);
-        Some(PackedBus { bus, body, riders })
+        self.ends.clear();
     }
 
     /// The byte budget of one bus.
     pub fn budget(&self) -> usize {
-        self.budget
+        self.sizing.budget
+    }
+
+    fn raw_len(&self) -> usize {
+        self.overhead + self.riders.len()
+    }
+
+    /// Packs one bus of riders `first..`, as many as fit the budget; returns how many.
+    fn pack(&mut self, first: usize, out: &mut Vec<PackedBus>) -> usize {
+        let bus = self.bus_id(self.seq);
+        let mut count = self.ends.len() - first;
+        loop {
+            let raw = self.overhead + self.span(first, count).len();
+            let body = self.body(&bus, first, count);
+            if body.len() <= self.sizing.budget || count == 1 {
+                if self.sizing.compress && billed_chunks(raw) > 1 {
+                    self.learn(body.len(), raw);
+                }
+                self.seq += 1;
+                out.push(PackedBus {
+                    bus,
+                    body,
+                    riders: count,
+                });
+                return count;
+            }
+            // Over the budget: keep the riders the measured ratio says fit, at least one fewer.
+            let ratio = body.len() as f64 / raw as f64;
+            let fits = (self.sizing.budget as f64 * FILL / ratio) as usize;
+            count = self.riders_within(first, fits).clamp(1, count - 1);
+        }
+    }
+
+    /// The body of bus `bus` with riders `first..first + count`: compressed when that saves a
+    /// billed chunk and compression is on.
+    fn body(&self, bus: &str, first: usize, count: usize) -> String {
+        let span = self.span(first, count);
+        let mut body = self.header.json_prefix(bus);
+        body.reserve(span.len() + ENVELOPE_SUFFIX.len());
+        body.push_str(span);
+        body.push_str(ENVELOPE_SUFFIX);
+        if self.sizing.compress
+            && let Some(compressed) = compress_if_cheaper(&body)
+        {
+            return compressed;
+        }
+        body
+    }
+
+    /// Riders `first..first + count`, comma-separated.
+    fn span(&self, first: usize, count: usize) -> &str {
+        let start = match first {
+            0 => 0,
+            n => self.ends[n - 1] + 1,
+        };
+        &self.riders[start..self.ends[first + count - 1]]
+    }
+
+    /// How many riders from `first` make an envelope of at most `bytes`.
+    fn riders_within(&self, first: usize, bytes: usize) -> usize {
+        let room = bytes.saturating_sub(self.overhead);
+        (first..self.ends.len())
+            .take_while(|&last| self.span(first, last - first + 1).len() <= room)
+            .count()
+    }
+
+    /// Sizes the next buses from one that compression was tried on: `sent` bytes for `raw`.
+    fn learn(&mut self, sent: usize, raw: usize) {
+        let ratio = sent as f64 / raw as f64;
+        let target = (self.sizing.budget as f64 * FILL / ratio) as usize;
+        self.raw_target = target.clamp(
+            self.sizing.budget,
+            self.sizing.raw_limit.max(self.sizing.budget),
+        );
+    }
+
+    fn bus_id(&self, seq: u64) -> String {
+        let seq = seq.to_string();
+        stable_id(&[&self.header.trip, &self.header.from, &self.origin_bus, &seq])
     }
 }
 
@@ -105,14 +217,90 @@ mod tests {
         }
     }
 
-    fn pack(budget: usize, riders: &[String]) -> Vec<PackedBus> {
-        let mut packer = Packer::new(header(), "origin", budget);
+    fn pack_with(sizing: BusSizing, riders: &[String]) -> Vec<PackedBus> {
+        let mut packer = Packer::new(header(), "origin", sizing);
         let mut out = Vec::new();
         for rider in riders {
             packer.push(rider, &mut out);
         }
-        out.extend(packer.finish());
+        packer.finish(&mut out);
         out
+    }
+
+    fn pack(budget: usize, riders: &[String]) -> Vec<PackedBus> {
+        pack_with(BusSizing::plain(budget), riders)
+    }
+
+    /// Every rider's id, in bus order, checking each bus's id and count on the way.
+    fn ids_in(buses: &[PackedBus]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for bus in buses {
+            let envelope: Envelope<serde_json::Value> =
+                decode_envelope(&bus.body).expect("valid envelope");
+            assert_eq!(envelope.bus, bus.bus);
+            assert_eq!(envelope.passengers.len(), bus.riders);
+            ids.extend(
+                envelope
+                    .passengers
+                    .iter()
+                    .map(|p| p["id"].as_str().unwrap_or_default().to_owned()),
+            );
+        }
+        ids
+    }
+
+    fn colors(count: usize) -> Vec<String> {
+        let names = ["Red", "Green", "Blue", "Gold", "White", "Black", "Teal"];
+        (0..count)
+            .map(|i| {
+                serde_json::json!({"id": format!("ticket-{i}"), "source": format!("input/part-00000.csv:{}", i + 2),
+                    "data": {"name": names[i % 7], "hex": format!("#{:06X}", (i * 7919) % 0xFFFFFF), "stock": i % 50}})
+                .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compressed_buses_carry_several_budgets_of_riders_within_the_budget_as_sent() {
+        let riders = colors(60_000);
+        let budget = 256 * 1024;
+        let sizing = BusSizing {
+            budget,
+            raw_limit: 4 * budget,
+            compress: true,
+        };
+        let compressed = pack_with(sizing, &riders);
+        let plain = pack(budget, &riders);
+        assert!(compressed.iter().all(|bus| bus.body.len() <= budget));
+        assert!(
+            compressed
+                .iter()
+                .all(|bus| bus.body.starts_with(crate::compression::COMPRESSED_PREFIX))
+        );
+        let expected: Vec<String> = (0..riders.len()).map(|i| format!("ticket-{i}")).collect();
+        assert_eq!(ids_in(&compressed), expected);
+        assert_eq!(ids_in(&plain), expected);
+        // Several times fewer buses, each under the budget with room to spare.
+        assert!(
+            compressed.len() * 3 <= plain.len(),
+            "{} against {}",
+            compressed.len(),
+            plain.len()
+        );
+        assert_eq!(compressed, pack_with(sizing, &riders), "deterministic");
+    }
+
+    #[test]
+    fn a_bus_that_compression_does_not_save_a_chunk_goes_as_json() {
+        let riders = colors(100);
+        let sizing = BusSizing {
+            budget: 1 << 20,
+            raw_limit: 4 << 20,
+            compress: true,
+        };
+        let buses = pack_with(sizing, &riders);
+        assert_eq!(buses.len(), 1);
+        assert!(buses[0].body.starts_with('{'));
     }
 
     fn rider(n: usize) -> String {
@@ -138,13 +326,15 @@ mod tests {
         fn packs_within_budget_and_loses_nothing(
             sizes in proptest::collection::vec(0usize..3000, 0..300),
             budget in 1024usize..8192,
+            compress in proptest::bool::ANY,
         ) {
             let riders: Vec<String> = sizes
                 .iter()
                 .enumerate()
                 .map(|(i, n)| serde_json::json!({"id": i.to_string(), "data": {"f": "a".repeat(*n)}}).to_string())
                 .collect();
-            let buses = pack(budget, &riders);
+            let sizing = BusSizing { budget, raw_limit: budget * 8, compress };
+            let buses = pack_with(sizing, &riders);
             let mut seen = Vec::new();
             for bus in &buses {
                 let envelope: Envelope<serde_json::Value> = decode_envelope(&bus.body).expect("valid envelope");

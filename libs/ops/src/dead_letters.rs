@@ -217,6 +217,30 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_bus_is_listed_as_the_bus_it_expands_to() {
+        let passengers: Vec<String> = (0..5000)
+            .map(|i| format!(r#"{{"id":"p{i}","data":{{"name":"Red","hex":"FF0000"}}}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"v":1,"bus":"b-2","trip":"t-2","route":"r","from":"transform","hop":2,"created":"2026-12-02T00:00:00Z","passengers":[{}]}}"#,
+            passengers.join(",")
+        );
+        let compressed =
+            busline_core::compression::compress_if_cheaper(&body).expect("saves a chunk");
+        let (contents, trip) = BusContents::read(&compressed);
+        assert_eq!(
+            contents,
+            BusContents::Bus {
+                bus: "b-2".into(),
+                from: "transform".into(),
+                passengers: 5000,
+                first_passenger_ids: (0..5).map(|i| format!("p{i}")).collect(),
+            }
+        );
+        assert_eq!(trip.as_deref(), Some("t-2"));
+    }
+
+    #[test]
     fn a_parked_bus_names_where_it_is_and_anything_else_says_why_it_is_no_bus() {
         let pointer = r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"data","s3Key":"parked/b-1"}]"#;
         assert_eq!(
