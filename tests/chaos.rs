@@ -22,6 +22,7 @@ const ROUTE: [(&str, &str); 2] = [("BusByteBudget", "16384"), ("MaxReceiveCount"
 /// The generated input, plus one object no retry can read (a header naming a column twice).
 fn input(dir: &Path) {
     let generated = busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+        schema: busline_cli::generate::Schema::Colors,
         records: RECORDS,
         files: FILES,
         ndjson: false,

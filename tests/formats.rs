@@ -293,6 +293,7 @@ fn generated_formats(records: u64) -> tempfile::TempDir {
     let data = tempfile::tempdir().expect("tempdir");
     let generate = |folder: &str, ndjson: bool, compression| {
         busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+            schema: busline_cli::generate::Schema::Colors,
             records,
             files: 1,
             ndjson,

@@ -297,6 +297,7 @@ async fn small_buses_on(name: &'static str) {
 async fn compressed_buses_on(name: &'static str) {
     let input = tempfile::tempdir().expect("tempdir");
     busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+        schema: busline_cli::generate::Schema::Colors,
         records: 40_000,
         files: 1,
         ndjson: false,

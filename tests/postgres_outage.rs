@@ -17,6 +17,7 @@ async fn killing_the_database_mid_trip_ends_in_retries_and_then_success() {
     let records = 20_000;
     let data = tempfile::tempdir().expect("tempdir");
     busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+        schema: busline_cli::generate::Schema::Colors,
         records,
         files: 4,
         ndjson: false,

@@ -38,11 +38,17 @@ async fn a_million_row_table_is_read_in_ranges_under_64_mib() {
     )
     .expect("the postgres source route");
     let work = tempfile::tempdir().expect("tempdir");
+    // 1 MB of generated CSV: the ticket the depot hands out (the rows come from the table).
+    let input = busline_cli::bench::Input {
+        records: 1_000_000 / busline_cli::generate::Schema::Colors.bytes_per_record(),
+        files: 1,
+        compression: None,
+        schema: busline_cli::generate::Schema::Colors,
+    };
     let report = busline_cli::bench::stream::stream(
         &route,
         &busline_builtin::registry(),
-        1,
-        None,
+        &input,
         work.path(),
     )
     .await

@@ -270,6 +270,7 @@ async fn generated_data_with_bad_rows_adds_up_at_scale() {
     let data = tempfile::tempdir().expect("tempdir");
     let out = tempfile::tempdir().expect("tempdir");
     let generated = busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+        schema: busline_cli::generate::Schema::Colors,
         records: 20_000,
         files: 3,
         ndjson: false,
@@ -365,6 +366,7 @@ async fn ride_generated(
     let out = tempfile::tempdir().expect("tempdir");
     for (ndjson, seed) in [(false, 11), (true, 12)] {
         busline_cli::generate::generate(&busline_cli::generate::GenOptions {
+            schema: busline_cli::generate::Schema::Colors,
             records: 30_000,
             files: 2,
             ndjson,

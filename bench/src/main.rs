@@ -5,7 +5,8 @@
 mod peer;
 
 use anyhow::{Context, Result, bail};
-use busline_cli::bench::{BenchOptions, bench_prepared};
+use busline_cli::bench::{BenchOptions, Input, bench_prepared};
+use busline_cli::generate::Schema;
 use clap::Parser;
 use peer::{PeerOptions, run_peer};
 use serde::Serialize;
@@ -63,8 +64,12 @@ fn main() -> Result<()> {
     let options = BenchOptions {
         route,
         registry: busline_builtin::registry(),
-        records: args.records,
-        files: args.files,
+        input: Input {
+            records: args.records,
+            files: args.files,
+            compression: None,
+            schema: Schema::Colors,
+        },
         work: args.work.clone(),
         rounds: args.rounds,
         memory_mb: 256,

@@ -4,8 +4,9 @@
 //!
 //! `cargo bench -p busline-cli --bench hot_paths`
 
-use busline_cli::bench::prepare::Prepared;
+use busline_cli::bench::prepare::{Input, Prepared};
 use busline_cli::bench::sinks::CountingQueues;
+use busline_cli::generate::Schema;
 use busline_core::envelope::{BusHeader, decode_envelope};
 use busline_core::packer::{BusSizing, Packer};
 use busline_core::ports::NoMetrics;
@@ -26,8 +27,12 @@ fn prepared(runtime: &tokio::runtime::Runtime, work: &Path) -> Prepared {
         .block_on(Prepared::new(
             &route,
             &busline_builtin::registry(),
-            RECORDS,
-            2,
+            &Input {
+                records: RECORDS,
+                files: 2,
+                compression: None,
+                schema: Schema::Colors,
+            },
             work,
         ))
         .expect("the route runs on generated data")

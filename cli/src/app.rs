@@ -1,9 +1,10 @@
 //! The `bus` command line: ride a route locally, lint its template, benchmark its stops,
 //! generate data. Every stop is built through the registry it is given.
 
+use crate::bench::Input;
 use crate::bench::stream::stream;
 use crate::bench::{BenchOptions, bench};
-use crate::generate::{GenOptions, generate, megabytes};
+use crate::generate::{GenOptions, Schema, generate, megabytes};
 use crate::ride::{ChaosOptions, InvokeOptions, RideOptions, aws_extensions, ride};
 use crate::route_test::{TestOptions, run_tests};
 use anyhow::{Context, Result};
@@ -378,6 +379,9 @@ enum Command {
         /// Generated records.
         #[arg(long, default_value_t = 200_000)]
         records: u64,
+        /// The columns of the generated records: colors or wide.
+        #[arg(long, value_enum, default_value_t = Schema::Colors)]
+        schema: Schema,
         /// Files they are spread over.
         #[arg(long, default_value_t = 10)]
         files: u64,
@@ -447,6 +451,9 @@ enum Command {
     },
     /// Write deterministic synthetic input in the colors schema.
     Gen {
+        /// The columns: colors (Name, HEX, RGB) or wide (twenty columns of payments).
+        #[arg(long, value_enum, default_value_t = Schema::Colors)]
+        schema: Schema,
         /// Records in all.
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
@@ -661,6 +668,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         Command::Bench {
             route,
             records,
+            schema,
             files,
             rounds,
             memory_mb,
@@ -672,21 +680,25 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             let route = route.route()?;
             let runtime = runtime()?;
             if let Some(size_mb) = stream_mb {
-                let report = runtime.block_on(stream(
-                    &route,
-                    &registry,
-                    size_mb,
-                    stream_compression,
-                    &work,
-                ))?;
+                let input = Input {
+                    records: size_mb * 1_000_000 / schema.bytes_per_record(),
+                    files: 1,
+                    compression: stream_compression,
+                    schema,
+                };
+                let report = runtime.block_on(stream(&route, &registry, &input, &work))?;
                 emit(print.json, &report, || report.line())?;
                 return Ok(ExitCode::SUCCESS);
             }
             let options = BenchOptions {
                 route,
                 registry,
-                records,
-                files,
+                input: Input {
+                    records,
+                    files,
+                    compression: None,
+                    schema,
+                },
                 work,
                 rounds,
                 memory_mb,
@@ -728,6 +740,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
         Command::Dlq { action } => runtime()?.block_on(run_dlq(action)),
         Command::Quarantine { action } => runtime()?.block_on(run_quarantine(action)),
         Command::Gen {
+            schema,
             records,
             files,
             ndjson,
@@ -737,6 +750,7 @@ fn run(command: Command, registry: Registry) -> Result<ExitCode> {
             compress,
         } => {
             let generated = generate(&GenOptions {
+                schema,
                 records,
                 files,
                 ndjson,

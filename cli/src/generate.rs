@@ -1,4 +1,5 @@
-//! `bus gen`: deterministic synthetic input in the colors schema (Name, HEX, RGB), for load tests.
+//! `bus gen`: deterministic synthetic input, in the colors schema (Name, HEX, RGB) or the
+//! twenty-column wide one ([`crate::wide`]), for load tests.
 
 use busline_core::id::stable_id;
 use busline_formats::Compression;
@@ -6,9 +7,41 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The columns of generated records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schema {
+    /// Name, HEX, RGB: about 40 bytes of CSV a record.
+    #[default]
+    Colors,
+    /// Twenty columns of payments (integers, decimals, timestamps, short and long strings,
+    /// nulls): about 330 bytes of CSV a record.
+    Wide,
+}
+
+impl Schema {
+    /// About how many bytes of CSV one record takes.
+    pub fn bytes_per_record(self) -> u64 {
+        match self {
+            Schema::Colors => 40,
+            Schema::Wide => 330,
+        }
+    }
+
+    /// Its name, as `--schema` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schema::Colors => "colors",
+            Schema::Wide => "wide",
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenOptions {
+    /// The columns.
+    pub schema: Schema,
     /// Records in all.
     pub records: u64,
     /// Files to spread them over.
@@ -97,12 +130,22 @@ fn write_file(
 ) -> std::io::Result<u64> {
     let mut out = Counting::new(out);
     if !options.ndjson {
-        out.write_all(b"Name,HEX,RGB\n")?;
+        match options.schema {
+            Schema::Colors => out.write_all(b"Name,HEX,RGB\n")?,
+            Schema::Wide => out.write_all(crate::wide::csv_header().as_bytes())?,
+        }
     }
     for i in records {
         let malformed = options.bad_every > 0 && (i + 1) % options.bad_every == 0;
         *bad += u64::from(malformed);
-        write_record(&mut out, seed, i, options.ndjson, malformed)?;
+        match options.schema {
+            Schema::Colors => write_record(&mut out, seed, i, options.ndjson, malformed)?,
+            Schema::Wide => {
+                let hash = stable_id(&[seed, &i.to_string()]);
+                let hash = u64::from_str_radix(&hash, 16).unwrap_or(i);
+                crate::wide::write_record(&mut out, hash, i, options.ndjson, malformed)?
+            }
+        }
     }
     Ok(out.count)
 }

@@ -14,5 +14,6 @@ pub mod route_test;
 mod table;
 pub mod trip_view;
 pub mod trips;
+pub mod wide;
 
 pub use app::main;

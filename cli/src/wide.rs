@@ -32,10 +32,31 @@ pub const COLUMNS: [&str; 20] = [
 const CURRENCIES: [&str; 5] = ["USD", "EUR", "GBP", "JPY", "CHF"];
 const COUNTRIES: [&str; 8] = ["US", "DE", "FR", "GB", "JP", "CH", "NL", "SE"];
 const STATUSES: [&str; 4] = ["pending", "settled", "refunded", "failed"];
-const CATEGORIES: [&str; 6] = ["grocery", "travel", "fuel", "dining", "electronics", "health"];
+const CATEGORIES: [&str; 6] = [
+    "grocery",
+    "travel",
+    "fuel",
+    "dining",
+    "electronics",
+    "health",
+];
 const WORDS: [&str; 16] = [
-    "monthly", "order", "refund", "card", "online", "store", "express", "delivery", "premium",
-    "service", "fee", "subscription", "annual", "gift", "voucher", "purchase",
+    "monthly",
+    "order",
+    "refund",
+    "card",
+    "online",
+    "store",
+    "express",
+    "delivery",
+    "premium",
+    "service",
+    "fee",
+    "subscription",
+    "annual",
+    "gift",
+    "voucher",
+    "purchase",
 ];
 const TAGS: [&str; 6] = ["promo", "vip", "new", "repeat", "flagged", "mobile"];
 
@@ -62,7 +83,9 @@ impl Dice {
         from[self.roll(from.len() as u64) as usize]
     }
 
-    fn words(&mut self, count: u64) -> String {
+    /// `fewest` to `fewest + spread - 1` words.
+    fn words(&mut self, fewest: u64, spread: u64) -> String {
+        let count = fewest + self.roll(spread);
         let mut text = String::new();
         for i in 0..count {
             if i > 0 {
@@ -125,9 +148,9 @@ fn cells(hash: u64, i: u64) -> Vec<Cell> {
     };
     let fee = Cell::Decimal(dice.roll(500) as f64 / 100.0, 2);
     let settled = Cell::Text(timestamp(created + dice.roll(86_400)));
-    let description = Cell::Text(dice.words(8 + dice.roll(8)));
+    let description = Cell::Text(dice.words(8, 8));
     let discount = Cell::Decimal(dice.roll(50) as f64 / 100.0, 2);
-    let notes = Cell::Text(dice.words(14 + dice.roll(10)));
+    let notes = Cell::Text(dice.words(14, 10));
     vec![
         Cell::Int(i),
         Cell::Int(10_000 + dice.roll(90_000)),

@@ -490,6 +490,41 @@ fn bench_counts_add_up_across_the_route() {
 }
 
 #[test]
+fn bench_on_the_wide_schema_reads_its_twenty_columns_through_every_stop() {
+    let report = bench_report(&["--schema", "wide"]);
+    assert_eq!(report["schema"], "wide");
+    // About 330 bytes of CSV a record: 5000 of them are over eight times the colors' bytes.
+    let bytes = report["input_bytes"].as_u64().expect("bytes");
+    assert!(bytes > 5000 * 300, "{bytes}");
+    for stop in &report["stops"].as_array().expect("stops")[1..] {
+        assert_eq!(stop["passengers"], 5000, "{stop}");
+    }
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().to_str().expect("utf-8");
+    let run = bus(&[
+        "gen",
+        "--schema",
+        "wide",
+        "--records",
+        "3",
+        "--files",
+        "1",
+        "--out",
+        dir,
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = std::fs::read_to_string(out.path().join("part-00000.csv")).expect("csv");
+    let header = csv.lines().next().unwrap_or_default();
+    assert_eq!(header.split(',').count(), 20, "{header}");
+    assert!(
+        header.starts_with("txn_id,account_id,amount,fee,currency"),
+        "{header}"
+    );
+    assert_eq!(csv.lines().count(), 4);
+}
+
+#[test]
 fn bench_stream_reads_every_record_of_one_large_object() {
     let work = tempfile::tempdir().expect("tempdir");
     let run = bus(&[

@@ -11,10 +11,12 @@ pub mod sinks;
 pub mod stream;
 mod table;
 
+use crate::generate::Schema;
 use busline_core::ports::NoMetrics;
 use busline_core::route::Route;
 use busline_core::{Invocation, Registry};
 use cost::{PRICES, Prices, Usage};
+pub use prepare::Input;
 use prepare::{Batch, Prepared, stop_error};
 use serde::Serialize;
 use sinks::{CountingQueues, SendTally, StoreTally, billed_requests};
@@ -32,10 +34,8 @@ pub struct BenchOptions {
     pub route: Route,
     /// The stop kinds the route's stops are built from.
     pub registry: Registry,
-    /// Generated records.
-    pub records: u64,
-    /// Files they are spread over (one ticket each).
-    pub files: u64,
+    /// The generated input.
+    pub input: Input,
     /// Scratch folder: the generated input is written to `input/` in it.
     pub work: PathBuf,
     /// Timed rounds per stop; the fastest counts, for the stop and for the ceiling alike.
@@ -77,6 +77,8 @@ pub struct StopBench {
 pub struct BenchReport {
     /// Route name.
     pub route: String,
+    /// The columns of the generated records.
+    pub schema: Schema,
     /// Generated records.
     pub records: u64,
     /// Bytes of generated input.
@@ -134,14 +136,7 @@ pub async fn bench(options: &BenchOptions) -> Result<BenchReport, BenchError> {
 impl BenchOptions {
     /// The generated data and the route's stages on it, for these options.
     pub async fn prepare(&self) -> Result<Prepared, BenchError> {
-        Prepared::new(
-            &self.route,
-            &self.registry,
-            self.records,
-            self.files,
-            &self.work,
-        )
-        .await
+        Prepared::new(&self.route, &self.registry, &self.input, &self.work).await
     }
 }
 
@@ -155,10 +150,11 @@ pub async fn bench_prepared(
     for index in 0..prepared.stages.len() {
         stops.push(bench_stage(prepared, index, options, &mut usage).await?);
     }
-    let scale = 1e6 / options.records.max(1) as f64;
+    let scale = 1e6 / options.input.records.max(1) as f64;
     Ok(BenchReport {
         route: options.route.name.clone(),
-        records: options.records,
+        schema: options.input.schema,
+        records: options.input.records,
         input_bytes: prepared.generated.bytes,
         stops,
         usage,
@@ -170,7 +166,7 @@ pub async fn bench_prepared(
 
 /// SQS calls (or billed requests) for all the records, per 10,000 records.
 fn per_10k(count: u64, options: &BenchOptions) -> f64 {
-    count as f64 * 10_000.0 / options.records.max(1) as f64
+    count as f64 * 10_000.0 / options.input.records.max(1) as f64
 }
 
 /// The depot: one invocation that lists the input and sends one ticket per object.

@@ -3,7 +3,7 @@
 
 use super::BenchError;
 use super::sinks::{CountingQueues, CountingStore};
-use crate::generate::{GenOptions, Generated, generate};
+use crate::generate::{GenOptions, Generated, Schema, generate};
 use crate::ride::input_prefix;
 use busline_core::forwarder::RetryPolicy;
 use busline_core::ports::{MetricsSink, NoMetrics, ObjectStore, OutgoingMessage, QueueSender};
@@ -44,6 +44,20 @@ impl Stage {
     }
 }
 
+/// What the benchmark generates: `records` records of `schema` as CSV in `files` files
+/// (compressed when `compression` says so).
+#[derive(Debug, Clone, Copy)]
+pub struct Input {
+    /// Records in all.
+    pub records: u64,
+    /// Files they are spread over (one ticket each).
+    pub files: u64,
+    /// gzip or zstd for the files.
+    pub compression: Option<Compression>,
+    /// Their columns.
+    pub schema: Schema,
+}
+
 /// The generated data and the route's stages on it.
 pub struct Prepared {
     /// What was generated.
@@ -66,11 +80,10 @@ impl Prepared {
     pub async fn new(
         route: &Route,
         registry: &Registry,
-        records: u64,
-        files: u64,
+        input: &Input,
         work: &Path,
     ) -> Result<Self, BenchError> {
-        let mut prepared = Prepared::generate(route, registry, records, files, None, work).await?;
+        let mut prepared = Prepared::generate(route, registry, input, work).await?;
         prepared.ride().await?;
         Ok(prepared)
     }
@@ -80,9 +93,7 @@ impl Prepared {
     pub async fn generate(
         route: &Route,
         registry: &Registry,
-        records: u64,
-        files: u64,
-        compression: Option<Compression>,
+        input: &Input,
         work: &Path,
     ) -> Result<Self, BenchError> {
         let (depot_spec, riders) = route
@@ -90,13 +101,14 @@ impl Prepared {
             .split_first()
             .ok_or_else(|| BenchError::Route("the route has no stops".into()))?;
         let generated = generate(&GenOptions {
-            records,
-            files,
+            schema: input.schema,
+            records: input.records,
+            files: input.files,
             ndjson: false,
             out: work.join("input"),
             seed: 42,
             bad_every: 0,
-            compression,
+            compression: input.compression,
         })
         .map_err(|source| BenchError::Generate {
             path: work.to_owned(),

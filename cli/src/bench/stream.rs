@@ -3,9 +3,9 @@
 //! while it runs.
 
 use super::BenchError;
-use super::prepare::{Prepared, batches, stop_error};
+use super::prepare::{Input, Prepared, batches, stop_error};
 use super::sinks::CountingQueues;
-use crate::generate::megabytes;
+use crate::generate::{Schema, megabytes};
 use busline_core::route::Route;
 use busline_core::{Invocation, Registry};
 use busline_embedded::MetricsBoard;
@@ -18,9 +18,6 @@ use std::time::Instant;
 const CLEAR_REFS: &str = "/proc/self/clear_refs";
 const STATUS: &str = "/proc/self/status";
 
-/// Bytes of one generated CSV record, near enough to size the file.
-const BYTES_PER_RECORD: u64 = 40;
-
 /// What the streaming check measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReport {
@@ -32,6 +29,8 @@ pub struct StreamReport {
     pub object_bytes: u64,
     /// `gzip` or `zstd` when the object is compressed.
     pub compression: Option<&'static str>,
+    /// The columns of its records.
+    pub schema: Schema,
     /// Records in it (all picked up).
     pub records: u64,
     /// Handler time.
@@ -58,9 +57,10 @@ impl StreamReport {
             None => String::new(),
         };
         format!(
-            "{} streamed {} of CSV{compressed} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB\n",
+            "{} streamed {} of {} CSV{compressed} ({} records) in {:.2} s: {:.1} MB/s, {:.0} records/s, peak RSS {:.1} MiB\n",
             self.stop,
             megabytes(self.bytes),
+            self.schema.name(),
             self.records,
             self.secs,
             self.mb_per_sec,
@@ -70,18 +70,16 @@ impl StreamReport {
     }
 }
 
-/// Generates one CSV object of about `megabytes` MB of CSV under `work` (compressed with
-/// `compression`, if any) and times the first queue reader over its ticket, forwarding into a
-/// sink that only counts.
+/// Generates `input` (one CSV object, compressed if it says so) under `work` and times the
+/// first queue reader over its ticket, forwarding into a sink that only counts.
 pub async fn stream(
     route: &Route,
     registry: &Registry,
-    megabytes: u64,
-    compression: Option<Compression>,
+    input: &Input,
     work: &Path,
 ) -> Result<StreamReport, BenchError> {
-    let records = megabytes * 1_000_000 / BYTES_PER_RECORD;
-    let prepared = Prepared::generate(route, registry, records, 1, compression, work).await?;
+    let compression = input.compression;
+    let prepared = Prepared::generate(route, registry, input, work).await?;
     let spec = prepared
         .first_rider()
         .ok_or_else(|| BenchError::Route("the route has no stop after the depot".into()))?;
@@ -123,6 +121,7 @@ pub async fn stream(
         bytes,
         object_bytes: prepared.generated.file_bytes,
         compression: compression.map(Compression::name),
+        schema: input.schema,
         records,
         secs,
         mb_per_sec: bytes as f64 / 1e6 / secs,

@@ -9,8 +9,10 @@ pub(super) fn render(report: &BenchReport) -> String {
     let mb = report.input_bytes as f64 / 1e6;
     let _ = writeln!(
         out,
-        "route {}: {} generated records, {mb:.1} MB of CSV; fastest of the timed rounds\n",
-        report.route, report.records
+        "route {}: {} generated records ({} schema), {mb:.1} MB of CSV; fastest of the timed rounds\n",
+        report.route,
+        report.records,
+        report.schema.name()
     );
     let _ = writeln!(
         out,
