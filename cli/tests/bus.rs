@@ -467,6 +467,11 @@ fn bench_counts_add_up_across_the_route() {
             by_stop(stop)["ceiling_ratio"].as_f64().expect("ratio") > 0.0,
             "{stop}"
         );
+        let parser = by_stop(stop)["ceiling_parser"].as_str().unwrap_or_default();
+        assert!(
+            ["serde_json", "simd-json"].contains(&parser),
+            "{stop}: {parser}"
+        );
     }
     // Extract reads the two tickets in two invocations (BatchSize 1).
     assert_eq!(by_stop("extract")["invocations"], 2);

@@ -49,6 +49,17 @@ pub(super) fn render(report: &BenchReport) -> String {
             stop.sqs_billed_per_10k,
         );
     }
+    let parsers: Vec<&str> = report
+        .stops
+        .iter()
+        .skip(1)
+        .map(|s| s.ceiling_parser)
+        .collect();
+    let _ = writeln!(
+        out,
+        "ceiling: the faster of serde_json and simd-json parsing and serializing the same envelope JSON, per stop: {}",
+        parsers.join(", ")
+    );
     let usage = &report.usage;
     let cost = &report.cost_per_million;
     let prices = &report.prices;
