@@ -210,28 +210,12 @@ mod tests {
                 "{what}"
             );
         }
-        ledger
-            .mark_announced("t", &claim(2, 0))
-            .await
-            .expect("mark");
-        let last = ledger
-            .totals("t")
-            .await
-            .expect("read")
-            .and_then(|t| t.completion);
-        assert!(
-            !last.expect("claimed").announced,
-            "an older claim marks nothing"
-        );
-        ledger
-            .mark_announced("t", &claim(0, 1))
-            .await
-            .expect("mark");
-        let last = ledger
-            .totals("t")
-            .await
-            .expect("read")
-            .and_then(|t| t.completion);
-        assert!(last.expect("claimed").announced);
+        // Only the claim that is the trip's last is marked; an older one marks nothing.
+        for (marked, announced) in [(claim(2, 0), false), (claim(0, 1), true)] {
+            ledger.mark_announced("t", &marked).await.expect("mark");
+            let last = ledger.totals("t").await.expect("read");
+            let last = last.and_then(|t| t.completion).expect("claimed");
+            assert_eq!(last.announced, announced, "{marked:?}");
+        }
     }
 }
