@@ -114,10 +114,10 @@ fn account_for_every_record(report: &RideReport, objects: &BTreeMap<String, Vec<
         .dead_letters
         .iter()
         .filter_map(|letter| {
-            let bus: Value = serde_json::from_str(&letter.body).ok()?;
-            bus["passengers"][0]["data"]["key"]
-                .as_str()
-                .map(str::to_owned)
+            let bus =
+                busline_core::envelope::decode_envelope::<busline_core::Passenger>(&letter.body)
+                    .ok()?;
+            bus.passengers.first()?.get_str("key").map(str::to_owned)
         })
         .collect();
     for letter in &report.dead_letters {

@@ -3,10 +3,12 @@
 //! its dead letter is redriven, or its quarantined passengers replayed. Part of the `batch` test binary.
 
 use async_trait::async_trait;
+use busline_core::PortError;
 use busline_core::envelope::Passenger;
 use busline_core::ledger::{
     BusOutcome, CollectedEvents, Ledger, LedgerEntry, MemoryLedger, TripBook, TripState, counter,
 };
+use busline_core::ports::{ObjectInfo, ObjectReader, ObjectStore};
 use busline_core::replay::{REPLAY_STOP, ReplayError, read_passengers, replay};
 use busline_core::{
     BatchProcessor, Extensions, Invocation, Outbox, Ports, Stop, StopConfig, StopContext, StopError,
@@ -327,4 +329,84 @@ async fn a_replay_of_corrected_passengers_completes_the_trip_again_once() {
         unknown.map(|e| e.to_string()).unwrap_or_default(),
         "trip t9 is not in the trip ledger; check --trip (bus trips lists the recent ones)"
     );
+}
+
+/// The harness's store, but the first put of a trip's manifest fails (S3 answered 503).
+struct ManifestFailsOnce {
+    inner: Arc<dyn ObjectStore>,
+    failed: AtomicBool,
+}
+
+#[async_trait]
+impl ObjectStore for ManifestFailsOnce {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
+        self.inner.list(prefix).await
+    }
+    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
+        self.inner.get_from(key, offset).await
+    }
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {
+        if key.ends_with("/_SUCCESS") && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(PortError::retryable(key, "503 Slow Down"));
+        }
+        self.inner.put(key, body, content_type).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<bool, PortError> {
+        self.inner.put_if_absent(key, body, content_type).await
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back() {
+    let bench = Bench::new();
+    bench.start(1).await;
+    let mut ports = bench.ports();
+    ports.objects = Arc::new(ManifestFailsOnce {
+        inner: bench.h.store.clone(),
+        failed: AtomicBool::new(false),
+    });
+    let mut vars = Harness::vars(&[("QUEUE_URL", "in"), ("NEXT_QUEUE_URL", "")]);
+    vars.insert("STOP_NAME".into(), "scripted".into());
+    let processor = shared_kind("scripted", Arc::new(ScriptedStop))
+        .build(Arc::new(vars), ports, Extensions::default())
+        .await
+        .expect("builds")
+        .into_bus("scripted")
+        .expect("reads a queue");
+    send(
+        bench.h.queue("in"),
+        &bus_body("b1", &[json!({"drop": true})]),
+    );
+    let (batch, _) = bench.h.receive(10);
+    // A batch whose every bus failed fails the invocation: the bus comes back.
+    let first = processor
+        .process(batch.clone(), &Invocation::default())
+        .await
+        .expect_err("the bus fails");
+    assert!(first.to_string().contains("503 Slow Down"), "{first}");
+    assert!(bench.events.announced().is_empty());
+    // Its next receive: the record is already there, and the completion is claimed again.
+    let again = processor
+        .process(batch, &Invocation::default())
+        .await
+        .expect("not a function error");
+    assert!(again.retry.is_empty(), "{again:?}");
+    assert_eq!(bench.events.announced().len(), 1);
+    let manifest = bench.h.dir.path().join("output/trip=t1/_SUCCESS");
+    assert!(manifest.exists(), "the manifest is written");
+    let totals = bench
+        .ledger
+        .totals("t1")
+        .await
+        .expect("read")
+        .expect("trip");
+    assert!(totals.completion.is_some_and(|c| c.announced));
 }

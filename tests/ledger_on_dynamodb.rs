@@ -150,6 +150,24 @@ async fn buses_recorded_at_once_add_up_once_and_a_completion_is_claimed_once() {
             .await
             .expect("twice")
     );
+    // A claim whose announcement failed is released, and claimed again; an older one is not.
+    ledger.release_claim(trip, &claim).await.expect("older");
+    assert!(
+        !ledger
+            .claim_completion(trip, &replayed)
+            .await
+            .expect("still claimed")
+    );
+    ledger
+        .release_claim(trip, &replayed)
+        .await
+        .expect("released");
+    assert!(
+        ledger
+            .claim_completion(trip, &replayed)
+            .await
+            .expect("claimed again")
+    );
     ledger.mark_announced(trip, &claim).await.expect("older");
     let last = ledger
         .totals(trip)

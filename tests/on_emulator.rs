@@ -288,7 +288,7 @@ async fn colors_route_matches_the_embedded_ride(
 
 async fn small_buses_on(name: &'static str) {
     let sample = workspace_root().join("samples/colors");
-    let compressed = colors_route_matches_the_embedded_ride(name, &sample, "2048").await;
+    let compressed = colors_route_matches_the_embedded_ride(name, &sample, "1024").await;
     assert_eq!(compressed, 0, "a bus within one billed chunk goes as JSON");
 }
 

@@ -491,6 +491,17 @@ pub fn bus_body(bus: &str, passengers: &[Value]) -> String {
     .to_string()
 }
 
+/// The string values of `field` of every passenger on the bus `body` (any envelope version,
+/// compressed or not), in order.
+pub fn field_of_passengers(body: &str, field: &str) -> Vec<String> {
+    busline_core::envelope::decode_envelope::<Passenger>(body)
+        .expect("a bus")
+        .passengers
+        .iter()
+        .filter_map(|p| p.get_str(field).map(str::to_owned))
+        .collect()
+}
+
 pub fn send(queue: &MemoryQueue, body: &str) -> String {
     queue
         .send(&OutgoingMessage {

@@ -359,6 +359,32 @@ impl Ledger for DynamoLedger {
         .await
     }
 
+    async fn release_claim(&self, trip: &str, claim: &Completion) -> Result<(), PortError> {
+        self.update_totals(
+            trip,
+            "REMOVE #state, #dead, #replayed, #by, #at, #announced",
+            "#by = :by AND #at = :at AND #dead = :dead AND #replayed = :replayed \
+             AND #announced = :no",
+            &[
+                ("#state", "completion_state"),
+                ("#dead", "completion_dead_lettered"),
+                ("#replayed", "completion_replayed"),
+                ("#by", "completion_by"),
+                ("#at", "completion_at_ms"),
+                ("#announced", "completion_announced"),
+            ],
+            vec![
+                (":by", text(&claim.by)),
+                (":at", number(claim.at_ms)),
+                (":dead", number(claim.dead_lettered)),
+                (":replayed", number(claim.replayed)),
+                (":no", AttributeValue::Bool(false)),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn mark_announced(&self, trip: &str, claim: &Completion) -> Result<(), PortError> {
         self.update_totals(
             trip,

@@ -195,16 +195,23 @@ pub enum DecodeError {
         column: usize,
     },
     /// The envelope was written by a newer or older format.
-    #[error("bus envelope version {found} is not supported (this stop reads version {supported})")]
+    #[error(
+        "bus envelope version {found} is not supported (this stop reads versions {oldest} to {newest})"
+    )]
     UnsupportedVersion {
         /// Version in the message.
         found: u32,
-        /// Version this build reads.
-        supported: u32,
+        /// The oldest version this build reads.
+        oldest: u32,
+        /// The newest, the one it writes.
+        newest: u32,
     },
     /// The SQS message had no body.
     #[error("SQS message has no body")]
     MissingBody,
+    /// A version 2 passenger that refers to an origin or shape its bus lacks.
+    #[error("bus envelope: {0}")]
+    Compact(String),
     /// A compressed body (`busline+zstd:`) that does not decompress to a bus.
     #[error("compressed bus body: {0}")]
     Compressed(String),

@@ -204,10 +204,10 @@ impl Outbox {
                 passenger.id()
             )));
         };
-        let rider = serialize(&mut self.rider, passenger, passenger.id())?;
         self.counts.forwarded += 1;
         let exit = &mut self.lanes[index];
         exit.boarded += 1;
+        let rider = encode(&mut exit.packer, &mut self.rider, passenger)?;
         let mut full = Vec::new();
         exit.packer.push(rider, &mut full);
         self.count_buses_out(&full);
@@ -225,8 +225,8 @@ impl Outbox {
                 passenger.id()
             )));
         }
-        let rider = serialize(&mut self.rider, passenger, passenger.id())?;
         self.counts.continued += 1;
+        let rider = encode(&mut self.again.packer, &mut self.rider, passenger)?;
         let mut full = Vec::new();
         self.again.packer.push(rider, &mut full);
         self.depart_exit(full, Way::Again).await
@@ -446,14 +446,13 @@ async fn send_now(
     }
 }
 
-/// Serializes one rider into the reused buffer `buf`.
-fn serialize<'b, T: serde::Serialize>(
+/// Encodes `passenger` for `packer`'s buses into the reused buffer `buf`.
+fn encode<'b>(
+    packer: &mut Packer,
     buf: &'b mut Vec<u8>,
-    rider: &T,
-    id: &str,
+    passenger: &Passenger,
 ) -> Result<&'b str, StopError> {
-    buf.clear();
-    serde_json::to_writer(&mut *buf, rider)
-        .map_err(|err| StopError::permanent(format!("passenger {id}: {err}")))?;
-    std::str::from_utf8(buf).map_err(|err| StopError::permanent(format!("passenger {id}: {err}")))
+    packer
+        .encode(passenger, buf)
+        .map_err(|err| StopError::permanent(format!("passenger {}: {err}", passenger.id())))
 }

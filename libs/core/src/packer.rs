@@ -8,7 +8,8 @@
 //! compressed, so it sizes the next ones to fill the budget.
 
 use crate::compression::{BILLED_CHUNK, billed_chunks, compress_if_cheaper};
-use crate::envelope::{BusHeader, ENVELOPE_SUFFIX};
+use crate::envelope::compact::Dictionary;
+use crate::envelope::{BusHeader, ENVELOPE_SUFFIX, Passenger};
 use crate::id::stable_id;
 
 /// Length of every bus id (see [`stable_id`]).
@@ -64,13 +65,16 @@ pub struct Packer {
     ends: Vec<usize>,
     /// The envelope size at which the bus being packed is closed.
     raw_target: usize,
+    /// What the riders [`Packer::encode`] wrote refer to, and its JSON in each bus.
+    dictionary: Dictionary,
+    dictionary_json: String,
 }
 
 impl Packer {
     /// A packer for buses with `header`, derived from the bus `origin_bus`, each at most
     /// `sizing.budget` bytes as sent unless a single rider is larger than that on its own.
     pub fn new(header: BusHeader, origin_bus: impl Into<String>, sizing: BusSizing) -> Self {
-        let overhead = header.json_prefix(&"0".repeat(BUS_ID_LEN)).len() + ENVELOPE_SUFFIX.len();
+        let overhead = overhead(&header, "");
         // Within one billed chunk compression cannot save one.
         let raw_target = if sizing.compress && sizing.budget > BILLED_CHUNK {
             sizing.raw_limit.max(sizing.budget)
@@ -86,7 +90,27 @@ impl Packer {
             riders: String::new(),
             ends: Vec::new(),
             raw_target,
+            dictionary: Dictionary::default(),
+            dictionary_json: String::new(),
         }
+    }
+
+    /// Writes `passenger` into `buf` as a rider of this packer's buses, compactly when its id
+    /// and fields allow ([`crate::envelope::compact`]), and returns it for [`Packer::push`].
+    pub fn encode<'b>(
+        &mut self,
+        passenger: &Passenger,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b str, String> {
+        if self
+            .dictionary
+            .encode(passenger, buf)
+            .map_err(|err| err.to_string())?
+        {
+            self.dictionary_json = self.dictionary.json_fields();
+            self.overhead = overhead(&self.header, &self.dictionary_json);
+        }
+        std::str::from_utf8(buf).map_err(|err| err.to_string())
     }
 
     /// Adds one rider. Buses that became complete are pushed to `out`: the bus being packed
@@ -156,7 +180,7 @@ impl Packer {
     /// billed chunk and compression is on.
     fn body(&self, bus: &str, first: usize, count: usize) -> String {
         let span = self.span(first, count);
-        let mut body = self.header.json_prefix(bus);
+        let mut body = self.header.json_prefix_with(bus, &self.dictionary_json);
         body.reserve(span.len() + ENVELOPE_SUFFIX.len());
         body.push_str(span);
         body.push_str(ENVELOPE_SUFFIX);
@@ -201,6 +225,14 @@ impl Packer {
     }
 }
 
+/// The bytes of an envelope around its riders: header, dictionary and closing brackets.
+fn overhead(header: &BusHeader, dictionary: &str) -> usize {
+    header
+        .json_prefix_with(&"0".repeat(BUS_ID_LEN), dictionary)
+        .len()
+        + ENVELOPE_SUFFIX.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,16 +267,10 @@ mod tests {
     fn ids_in(buses: &[PackedBus]) -> Vec<String> {
         let mut ids = Vec::new();
         for bus in buses {
-            let envelope: Envelope<serde_json::Value> =
-                decode_envelope(&bus.body).expect("valid envelope");
+            let envelope: Envelope<Passenger> = decode_envelope(&bus.body).expect("valid envelope");
             assert_eq!(envelope.bus, bus.bus);
             assert_eq!(envelope.passengers.len(), bus.riders);
-            ids.extend(
-                envelope
-                    .passengers
-                    .iter()
-                    .map(|p| p["id"].as_str().unwrap_or_default().to_owned()),
-            );
+            ids.extend(envelope.passengers.iter().map(|p| p.id().to_owned()));
         }
         ids
     }
@@ -337,13 +363,13 @@ mod tests {
             let buses = pack_with(sizing, &riders);
             let mut seen = Vec::new();
             for bus in &buses {
-                let envelope: Envelope<serde_json::Value> = decode_envelope(&bus.body).expect("valid envelope");
+                let envelope: Envelope<Passenger> = decode_envelope(&bus.body).expect("valid envelope");
                 prop_assert_eq!(envelope.bus.as_str(), bus.bus.as_str());
                 prop_assert_eq!(envelope.passengers.len(), bus.riders);
                 if bus.body.len() > budget {
                     prop_assert_eq!(bus.riders, 1, "an over-budget bus must carry a single rider");
                 }
-                seen.extend(envelope.passengers.into_iter().map(|p| p["id"].as_str().unwrap_or_default().to_owned()));
+                seen.extend(envelope.passengers.iter().map(|p| p.id().to_owned()));
             }
             let expected: Vec<String> = (0..riders.len()).map(|i| i.to_string()).collect();
             prop_assert_eq!(seen, expected);

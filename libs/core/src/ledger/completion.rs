@@ -181,13 +181,35 @@ impl TripBook {
             (false, Some(last)) if abandoned(last, &claim) => last.clone(),
             (false, _) => return Ok(None),
         };
-        let manifest = self.manifest(&totals, &claim, route, objects).await?;
-        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        objects.put(&manifest.key, body, "application/json").await?;
-        self.events.trip_completed(&manifest).await?;
+        let manifest = match self.announce(&totals, &claim, route, objects).await {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                // Nothing was announced: give the claim up, so the bus that comes back (the
+                // caller fails it) claims and announces it, not only a stale-claim sweep.
+                if let Err(release) = self.ledger.release_claim(trip, &claim).await {
+                    tracing::warn!(trip, error = %crate::error::chain(&release), "could not release the completion claim; it is announced once it is stale");
+                }
+                return Err(err);
+            }
+        };
         self.ledger.mark_announced(trip, &claim).await?;
         tracing::info!(trip, state = %manifest.state, key = manifest.key, "trip completed");
         Ok(Some(manifest))
+    }
+
+    /// Writes the manifest of `claim` and sends its event.
+    async fn announce(
+        &self,
+        totals: &TripTotals,
+        claim: &Completion,
+        route: &str,
+        objects: &dyn ObjectStore,
+    ) -> Result<Manifest, PortError> {
+        let manifest = self.manifest(totals, claim, route, objects).await?;
+        let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        objects.put(&manifest.key, body, "application/json").await?;
+        self.events.trip_completed(&manifest).await?;
+        Ok(manifest)
     }
 
     async fn manifest(

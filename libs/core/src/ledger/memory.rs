@@ -93,6 +93,15 @@ impl Ledger for MemoryLedger {
         Ok(free)
     }
 
+    async fn release_claim(&self, trip: &str, claim: &Completion) -> Result<(), PortError> {
+        if let Some(totals) = self.lock().get_mut(trip).map(|book| &mut book.totals)
+            && totals.completion.as_ref() == Some(claim)
+        {
+            totals.completion = None;
+        }
+        Ok(())
+    }
+
     async fn mark_announced(&self, trip: &str, claim: &Completion) -> Result<(), PortError> {
         if let Some(completion) = self
             .lock()

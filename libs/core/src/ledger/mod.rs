@@ -156,6 +156,10 @@ pub trait Ledger: Send + Sync {
     /// completed it again).
     async fn claim_completion(&self, trip: &str, claim: &Completion) -> Result<bool, PortError>;
 
+    /// Gives up `claim` (its manifest or event could not be written), so the next caller claims
+    /// the completion again; a completion claimed or announced since is left alone.
+    async fn release_claim(&self, trip: &str, claim: &Completion) -> Result<(), PortError>;
+
     /// Marks the trip's completion `claim` as announced (manifest written, event sent), so a
     /// redelivered bus does not announce it again; a completion claimed since is left alone.
     async fn mark_announced(&self, trip: &str, claim: &Completion) -> Result<(), PortError>;

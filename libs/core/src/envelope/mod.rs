@@ -1,12 +1,20 @@
 //! The bus: a versioned JSON envelope carrying many passengers, and the claim-check pointer
 //! (the AWS SQS extended client's format) used when a bus is parked in the object store.
+//! Version 2 ([`compact`]) is written; versions 1 and 2 are read.
+
+pub mod compact;
 
 use crate::error::DecodeError;
+use compact::Rider;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The envelope format this build writes and reads.
-pub const ENVELOPE_VERSION: u32 = 1;
+/// The envelope format this build writes.
+pub const ENVELOPE_VERSION: u32 = 2;
+
+/// The oldest envelope format this build reads.
+pub const OLDEST_READ_VERSION: u32 = 1;
 
 /// One record riding the bus: a JSON object with a stable id.
 ///
@@ -143,12 +151,18 @@ pub struct BusHeader {
 
 impl BusHeader {
     /// The JSON of an envelope with this header and bus id, up to and including the `[` that
-    /// opens the passenger list. Appending the passengers and `]}` completes the body.
+    /// opens the passenger list. Appending passengers written whole and `]}` completes the body.
     pub fn json_prefix(&self, bus: &str) -> String {
+        self.json_prefix_with(bus, "")
+    }
+
+    /// [`BusHeader::json_prefix`] with a dictionary's fields ([`compact::Dictionary::json_fields`]), for
+    /// passengers it encoded.
+    pub fn json_prefix_with(&self, bus: &str, dictionary: &str) -> String {
         // Value's Display escapes strings and cannot fail.
         let text = |s: &str| Value::from(s).to_string();
         format!(
-            r#"{{"v":{},"bus":{},"trip":{},"route":{},"from":{},"hop":{},"created":{},"passengers":["#,
+            r#"{{"v":{},"bus":{},"trip":{},"route":{},"from":{},"hop":{},"created":{},{dictionary}"passengers":["#,
             ENVELOPE_VERSION,
             text(bus),
             text(&self.trip),
@@ -168,28 +182,92 @@ struct VersionOnly {
     v: u32,
 }
 
-/// Decodes a bus body, compressed ([`crate::compression`]) or not, with a clear error for bad
-/// JSON or an unknown version.
-pub fn decode_envelope<T: serde::de::DeserializeOwned>(
-    body: &str,
-) -> Result<Envelope<T>, DecodeError> {
+/// A version 2 envelope as read, before its passengers are built from its dictionary.
+#[derive(Deserialize)]
+struct CompactEnvelope<T> {
+    v: u32,
+    bus: String,
+    trip: String,
+    route: String,
+    from: String,
+    hop: u32,
+    created: String,
+    #[serde(default)]
+    origins: Vec<(String, Option<String>)>,
+    #[serde(default)]
+    shapes: Vec<Vec<String>>,
+    passengers: Vec<T>,
+}
+
+impl<T> CompactEnvelope<T> {
+    fn into_envelope<P>(self, passengers: Vec<P>) -> Envelope<P> {
+        Envelope {
+            v: self.v,
+            bus: self.bus,
+            trip: self.trip,
+            route: self.route,
+            from: self.from,
+            hop: self.hop,
+            created: self.created,
+            passengers,
+        }
+    }
+}
+
+/// What an envelope is decoded with: its [`Passenger`]s, or nothing (`IgnoredAny`, to read a
+/// bus's header alone).
+pub trait Riders: serde::de::DeserializeOwned + Sized {
+    /// The envelope of a version 2 body.
+    fn from_compact(body: &str) -> Result<Envelope<Self>, DecodeError>;
+}
+
+impl Riders for Passenger {
+    fn from_compact(body: &str) -> Result<Envelope<Self>, DecodeError> {
+        let mut raw: CompactEnvelope<Rider> = serde_json::from_str(body)?;
+        let riders = std::mem::take(&mut raw.passengers);
+        let passengers = compact::passengers(riders, &raw.origins, &raw.shapes)?;
+        Ok(raw.into_envelope(passengers))
+    }
+}
+
+impl Riders for IgnoredAny {
+    fn from_compact(body: &str) -> Result<Envelope<Self>, DecodeError> {
+        let raw: CompactEnvelope<IgnoredAny> = serde_json::from_str(body)?;
+        let passengers = raw.passengers.iter().map(|_| IgnoredAny).collect();
+        Ok(raw.into_envelope(passengers))
+    }
+}
+
+/// The version of an envelope body: read from its first bytes as this build writes them, else
+/// by parsing.
+fn version_of(body: &str) -> Result<u32, DecodeError> {
+    if let Some(rest) = body.strip_prefix(r#"{"v":"#)
+        && let Some((digits, _)) = rest.split_once(',')
+        && let Ok(v) = digits.parse()
+    {
+        return Ok(v);
+    }
+    Ok(serde_json::from_str::<VersionOnly>(body)?.v)
+}
+
+/// Decodes a bus body, compressed ([`crate::compression`]) or not, of version 1 or 2, with a
+/// clear error for bad JSON or an unknown version.
+pub fn decode_envelope<T: Riders>(body: &str) -> Result<Envelope<T>, DecodeError> {
     let body = crate::compression::expand(body)?;
     let body = body.as_ref();
-    match serde_json::from_str::<Envelope<T>>(body) {
-        Ok(envelope) if envelope.v == ENVELOPE_VERSION => Ok(envelope),
-        Ok(envelope) => Err(DecodeError::UnsupportedVersion {
-            found: envelope.v,
-            supported: ENVELOPE_VERSION,
-        }),
-        Err(err) => match serde_json::from_str::<VersionOnly>(body) {
-            // A shape we cannot read under another version number: say so, it is the real cause.
-            Ok(VersionOnly { v }) if v != ENVELOPE_VERSION => {
-                Err(DecodeError::UnsupportedVersion {
-                    found: v,
-                    supported: ENVELOPE_VERSION,
-                })
-            }
-            _ => Err(err.into()),
+    let unsupported = |found| DecodeError::UnsupportedVersion {
+        found,
+        oldest: OLDEST_READ_VERSION,
+        newest: ENVELOPE_VERSION,
+    };
+    match version_of(body) {
+        Ok(1) => Ok(serde_json::from_str::<Envelope<T>>(body)?),
+        Ok(2) => T::from_compact(body),
+        Ok(other) => Err(unsupported(other)),
+        // Not JSON with a version: name the parser's complaint about the whole envelope.
+        Err(err) => match serde_json::from_str::<Envelope<T>>(body) {
+            Err(json) => Err(json.into()),
+            Ok(_) => Err(err),
         },
     }
 }
@@ -275,10 +353,10 @@ mod tests {
 
     #[test]
     fn other_version_is_named() {
-        let err = decode_envelope::<Passenger>(r#"{"v":2,"cargo":[]}"#).unwrap_err();
+        let err = decode_envelope::<Passenger>(r#"{"v":3,"cargo":[]}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "bus envelope version 2 is not supported (this stop reads version 1)"
+            "bus envelope version 3 is not supported (this stop reads versions 1 to 2)"
         );
     }
 

@@ -1,0 +1,368 @@
+//! Envelope version 2: what a bus's passengers share is stated once. Its `origins` are the
+//! `[id prefix, source key]` pairs its passengers come from (the source key null for a passenger
+//! without a source) and its `shapes` the lists of field names, in order, their records have.
+//! A passenger whose id is `<prefix><n>` and whose source is `<key>:<n>` (or none) is written
+//! as `[origin, n, shape, [values]]`; any other is written whole, as in version 1
+//! (`{"id":..,"source":..,"data":{..}}`). Ids and sources read back exactly as written, so
+//! redelivery and idempotent loads are unchanged.
+
+use super::Passenger;
+use crate::error::DecodeError;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Most origins or shapes one packer keeps; later ones are written whole.
+const MOST_ENTRIES: usize = 256;
+
+/// The origins and shapes of the buses one packer writes, grown as passengers board. Every
+/// bus carries all of them, so a passenger encoded for one bus is valid on the next.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Dictionary {
+    /// `[id prefix, source key]` pairs.
+    pub origins: Vec<(String, Option<String>)>,
+    /// Field names in order.
+    pub shapes: Vec<Vec<String>>,
+    #[serde(skip)]
+    last_origin: usize,
+    #[serde(skip)]
+    last_shape: usize,
+}
+
+impl Dictionary {
+    /// Writes `passenger` into `out` (cleared first) as a version 2 rider, compactly when its
+    /// id and source allow; returns whether the dictionary grew.
+    pub fn encode(&mut self, passenger: &Passenger, out: &mut Vec<u8>) -> serde_json::Result<bool> {
+        out.clear();
+        let before = (self.origins.len(), self.shapes.len());
+        let Some((origin, n)) = self.origin_of(passenger) else {
+            serde_json::to_writer(&mut *out, passenger)?;
+            return Ok(false);
+        };
+        let Some(shape) = self.shape_of(passenger.data()) else {
+            serde_json::to_writer(&mut *out, passenger)?;
+            return Ok(before.0 != self.origins.len());
+        };
+        out.extend_from_slice(format!("[{origin},{n},{shape},[").as_bytes());
+        for (i, value) in passenger.data().values().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, value)?;
+        }
+        out.extend_from_slice(b"]]");
+        Ok(before != (self.origins.len(), self.shapes.len()))
+    }
+
+    /// The dictionary's fields of an envelope: `"origins":[..],"shapes":[..],`.
+    pub fn json_fields(&self) -> String {
+        let origins = serde_json::to_string(&self.origins).unwrap_or_else(|_| "[]".into());
+        let shapes = serde_json::to_string(&self.shapes).unwrap_or_else(|_| "[]".into());
+        format!(r#""origins":{origins},"shapes":{shapes},"#)
+    }
+
+    /// The origin index and number of a passenger whose id and source share a trailing number.
+    fn origin_of(&mut self, passenger: &Passenger) -> Option<(usize, u64)> {
+        let id = passenger.id();
+        let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let (prefix, number) = id.split_at(id.len() - digits);
+        if number.is_empty() || (number.len() > 1 && number.starts_with('0')) {
+            return None;
+        }
+        let n: u64 = number.parse().ok()?;
+        let key = match passenger.source() {
+            None => None,
+            Some(source) => Some(source.strip_suffix(number)?.strip_suffix(':')?),
+        };
+        let matches = |(p, k): &(String, Option<String>)| p == prefix && k.as_deref() == key;
+        if self.origins.get(self.last_origin).is_some_and(matches) {
+            return Some((self.last_origin, n));
+        }
+        let index = match self.origins.iter().position(matches) {
+            Some(index) => index,
+            None if self.origins.len() < MOST_ENTRIES => {
+                self.origins
+                    .push((prefix.to_owned(), key.map(str::to_owned)));
+                self.origins.len() - 1
+            }
+            None => return None,
+        };
+        self.last_origin = index;
+        Some((index, n))
+    }
+
+    /// The shape index of `data`'s field names.
+    fn shape_of(&mut self, data: &Map<String, Value>) -> Option<usize> {
+        let matches = |shape: &Vec<String>| {
+            shape.len() == data.len() && shape.iter().zip(data.keys()).all(|(a, b)| a == b)
+        };
+        if self.shapes.get(self.last_shape).is_some_and(matches) {
+            return Some(self.last_shape);
+        }
+        let index = match self.shapes.iter().position(matches) {
+            Some(index) => index,
+            None if self.shapes.len() < MOST_ENTRIES => {
+                self.shapes.push(data.keys().cloned().collect());
+                self.shapes.len() - 1
+            }
+            None => return None,
+        };
+        self.last_shape = index;
+        Some(index)
+    }
+}
+
+/// A version 2 rider as read: compact, or a whole passenger.
+pub(crate) enum Rider {
+    Compact {
+        origin: usize,
+        n: u64,
+        shape: usize,
+        values: Vec<Value>,
+    },
+    Whole(Passenger),
+}
+
+impl<'de> Deserialize<'de> for Rider {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RiderVisitor)
+    }
+}
+
+struct RiderVisitor;
+
+impl<'de> Visitor<'de> for RiderVisitor {
+    type Value = Rider;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a passenger: [origin, number, shape, [values]] or {\"id\", \"data\"}")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rider, A::Error> {
+        let missing = |what| de::Error::custom(format!("a compact passenger lacks its {what}"));
+        let origin = seq.next_element()?.ok_or_else(|| missing("origin"))?;
+        let n = seq.next_element()?.ok_or_else(|| missing("number"))?;
+        let shape = seq.next_element()?.ok_or_else(|| missing("shape"))?;
+        let values = seq.next_element()?.ok_or_else(|| missing("values"))?;
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("a compact passenger has four elements"));
+        }
+        Ok(Rider::Compact {
+            origin,
+            n,
+            shape,
+            values,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rider, A::Error> {
+        Passenger::deserialize(de::value::MapAccessDeserializer::new(map)).map(Rider::Whole)
+    }
+}
+
+/// The passengers of a version 2 bus, from its riders and dictionary; the error names the
+/// passenger (by position) and what it refers to that the bus lacks.
+pub(crate) fn passengers(
+    riders: Vec<Rider>,
+    origins: &[(String, Option<String>)],
+    shapes: &[Vec<String>],
+) -> Result<Vec<Passenger>, DecodeError> {
+    riders
+        .into_iter()
+        .enumerate()
+        .map(|(i, rider)| match rider {
+            Rider::Whole(passenger) => Ok(passenger),
+            Rider::Compact {
+                origin,
+                n,
+                shape,
+                values,
+            } => {
+                let bad =
+                    |what: String| DecodeError::Compact(format!("passenger {}: {what}", i + 1));
+                let (prefix, key) = origins.get(origin).ok_or_else(|| {
+                    bad(format!(
+                        "origin {origin} is not among the bus's {}",
+                        origins.len()
+                    ))
+                })?;
+                let fields = shapes.get(shape).ok_or_else(|| {
+                    bad(format!(
+                        "shape {shape} is not among the bus's {}",
+                        shapes.len()
+                    ))
+                })?;
+                if fields.len() != values.len() {
+                    return Err(bad(format!(
+                        "{} values for a shape of {} fields",
+                        values.len(),
+                        fields.len()
+                    )));
+                }
+                let data: Map<String, Value> = fields.iter().cloned().zip(values).collect();
+                let source = key.as_ref().map(|key| format!("{key}:{n}"));
+                Ok(Passenger::new(format!("{prefix}{n}"), source, data))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{BusHeader, Envelope, decode_envelope};
+    use crate::packer::{BusSizing, PackedBus, Packer};
+    use proptest::prelude::*;
+
+    fn header() -> BusHeader {
+        BusHeader {
+            trip: "t".into(),
+            route: "r".into(),
+            from: "extract".into(),
+            hop: 1,
+            created: "2026-12-02T00:00:00.000Z".into(),
+        }
+    }
+
+    fn pack(passengers: &[Passenger], budget: usize) -> Vec<PackedBus> {
+        let mut packer = Packer::new(header(), "origin", BusSizing::plain(budget));
+        let (mut out, mut buf) = (Vec::new(), Vec::new());
+        for passenger in passengers {
+            let rider = packer
+                .encode(passenger, &mut buf)
+                .expect("encodes")
+                .to_owned();
+            packer.push(&rider, &mut out);
+        }
+        packer.finish(&mut out);
+        out
+    }
+
+    fn unpack(buses: &[PackedBus]) -> Vec<Passenger> {
+        buses
+            .iter()
+            .flat_map(|bus| {
+                let envelope: Envelope<Passenger> = decode_envelope(&bus.body).expect("decodes");
+                envelope.passengers
+            })
+            .collect()
+    }
+
+    fn row(id: &str, source: Option<&str>, data: serde_json::Value) -> Passenger {
+        let data = data.as_object().cloned().unwrap_or_default();
+        Passenger::new(id, source.map(str::to_owned), data)
+    }
+
+    #[test]
+    fn passengers_from_one_source_are_written_once_each_and_read_back_exactly() {
+        let passengers: Vec<Passenger> = (2..2002)
+            .map(|n| {
+                row(
+                    &format!("0123456789abcdef:{n}"),
+                    Some(&format!("input/part-00000.csv:{n}")),
+                    serde_json::json!({"Name": format!("color-{n:08}"), "RGB": "(1, 2, 3)", "n": 12.50}),
+                )
+            })
+            .collect();
+        let compact = pack(&passengers, 1 << 20);
+        assert_eq!(compact.len(), 1);
+        assert!(compact[0].body.contains(r#""origins":[["0123456789abcdef:","input/part-00000.csv"]],"shapes":[["Name","RGB","n"]]"#));
+        assert!(
+            compact[0]
+                .body
+                .contains(r#"[0,2,0,["color-00000002","(1, 2, 3)",12.5]]"#)
+        );
+        assert_eq!(unpack(&compact), passengers);
+        let whole: usize = passengers
+            .iter()
+            .map(|p| serde_json::to_string(p).expect("json").len() + 1)
+            .sum();
+        assert!(
+            compact[0].body.len() * 2 < whole,
+            "{} against {whole}",
+            compact[0].body.len()
+        );
+    }
+
+    #[test]
+    fn a_bus_of_version_1_is_still_read() {
+        let body = r#"{"v":1,"bus":"b","trip":"t","route":"r","from":"s","hop":1,"created":"c","passengers":[{"id":"a:1","source":"f:1","data":{"x":1}}]}"#;
+        let envelope: Envelope<Passenger> = decode_envelope(body).expect("v1");
+        assert_eq!(
+            envelope.passengers,
+            vec![row("a:1", Some("f:1"), serde_json::json!({"x": 1}))]
+        );
+    }
+
+    #[test]
+    fn a_compact_passenger_that_refers_to_what_its_bus_lacks_is_named() {
+        let body = r#"{"v":2,"bus":"b","trip":"t","route":"r","from":"s","hop":1,"created":"c","origins":[["a:",null]],"shapes":[["x"]],"passengers":[[0,1,0,[1]],[0,2,1,[2]]]}"#;
+        let err = decode_envelope::<Passenger>(body)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(
+            err,
+            "bus envelope: passenger 2: shape 1 is not among the bus's 1"
+        );
+        let body = body.replace("[0,2,1,[2]]", "[0,2,0,[2,3]]");
+        let err = decode_envelope::<Passenger>(&body)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(
+            err,
+            "bus envelope: passenger 2: 2 values for a shape of 1 fields"
+        );
+    }
+
+    fn passenger_strategy() -> impl Strategy<Value = Passenger> {
+        let id = prop_oneof![
+            (0u64..5000).prop_map(|n| format!("ticket:{n}")),
+            (0u64..50).prop_map(|n| format!("other-{n}")),
+            Just("no-number".to_owned()),
+            Just("x:007".to_owned()),
+        ];
+        let source = prop_oneof![
+            Just(None),
+            Just(Some("a.csv".to_owned())),
+            Just(Some("b.csv".to_owned()))
+        ];
+        let fields = proptest::collection::vec(
+            (
+                prop_oneof![Just("a"), Just("b"), Just("c")],
+                prop_oneof![
+                    Just(serde_json::Value::Null),
+                    any::<i64>().prop_map(serde_json::Value::from),
+                    "[a-z ]{0,8}".prop_map(serde_json::Value::from),
+                    Just(serde_json::json!({"nested": [1, "two", null]})),
+                ],
+            ),
+            0..4,
+        );
+        (id, source, fields).prop_map(|(id, source, fields)| {
+            // A source that names the id's number, as extract writes it, or another one.
+            let number = id.rsplit(':').next().unwrap_or_default().to_owned();
+            let source = source.map(|key| {
+                if key == "a.csv" {
+                    format!("{key}:{number}")
+                } else {
+                    format!("{key}:9")
+                }
+            });
+            let data = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            Passenger::new(id, source, data)
+        })
+    }
+
+    proptest! {
+        /// Whatever mix of ids, sources and fields, every passenger reads back exactly as it
+        /// boarded, in order, over however many buses.
+        #[test]
+        fn every_passenger_reads_back_exactly(
+            passengers in proptest::collection::vec(passenger_strategy(), 0..200),
+            budget in 1024usize..8192,
+        ) {
+            prop_assert_eq!(unpack(&pack(&passengers, budget)), passengers);
+        }
+    }
+}
