@@ -307,6 +307,16 @@ impl DynamoLedger {
     }
 }
 
+/// The totals item's completion attributes, by their expression names.
+const COMPLETION_NAMES: [(&str, &str); 6] = [
+    ("#state", "completion_state"),
+    ("#dead", "completion_dead_lettered"),
+    ("#replayed", "completion_replayed"),
+    ("#by", "completion_by"),
+    ("#at", "completion_at_ms"),
+    ("#announced", "completion_announced"),
+];
+
 #[async_trait]
 impl Ledger for DynamoLedger {
     async fn record(&self, entry: &LedgerEntry) -> Result<Recorded, PortError> {
@@ -337,15 +347,7 @@ impl Ledger for DynamoLedger {
              #announced = :no",
             "attribute_exists(#entry) AND (attribute_not_exists(#dead) OR #dead > :dead \
              OR #replayed < :replayed OR (attribute_not_exists(#replayed) AND :replayed > :zero))",
-            &[
-                ("#entry", "entry"),
-                ("#state", "completion_state"),
-                ("#dead", "completion_dead_lettered"),
-                ("#replayed", "completion_replayed"),
-                ("#by", "completion_by"),
-                ("#at", "completion_at_ms"),
-                ("#announced", "completion_announced"),
-            ],
+            &[&[("#entry", "entry")], COMPLETION_NAMES.as_slice()].concat(),
             vec![
                 (":state", text(state_name(claim.state))),
                 (":dead", number(claim.dead_lettered)),
@@ -365,14 +367,7 @@ impl Ledger for DynamoLedger {
             "REMOVE #state, #dead, #replayed, #by, #at, #announced",
             "#by = :by AND #at = :at AND #dead = :dead AND #replayed = :replayed \
              AND #announced = :no",
-            &[
-                ("#state", "completion_state"),
-                ("#dead", "completion_dead_lettered"),
-                ("#replayed", "completion_replayed"),
-                ("#by", "completion_by"),
-                ("#at", "completion_at_ms"),
-                ("#announced", "completion_announced"),
-            ],
+            &COMPLETION_NAMES,
             vec![
                 (":by", text(&claim.by)),
                 (":at", number(claim.at_ms)),
