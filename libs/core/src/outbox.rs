@@ -96,6 +96,10 @@ impl Exit {
     }
 }
 
+/// Bytes of buses (as sent) an exit holds before they leave ahead of the rest: above what one
+/// bus's output takes (`BUS_RAW_BYTE_LIMIT` of envelope compresses to at most as much).
+const EARLY_DEPARTURE_BYTES: usize = 8 * SQS_MAX_BYTES;
+
 /// Collects what a stop forwards, drops off and rejects while it handles one bus.
 pub struct Outbox {
     origin: usize,
@@ -355,8 +359,11 @@ impl Outbox {
         }
         self.park_and_queue(full, way).await?;
         let exit = self.exit(way);
-        // Leave early once a whole SendMessageBatch is ready, so memory stays bounded.
-        if exit.ready.len() < SQS_MAX_BATCH_ENTRIES && exit.ready_bytes < SQS_MAX_BYTES {
+        // Leave early only once ten buses or EARLY_DEPARTURE_BYTES are ready, so a stream longer
+        // than a bus (extract reading an object) stays bounded in memory, while the output of one
+        // bus leaves with it: a bus that is dead-lettered after an earlier receive sent part of
+        // its output would count that part as never sent, and its trip could complete early.
+        if exit.ready.len() < SQS_MAX_BATCH_ENTRIES && exit.ready_bytes < EARLY_DEPARTURE_BYTES {
             return Ok(());
         }
         let messages = std::mem::take(&mut exit.ready);
