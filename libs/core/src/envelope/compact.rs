@@ -8,25 +8,25 @@
 
 use super::Passenger;
 use crate::error::DecodeError;
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::io::Write;
 
 /// Most origins or shapes one packer keeps; later ones are written whole.
 const MOST_ENTRIES: usize = 256;
 
 /// The origins and shapes of the buses one packer writes, grown as passengers board. Every
 /// bus carries all of them, so a passenger encoded for one bus is valid on the next.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Dictionary {
     /// `[id prefix, source key]` pairs.
-    pub origins: Vec<(String, Option<String>)>,
+    origins: Vec<(String, Option<String>)>,
     /// Field names in order.
-    pub shapes: Vec<Vec<String>>,
-    #[serde(skip)]
+    shapes: Vec<Vec<String>>,
+    /// The entries the last passenger used: the next one most likely uses them too.
     last_origin: usize,
-    #[serde(skip)]
     last_shape: usize,
 }
 
@@ -36,22 +36,22 @@ impl Dictionary {
     pub fn encode(&mut self, passenger: &Passenger, out: &mut Vec<u8>) -> serde_json::Result<bool> {
         out.clear();
         let before = (self.origins.len(), self.shapes.len());
-        let Some((origin, n)) = self.origin_of(passenger) else {
-            serde_json::to_writer(&mut *out, passenger)?;
-            return Ok(false);
-        };
-        let Some(shape) = self.shape_of(passenger.data()) else {
-            serde_json::to_writer(&mut *out, passenger)?;
-            return Ok(before.0 != self.origins.len());
-        };
-        out.extend_from_slice(format!("[{origin},{n},{shape},[").as_bytes());
-        for (i, value) in passenger.data().values().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        let compact = self
+            .origin_of(passenger)
+            .and_then(|(origin, n)| Some((origin, n, self.shape_of(passenger.data())?)));
+        match compact {
+            None => serde_json::to_writer(&mut *out, passenger)?,
+            Some((origin, n, shape)) => {
+                write!(out, "[{origin},{n},{shape},[").map_err(serde_json::Error::io)?;
+                for (i, value) in passenger.data().values().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    serde_json::to_writer(&mut *out, value)?;
+                }
+                out.extend_from_slice(b"]]");
             }
-            serde_json::to_writer(&mut *out, value)?;
         }
-        out.extend_from_slice(b"]]");
         Ok(before != (self.origins.len(), self.shapes.len()))
     }
 
