@@ -144,7 +144,11 @@ class ChaosOnTheLocalCloud(unittest.TestCase):
 
         written = poll(f"{key}", manifest, timeout_s=120, every_s=5)
         self.assertEqual(written["state"], "completed_with_failures")
-        self.assertEqual(written["stops"]["load"]["dropped_off"], sum(names.values()))
+        # At least once: a load bus dead-lettered on its last receive may have written its
+        # object on an earlier one, so its records can be in the output and counted dead-lettered.
+        load = written["stops"]["load"]
+        self.assertLessEqual(load["dropped_off"], sum(names.values()), load)
+        self.assertLessEqual(sum(names.values()), load["dropped_off"] + load["dead_lettered"], load)
         self.assertEqual(written["rejected"], len(rejections))
         self.assertGreaterEqual(written["dead_lettered"], 1)
         continued = self.metric_sum("extract", "Continued")

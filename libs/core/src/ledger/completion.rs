@@ -38,7 +38,9 @@ pub struct Manifest {
     pub stops: BTreeMap<String, StopTally>,
     /// Passengers quarantined, over every stop.
     pub rejected: i64,
-    /// Passengers on dead-lettered buses, over every stop.
+    /// Passengers on dead-lettered buses, over every stop. A sink's bus dead-lettered on its
+    /// last receive may have written its part of the output on an earlier one (at least once):
+    /// its redrive writes the same keys again.
     pub dead_lettered: i64,
     /// Passengers replayed from quarantine once corrected (also counted in `rejected`, where
     /// they were first refused).
