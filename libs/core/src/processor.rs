@@ -11,7 +11,7 @@ use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::id::stable_id;
-use crate::ledger::{LedgerEntry, TripBook, dead_lettered_entry, ridden_entry};
+use crate::ledger::{TripBook, dead_lettered_entry, ridden_entry};
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts, claim_check};
 use crate::ports::{
@@ -141,11 +141,6 @@ impl BatchProcessor {
         ridden.sort_by_key(|(origin, _)| *origin);
         let mut ridden: Vec<Option<Ridden>> = ridden.into_iter().map(|(_, r)| r).collect();
 
-        // Recorded before their buses leave: what left is then always in the ledger, even when
-        // this invocation dies after sending and a later receive of the bus is dead-lettered.
-        if let Some(book) = &self.runtime.ports.trips {
-            self.record_ridden(book, &mut ridden).await;
-        }
         self.send_pooled(&mut ridden).await;
 
         let mut counts = StopCounts::default();
@@ -201,7 +196,7 @@ impl BatchProcessor {
             }
         }
         if let Some(book) = &self.runtime.ports.trips {
-            self.record_dead_lettered(book, &ridden, &dead_lettered_origins, &mut failed)
+            self.record(book, &ridden, &dead_lettered_origins, &mut failed)
                 .await;
         }
 
@@ -239,37 +234,10 @@ impl BatchProcessor {
         }
     }
 
-    /// Records every ridden bus in the ledger before its buses are sent (and completes its
-    /// trip when that made it complete). A bus whose record failed sends nothing and is
-    /// retried: its work is done again, which changes nothing downstream (same ids).
-    async fn record_ridden(&self, book: &TripBook, ridden: &mut [Option<Ridden>]) {
-        let config = &self.runtime.config;
-        let mut origins = Vec::new();
-        let mut entries = Vec::new();
-        for (origin, ride) in ridden.iter().enumerate() {
-            if let Some(Ridden {
-                passengers_in,
-                trip: Some(trip),
-                bus: Some(bus),
-                outcome: Ok((counts, _)),
-                ..
-            }) = ride
-            {
-                origins.push(origin);
-                entries.push(ridden_entry(config, trip, bus, *passengers_in, counts));
-            }
-        }
-        let results = self.record(book, &entries).await;
-        for (origin, failure) in origins.into_iter().zip(results) {
-            if let (Some(failure), Some(ride)) = (failure, &mut ridden[origin]) {
-                ride.outcome = Err(failure);
-            }
-        }
-    }
-
-    /// Records every dead-lettered bus in the ledger: its passengers arrived, and the buses
-    /// it sent before it failed are on their way. A bus whose record failed is retried.
-    async fn record_dead_lettered(
+    /// Records every ridden and dead-lettered bus in the ledger (and completes their trips when
+    /// that made them complete). A bus whose record failed is retried: its work is done again,
+    /// which changes nothing downstream (same ids), and its record is tried again.
+    async fn record(
         &self,
         book: &TripBook,
         ridden: &[Option<Ridden>],
@@ -279,49 +247,41 @@ impl BatchProcessor {
         let config = &self.runtime.config;
         let mut origins = Vec::new();
         let mut entries = Vec::new();
-        for &origin in dead_lettered {
-            if let Some(Ridden {
+        for (origin, ride) in ridden.iter().enumerate() {
+            let Some(Ridden {
                 passengers_in,
                 trip: Some(trip),
                 bus: Some(bus),
                 departed,
-                ..
-            }) = &ridden[origin]
-            {
-                origins.push(origin);
-                entries.push(dead_lettered_entry(
-                    config,
-                    trip,
-                    bus,
-                    *passengers_in,
-                    departed,
+                outcome,
+            }) = ride
+            else {
+                continue;
+            };
+            let entry = match outcome {
+                Ok((counts, _)) => ridden_entry(config, trip, bus, *passengers_in, counts),
+                Err(_) if dead_lettered.contains(&origin) => {
+                    dead_lettered_entry(config, trip, bus, *passengers_in, departed)
+                }
+                Err(_) => continue,
+            };
+            origins.push(origin);
+            entries.push(entry);
+        }
+        let objects = self.runtime.ports.objects.as_ref();
+        let results = book.record(&entries, &config.route, objects).await;
+        for (origin, result) in origins.into_iter().zip(results) {
+            if let Err(err) = result {
+                tracing::warn!(error = %crate::error::chain(&err), "ledger record failed; the bus will be retried");
+                failed.push((
+                    origin,
+                    Failure {
+                        class: ErrorClass::Retryable,
+                        reason: format!("ledger: {}", crate::error::chain(&err)),
+                    },
                 ));
             }
         }
-        let results = self.record(book, &entries).await;
-        for (origin, failure) in origins.into_iter().zip(results) {
-            if let Some(failure) = failure {
-                failed.push((origin, failure));
-            }
-        }
-    }
-
-    /// Records `entries`: for each, the failure that sends its bus back, if its record failed.
-    async fn record(&self, book: &TripBook, entries: &[LedgerEntry]) -> Vec<Option<Failure>> {
-        let config = &self.runtime.config;
-        let objects = self.runtime.ports.objects.as_ref();
-        let results = book.record(entries, &config.route, objects).await;
-        results
-            .into_iter()
-            .map(|result| {
-                let err = result.err()?;
-                tracing::warn!(error = %crate::error::chain(&err), "ledger record failed; the bus will be retried");
-                Some(Failure {
-                    class: ErrorClass::Retryable,
-                    reason: format!("ledger: {}", crate::error::chain(&err)),
-                })
-            })
-            .collect()
     }
 
     /// Sets when each message to retry is seen again: a failed bus after its backoff, an
