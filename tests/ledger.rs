@@ -11,13 +11,14 @@ use busline_core::ledger::{
 use busline_core::ports::{ObjectInfo, ObjectReader, ObjectStore};
 use busline_core::replay::{REPLAY_STOP, ReplayError, read_passengers, replay};
 use busline_core::{
-    BatchProcessor, Extensions, Invocation, Outbox, Ports, Stop, StopConfig, StopContext, StopError,
+    BatchProcessor, Extensions, Invocation, Outbox, Ports, RetryPolicy, Stop, StopConfig,
+    StopContext, StopError,
 };
 use busline_tests::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Drops every passenger off; fails a bus for good while `broken` and a passenger is fragile.
 #[derive(Default)]
@@ -331,14 +332,24 @@ async fn a_replay_of_corrected_passengers_completes_the_trip_again_once() {
     );
 }
 
-/// The harness's store, but the first put of a trip's manifest fails (S3 answered 503).
-struct ManifestFailsOnce {
+/// The harness's store, but the first `failures` puts of a trip's manifest fail (S3 answered
+/// 503).
+struct ManifestFails {
     inner: Arc<dyn ObjectStore>,
-    failed: AtomicBool,
+    failures: AtomicUsize,
+}
+
+impl ManifestFails {
+    fn new(bench: &Bench, failures: usize) -> Arc<Self> {
+        Arc::new(ManifestFails {
+            inner: bench.h.store.clone(),
+            failures: AtomicUsize::new(failures),
+        })
+    }
 }
 
 #[async_trait]
-impl ObjectStore for ManifestFailsOnce {
+impl ObjectStore for ManifestFails {
     fn bucket(&self) -> &str {
         self.inner.bucket()
     }
@@ -349,7 +360,14 @@ impl ObjectStore for ManifestFailsOnce {
         self.inner.get_from(key, offset).await
     }
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {
-        if key.ends_with("/_SUCCESS") && !self.failed.swap(true, Ordering::SeqCst) {
+        let manifest_fails = key.ends_with("/_SUCCESS")
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+        if manifest_fails {
             return Err(PortError::retryable(key, "503 Slow Down"));
         }
         self.inner.put(key, body, content_type).await
@@ -364,15 +382,11 @@ impl ObjectStore for ManifestFailsOnce {
     }
 }
 
-#[tokio::test]
-async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back() {
-    let bench = Bench::new();
+/// A processor of the `scripted` stop (a sink) over `objects`, after a one-bus trip `t1`.
+async fn scripted_sink(bench: &Bench, objects: Arc<dyn ObjectStore>) -> BatchProcessor {
     bench.start(1).await;
     let mut ports = bench.ports();
-    ports.objects = Arc::new(ManifestFailsOnce {
-        inner: bench.h.store.clone(),
-        failed: AtomicBool::new(false),
-    });
+    ports.objects = objects;
     let mut vars = Harness::vars(&[("QUEUE_URL", "in"), ("NEXT_QUEUE_URL", "")]);
     vars.insert("STOP_NAME".into(), "scripted".into());
     let processor = shared_kind("scripted", Arc::new(ScriptedStop))
@@ -385,6 +399,40 @@ async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back
         bench.h.queue("in"),
         &bus_body("b1", &[json!({"drop": true})]),
     );
+    processor
+}
+
+async fn assert_announced_once(bench: &Bench) {
+    assert_eq!(bench.events.announced().len(), 1);
+    let manifest = bench.h.dir.path().join("output/trip=t1/_SUCCESS");
+    assert!(manifest.exists(), "the manifest is written");
+    let totals = bench
+        .ledger
+        .totals("t1")
+        .await
+        .expect("read")
+        .expect("trip");
+    assert!(totals.completion.is_some_and(|c| c.announced));
+}
+
+#[tokio::test]
+async fn a_manifest_that_failed_twice_is_written_by_the_same_bus_without_riding_it_again() {
+    let bench = Bench::new();
+    let processor = scripted_sink(&bench, ManifestFails::new(&bench, 2)).await;
+    let (batch, _) = bench.h.receive(10);
+    let outcome = processor
+        .process(batch, &Invocation::default())
+        .await
+        .expect("not a function error");
+    assert!(outcome.retry.is_empty(), "{outcome:?}");
+    assert_announced_once(&bench).await;
+}
+
+#[tokio::test]
+async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back() {
+    let bench = Bench::new();
+    let attempts = RetryPolicy::default().retries + 1;
+    let processor = scripted_sink(&bench, ManifestFails::new(&bench, attempts)).await;
     let (batch, _) = bench.h.receive(10);
     // A batch whose every bus failed fails the invocation: the bus comes back.
     let first = processor
@@ -399,14 +447,5 @@ async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back
         .await
         .expect("not a function error");
     assert!(again.retry.is_empty(), "{again:?}");
-    assert_eq!(bench.events.announced().len(), 1);
-    let manifest = bench.h.dir.path().join("output/trip=t1/_SUCCESS");
-    assert!(manifest.exists(), "the manifest is written");
-    let totals = bench
-        .ledger
-        .totals("t1")
-        .await
-        .expect("read")
-        .expect("trip");
-    assert!(totals.completion.is_some_and(|c| c.announced));
+    assert_announced_once(&bench).await;
 }

@@ -16,6 +16,18 @@ pub(crate) fn body_identity(body: &str) -> &[u8] {
     }
 }
 
+tokio::task_local! {
+    /// The highest receive count of the batch the running invocation handles.
+    static RECEIVE: u32;
+}
+
+/// Runs `work` (an invocation's handling of a batch whose buses were received up to
+/// `receive_count` times) so that its draws depend on that count: a bus's next receive draws
+/// anew even in a fresh process, whose attempt counts start again, as real faults do.
+pub(crate) async fn on_receive<F: std::future::Future>(receive_count: u32, work: F) -> F::Output {
+    RECEIVE.scope(receive_count, work).await
+}
+
 /// How many faults of each kind were injected.
 pub type FaultCounts = BTreeMap<&'static str, u64>;
 
@@ -76,6 +88,8 @@ impl StopChaos {
             key.push(0);
             key.extend_from_slice(part);
         }
+        let receive = RECEIVE.try_with(|receive| *receive).unwrap_or_default();
+        key.extend_from_slice(&receive.to_le_bytes());
         let call_id = xxh3_64_with_seed(&key, self.inner.seed);
         let attempt = {
             let mut attempts = self
@@ -144,5 +158,23 @@ mod tests {
             chaos.injected()["send"],
             retries.iter().filter(|hit| **hit).count() as u64
         );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_process_draws_anew_on_each_receive_of_a_bus() {
+        let spec: ChaosSpec = "send=50%".parse().expect("spec");
+        // One process per receive, as a cold Lambda: only the receive count differs.
+        let first_draws = |receive| {
+            let spec = spec.clone();
+            on_receive(receive, async move {
+                (0..64u32)
+                    .map(|n| {
+                        StopChaos::new(spec.clone(), 7, "s").draw(Fault::Send, &[&n.to_le_bytes()])
+                    })
+                    .collect::<Vec<f64>>()
+            })
+        };
+        assert_eq!(first_draws(2).await, first_draws(2).await);
+        assert_ne!(first_draws(1).await, first_draws(2).await);
     }
 }

@@ -1,7 +1,7 @@
 //! The chaos layer around a batch handler: an invocation that dies after part of its work
 //! was sent, so that nothing of its batch is acknowledged and every bus comes back.
 
-use crate::dice::{StopChaos, body_identity};
+use crate::dice::{StopChaos, body_identity, on_receive};
 use crate::spec::Fault;
 use async_trait::async_trait;
 use busline_core::{BatchError, BatchHandler, BatchOutcome, Delivery, ErrorClass, Invocation};
@@ -35,6 +35,21 @@ impl ChaosHandler {
 #[async_trait]
 impl BatchHandler for ChaosHandler {
     async fn handle_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+        invocation: &Invocation,
+    ) -> Result<BatchOutcome, BatchError> {
+        let receive_count = deliveries.iter().map(|d| d.receive_count).max();
+        on_receive(
+            receive_count.unwrap_or_default(),
+            self.handle_or_abort(deliveries, invocation),
+        )
+        .await
+    }
+}
+
+impl ChaosHandler {
+    async fn handle_or_abort(
         &self,
         deliveries: Vec<Delivery>,
         invocation: &Invocation,

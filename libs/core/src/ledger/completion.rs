@@ -3,9 +3,11 @@
 //! manifest) and announces it (an EventBridge event on AWS).
 
 use super::{Completion, Ledger, LedgerEntry, Recorded, StopTally, TripState, TripTotals};
-use crate::error::PortError;
+use crate::error::{ErrorClass, PortError};
+use crate::forwarder::RetryPolicy;
 use crate::ports::{ObjectInfo, ObjectStore};
 use async_trait::async_trait;
+use backon::Retryable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -183,7 +185,10 @@ impl TripBook {
             (false, Some(last)) if abandoned(last, &claim) => last.clone(),
             (false, _) => return Ok(None),
         };
-        let manifest = match self.announce(&totals, &claim, route, objects).await {
+        let manifest = match self
+            .announce_with_retries(&totals, &claim, route, objects)
+            .await
+        {
             Ok(manifest) => manifest,
             Err(err) => {
                 // Nothing was announced: give the claim up, so the bus that comes back (the
@@ -197,6 +202,31 @@ impl TripBook {
         self.ledger.mark_announced(trip, &claim).await?;
         tracing::info!(trip, state = %manifest.state, key = manifest.key, "trip completed");
         Ok(Some(manifest))
+    }
+
+    /// [`TripBook::announce`], tried again after a retryable failure: the bus whose record
+    /// completed the trip would otherwise ride again, redoing its work, only to announce.
+    async fn announce_with_retries(
+        &self,
+        totals: &TripTotals,
+        claim: &Completion,
+        route: &str,
+        objects: &dyn ObjectStore,
+    ) -> Result<Manifest, PortError> {
+        let policy = RetryPolicy::default();
+        let delays = backon::ExponentialBuilder::default()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.retries)
+            .with_jitter();
+        (|| self.announce(totals, claim, route, objects))
+            .retry(delays)
+            .sleep(tokio::time::sleep)
+            .when(|err: &PortError| err.class() == ErrorClass::Retryable)
+            .notify(|err, delay| {
+                tracing::warn!(trip = totals.trip, error = %crate::error::chain(err), ?delay, "trip announcement failed; retrying");
+            })
+            .await
     }
 
     /// Writes the manifest of `claim` and sends its event.
