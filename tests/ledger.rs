@@ -11,14 +11,14 @@ use busline_core::ledger::{
 use busline_core::ports::{ObjectInfo, ObjectReader, ObjectStore};
 use busline_core::replay::{REPLAY_STOP, ReplayError, read_passengers, replay};
 use busline_core::{
-    BatchProcessor, Extensions, Invocation, Outbox, Ports, RetryPolicy, Stop, StopConfig,
+    BatchProcessor, Delivery, Extensions, Invocation, Outbox, Ports, RetryPolicy, Stop, StopConfig,
     StopContext, StopError,
 };
 use busline_tests::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Drops every passenger off; fails a bus for good while `broken` and a passenger is fragile.
 #[derive(Default)]
@@ -88,7 +88,16 @@ impl Bench {
     }
 
     async fn stop(&self, stop: Arc<dyn Stop>, extra: &[(&str, &str)]) -> BatchProcessor {
-        let ports = self.ports();
+        self.stop_on(stop, extra, self.ports()).await
+    }
+
+    /// [`Bench::stop`] over `ports`.
+    async fn stop_on(
+        &self,
+        stop: Arc<dyn Stop>,
+        extra: &[(&str, &str)],
+        ports: Ports,
+    ) -> BatchProcessor {
         let mut vars = Harness::vars(&[("QUEUE_URL", "in")]);
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
@@ -387,14 +396,8 @@ async fn scripted_sink(bench: &Bench, objects: Arc<dyn ObjectStore>) -> BatchPro
     bench.start(1).await;
     let mut ports = bench.ports();
     ports.objects = objects;
-    let mut vars = Harness::vars(&[("QUEUE_URL", "in"), ("NEXT_QUEUE_URL", "")]);
-    vars.insert("STOP_NAME".into(), "scripted".into());
-    let processor = shared_kind("scripted", Arc::new(ScriptedStop))
-        .build(Arc::new(vars), ports, Extensions::default())
-        .await
-        .expect("builds")
-        .into_bus("scripted")
-        .expect("reads a queue");
+    let extra = [("NEXT_QUEUE_URL", "")];
+    let processor = bench.stop_on(Arc::new(ScriptedStop), &extra, ports).await;
     send(
         bench.h.queue("in"),
         &bus_body("b1", &[json!({"drop": true})]),
@@ -448,4 +451,165 @@ async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back
         .expect("not a function error");
     assert!(again.retry.is_empty(), "{again:?}");
     assert_announced_once(&bench).await;
+}
+
+/// Boards every passenger and then fails on its first bus (a source that broke half way);
+/// fails at once on every later one.
+#[derive(Default)]
+struct BreaksAfterStreaming {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Stop for BreaksAfterStreaming {
+    async fn handle(
+        &self,
+        _ctx: &StopContext<'_>,
+        passengers: Vec<Passenger>,
+        outbox: &mut Outbox,
+    ) -> Result<(), StopError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            for passenger in &passengers {
+                outbox.board(passenger).await?;
+            }
+        }
+        Err(StopError::retryable("the source went away"))
+    }
+}
+
+/// Rides `delivery` on each of its three receives: it fails with `reason` on the first two and
+/// is dead-lettered on the last.
+async fn ride_to_its_dead_letter(processor: &BatchProcessor, delivery: &Delivery, reason: &str) {
+    let received = |receive_count| {
+        vec![Delivery {
+            receive_count,
+            ..delivery.clone()
+        }]
+    };
+    for receive_count in 1..=2 {
+        let failed = processor
+            .process(received(receive_count), &Invocation::default())
+            .await
+            .expect_err("the bus fails");
+        assert!(failed.to_string().contains(reason), "{failed}");
+    }
+    let last = processor
+        .process(received(3), &Invocation::default())
+        .await
+        .expect("dead-lettered");
+    assert!(last.retry.is_empty(), "{last:?}");
+}
+
+impl Bench {
+    /// A sink reading `next`, as the stop after `scripted`.
+    async fn next_sink(&self) -> BatchProcessor {
+        let extra = [
+            ("QUEUE_URL", "next"),
+            ("NEXT_QUEUE_URL", ""),
+            ("STOP_NAME", "load"),
+        ];
+        self.stop(Arc::new(Sink::default()), &extra).await
+    }
+
+    /// Rides every bus waiting in `next` with `sink`.
+    async fn ride_next(&self, sink: &BatchProcessor) {
+        let waiting = self.h.queue("next").receive(10, None).expect("receive");
+        let deliveries = waiting.iter().map(|m| m.delivery()).collect();
+        let outcome = sink
+            .process(deliveries, &Invocation::default())
+            .await
+            .expect("not a function error");
+        assert!(outcome.retry.is_empty(), "{outcome:?}");
+    }
+
+    async fn state(&self) -> TripState {
+        let totals = self.ledger.totals("t1").await.expect("read").expect("trip");
+        totals.progress().state
+    }
+}
+
+#[tokio::test]
+async fn a_bus_dead_lettered_after_its_early_departures_left_keeps_its_trip_going_until_they_arrive()
+ {
+    let bench = Bench::new();
+    bench.start(12).await;
+    // One passenger per bus: the eleventh boarding fills the tenth bus, and ten leave early.
+    let extra = [("BUS_BYTE_BUDGET", "1024")];
+    let processor = bench
+        .stop(Arc::new(BreaksAfterStreaming::default()), &extra)
+        .await;
+    let pad = "x".repeat(600);
+    let passengers: Vec<Value> = (0..12).map(|n| json!({"n": n, "pad": pad})).collect();
+    send(bench.h.queue("in"), &bus_body("b1", &passengers));
+    let (batch, _) = bench.h.receive(10);
+    ride_to_its_dead_letter(&processor, &batch[0], "the source went away").await;
+    assert_eq!(
+        bench.h.queue("dlq").receive(10, None).expect("dlq").len(),
+        1
+    );
+    // Its ten early buses are on their way: the trip waits for them.
+    assert_eq!(bench.state().await, TripState::InProgress);
+    assert!(bench.events.announced().is_empty());
+
+    let sink = bench.next_sink().await;
+    bench.ride_next(&sink).await;
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0].state, TripState::CompletedWithFailures);
+    assert_eq!(announced[0].stops["load"].dropped_off, 10);
+    assert_eq!(announced[0].stops["scripted"].forwarded, 10);
+    assert_eq!(announced[0].dead_lettered, 12);
+}
+
+#[tokio::test]
+async fn a_bus_recorded_whose_buses_never_left_completes_its_trip_with_failures_until_redriven() {
+    let bench = Bench::new();
+    bench.start(1).await;
+    let queues = Arc::new(FlakyQueues {
+        inner: bench.h.queues.clone(),
+        // Its output, not its dead letter (which carries the body it came with).
+        plan: Mutex::new(vec![(r#""from":"scripted""#.into(), u32::MAX, false)]),
+        calls: Mutex::default(),
+    });
+    let mut ports = bench.ports();
+    ports.queues = queues.clone();
+    let processor = bench.stop_on(Arc::new(ScriptedStop), &[], ports).await;
+    send(
+        bench.h.queue("in"),
+        &bus_body("b1", &[json!({"unsendable": true})]),
+    );
+    let (batch, _) = bench.h.receive(10);
+    ride_to_its_dead_letter(&processor, &batch[0], "forwarding failed").await;
+    // Recorded as ridden before its send, it counted a bus sent that never left: in doubt, so
+    // the trip completes with failures instead of waiting for ever.
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0].state, TripState::CompletedWithFailures);
+    assert_eq!(announced[0].dead_lettered, 1);
+    let totals = bench
+        .ledger
+        .totals("t1")
+        .await
+        .expect("read")
+        .expect("trip");
+    let next = &totals.progress().flows["next"];
+    assert_eq!((next.sent, next.arrived, next.in_doubt), (1, 0, 1));
+
+    // The queue is back and the dead letter redriven: its bus leaves, and the trip completes.
+    queues.plan.lock().expect("lock").clear();
+    let dead = bench.h.queue("dlq").receive(10, None).expect("dlq");
+    assert_eq!(dead.len(), 1);
+    send(bench.h.queue("in"), &dead[0].delivery().body);
+    bench.h.process_all_ok(&processor, 10).await;
+    assert_eq!(
+        bench.state().await,
+        TripState::InProgress,
+        "its bus travels"
+    );
+    bench.ride_next(&bench.next_sink().await).await;
+    let announced = bench.events.announced();
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert_eq!(announced[1].state, TripState::Completed);
+    assert_eq!(announced[1].dead_lettered, 0);
+    assert_eq!(announced[1].stops["load"].dropped_off, 1);
 }

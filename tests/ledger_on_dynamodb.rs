@@ -1,6 +1,6 @@
 //! The DynamoDB ledger and the EventBridge completion event on MiniStack: buses recorded at
 //! once from many tasks add up exactly, a redelivery adds nothing, a redrive replaces its dead
-//! letter, two claims of one completion let exactly one through, and the event reaches a
+//! letter, a bus's records are read without its siblings', two claims of one completion let exactly one through, and the event reaches a
 //! rule's SQS target. Part of the `dynamodb` test binary.
 
 use aws_sdk_dynamodb::types::{
@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::types::{
 };
 use busline_aws::{DynamoLedger, EventBridgeEvents};
 use busline_core::ledger::{
-    BusOutcome, Completion, Ledger, LedgerEntry, Manifest, Recorded, TripEvents, TripState, counter,
+    BusOutcome, Completion, Ledger, LedgerEntry, Manifest, MemoryLedger, Recorded, TripEvents,
+    TripState, counter, dead_letter_bus, departure_bus, departure_left,
 };
 use busline_tests::cloud::{cloud, unique};
 use serde_json::Value;
@@ -238,6 +239,57 @@ async fn a_redriven_bus_replaces_its_dead_letter_in_the_table() {
     let entries = ledger.entries("t").await.expect("entries");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].outcome, BusOutcome::Ridden);
+}
+
+#[tokio::test]
+async fn a_buses_records_are_its_own_its_departures_and_its_dead_letters_only() {
+    let cloud = cloud("ministack").await;
+    let client = aws_sdk_dynamodb::Client::new(&cloud.config);
+    let ledger = DynamoLedger::new(
+        client.clone(),
+        ledger_table(&client).await,
+        Duration::from_secs(86_400),
+    );
+    assert_eq!(
+        buses_records(&ledger).await,
+        ["b", "b~dead~0", "b~departure~0", "b~departure~0~left"]
+    );
+    let memory = MemoryLedger::default();
+    assert_eq!(
+        buses_records(&memory).await,
+        ["b", "b~dead~0", "b~departure~0", "b~departure~0~left"]
+    );
+}
+
+/// Records bus `b`, its departure, dead letter and two buses whose ids start with `b`; returns
+/// the ids of what `bus_entries` says are `b`'s.
+async fn buses_records(ledger: &dyn Ledger) -> Vec<String> {
+    let departure = departure_bus("b", 0);
+    let ids = [
+        "b".to_owned(),
+        "b/again".to_owned(),
+        "b2".to_owned(),
+        departure_left(&departure),
+        departure,
+        dead_letter_bus("b", 0),
+    ];
+    for id in &ids {
+        let sent = [(counter::sent("next"), 1)];
+        ledger
+            .record(&entry("t", id, BusOutcome::Ridden, &sent))
+            .await
+            .expect("record");
+    }
+    let mut other_stop = entry("t", "b", BusOutcome::Ridden, &[]);
+    other_stop.stop = "extract".into();
+    ledger.record(&other_stop).await.expect("record");
+    ledger
+        .bus_entries("t", "load", "b")
+        .await
+        .expect("bus entries")
+        .into_iter()
+        .map(|e| e.bus)
+        .collect()
 }
 
 #[tokio::test]

@@ -72,13 +72,16 @@ pub fn trip_table(totals: &TripTotals, places: &[(&str, String)]) -> String {
                 queue.clone(),
                 flow.sent.to_string(),
                 flow.arrived.to_string(),
-                (flow.sent - flow.arrived).to_string(),
+                (flow.sent - flow.arrived - flow.in_doubt)
+                    .max(0)
+                    .to_string(),
+                flow.in_doubt.to_string(),
             ]
         })
         .collect();
     out.push('\n');
     out.push_str(&crate::table::render(
-        &["queue", "sent", "arrived", "in flight"],
+        &["queue", "sent", "arrived", "in flight", "in doubt"],
         &flows,
     ));
     for (what, place) in places {

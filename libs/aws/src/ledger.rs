@@ -223,6 +223,38 @@ impl DynamoLedger {
             .map_err(|err| self.invalid(err))
     }
 
+    /// The trip's bus records, in key order; only those whose key starts with `prefix` when
+    /// one is given.
+    async fn query_entries(
+        &self,
+        trip: &str,
+        prefix: Option<&str>,
+    ) -> Result<Vec<LedgerEntry>, PortError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_names("#trip", "trip")
+            .expression_attribute_values(":trip", text(trip))
+            .consistent_read(true);
+        query = match prefix {
+            None => query.key_condition_expression("#trip = :trip"),
+            Some(prefix) => query
+                .key_condition_expression("#trip = :trip AND begins_with(#entry, :prefix)")
+                .expression_attribute_names("#entry", "entry")
+                .expression_attribute_values(":prefix", text(prefix)),
+        };
+        let mut pages = query.into_paginator().items().send();
+        let mut entries = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|err| classify(err, &self.resource()))?;
+            if string(&item, "entry") != TOTALS {
+                entries.push(parse_entry(&item));
+            }
+        }
+        Ok(entries)
+    }
+
     fn invalid(&self, err: impl std::error::Error + Send + Sync + 'static) -> PortError {
         PortError::permanent(self.resource(), err)
     }
@@ -424,24 +456,24 @@ impl Ledger for DynamoLedger {
     }
 
     async fn entries(&self, trip: &str) -> Result<Vec<LedgerEntry>, PortError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#trip = :trip")
-            .expression_attribute_names("#trip", "trip")
-            .expression_attribute_values(":trip", text(trip))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut entries = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|err| classify(err, &self.resource()))?;
-            if string(&item, "entry") != TOTALS {
-                entries.push(parse_entry(&item));
-            }
-        }
+        self.query_entries(trip, None).await
+    }
+
+    async fn bus_entries(
+        &self,
+        trip: &str,
+        stop: &str,
+        bus: &str,
+    ) -> Result<Vec<LedgerEntry>, PortError> {
+        let own = format!("{stop}#{bus}");
+        let key = HashMap::from([
+            ("trip".to_owned(), text(trip)),
+            ("entry".to_owned(), text(&own)),
+        ]);
+        let mut entries: Vec<LedgerEntry> = self.get(key).await?.iter().map(parse_entry).collect();
+        // Its departures and dead letters, and not the buses whose ids merely start with its.
+        let derived = self.query_entries(trip, Some(&format!("{own}~"))).await?;
+        entries.extend(derived);
         Ok(entries)
     }
 }

@@ -6,6 +6,7 @@ use crate::config::{NEXT_LANE, StopConfig, lane_variable};
 use crate::envelope::{BusHeader, EXTENDED_PAYLOAD_SIZE, Passenger, PayloadPointer, Rejection};
 use crate::error::{ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
+use crate::ledger::{Ledger, departure_bus, departure_entry, departure_left_entry};
 use crate::metrics::StopCounts;
 use crate::packer::{PackedBus, Packer};
 use crate::ports::{Attribute, ObjectStore, OutgoingMessage, SQS_MAX_BATCH_ENTRIES, SQS_MAX_BYTES};
@@ -32,6 +33,23 @@ pub struct OutboxCounts {
     pub buses_out: u64,
     /// Bytes of those buses' bodies (before claim checks).
     pub bytes_out: u64,
+}
+
+impl OutboxCounts {
+    /// These counts but for the passengers that `departed` early, on each lane and back to the
+    /// stop's own queue.
+    pub(crate) fn without_departures(&self, departed: &OutboxCounts) -> OutboxCounts {
+        let mut rest = self.clone();
+        for (lane, left) in &departed.lanes {
+            if let Some(boarded) = rest.lanes.get_mut(lane) {
+                *boarded = boarded.saturating_sub(*left);
+            }
+        }
+        rest.lanes.retain(|_, boarded| *boarded > 0);
+        rest.forwarded = rest.forwarded.saturating_sub(departed.forwarded);
+        rest.continued = rest.continued.saturating_sub(departed.continued);
+        rest
+    }
 }
 
 impl From<OutboxCounts> for StopCounts {
@@ -117,6 +135,12 @@ pub struct Outbox {
     /// stay sent even when the handler then fails.
     departed: OutboxCounts,
     rider: Vec<u8>,
+    /// The bus this outbox's buses derive from, and the ledger its early departures are
+    /// recorded in before they leave (none for the depot and a replay, which record once all
+    /// has left) with how many it recorded.
+    origin_bus: String,
+    ledger: Option<Arc<dyn Ledger>>,
+    early_departures: u32,
 }
 
 impl Outbox {
@@ -185,7 +209,17 @@ impl Outbox {
             counts: OutboxCounts::default(),
             departed: OutboxCounts::default(),
             rider: Vec::new(),
+            origin_bus: origin_bus.to_owned(),
+            ledger: None,
+            early_departures: 0,
         }
+    }
+
+    /// This outbox, recording each early departure in `ledger` before it leaves, so what left
+    /// stays counted as sent even when the bus then dies before its own record.
+    pub(crate) fn recording_departures(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Boards `passenger` for the next stop, on the default lane.
@@ -361,8 +395,7 @@ impl Outbox {
         let exit = self.exit(way);
         // Leave early only once ten buses or EARLY_DEPARTURE_BYTES are ready, so a stream longer
         // than a bus (extract reading an object) stays bounded in memory, while the output of one
-        // bus leaves with it: a bus that is dead-lettered after an earlier receive sent part of
-        // its output would count that part as never sent, and its trip could complete early.
+        // bus leaves with it, pooled, and needs no ledger record of its own.
         if exit.ready.len() < SQS_MAX_BATCH_ENTRIES && exit.ready_bytes < EARLY_DEPARTURE_BYTES {
             return Ok(());
         }
@@ -373,7 +406,13 @@ impl Outbox {
         exit.ready_body_bytes = 0;
         let buses = messages.len() as u64;
         if let Some(url) = exit.queue_url.clone() {
+            let lane = match way {
+                Way::Lane(index) => Some(self.lanes[index].lane.clone()),
+                Way::Again => None,
+            };
+            let departure = self.record_departure(lane.as_deref(), &url, riders).await?;
             send_now(&self.forwarder, &url, self.origin, messages).await?;
+            self.record_left(departure).await?;
         }
         let departed = &mut self.departed;
         match way {
@@ -384,6 +423,34 @@ impl Outbox {
                 departed.bytes_out += body_bytes;
                 self.lanes[index].departed += riders;
             }
+        }
+        Ok(())
+    }
+
+    /// Records the next early departure (`riders` passengers on `lane`, `None` for a
+    /// continuation, into the queue at `url`) when this outbox keeps the ledger; its id.
+    async fn record_departure(
+        &mut self,
+        lane: Option<&str>,
+        url: &str,
+        riders: u64,
+    ) -> Result<Option<String>, StopError> {
+        let index = self.early_departures;
+        self.early_departures += 1;
+        let Some(ledger) = &self.ledger else {
+            return Ok(None);
+        };
+        let departure = departure_bus(&self.origin_bus, index);
+        let entry = departure_entry(&self.stop, &self.trip, &departure, lane, url, riders);
+        ledger.record(&entry).await?;
+        Ok(Some(departure))
+    }
+
+    /// Records that `departure` left, so a dead letter of this bus does not count it in doubt.
+    async fn record_left(&self, departure: Option<String>) -> Result<(), StopError> {
+        if let (Some(ledger), Some(departure)) = (&self.ledger, departure) {
+            let entry = departure_left_entry(&self.stop, &self.trip, &departure);
+            ledger.record(&entry).await?;
         }
         Ok(())
     }

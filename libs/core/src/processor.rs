@@ -11,7 +11,7 @@ use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::id::stable_id;
-use crate::ledger::{TripBook, dead_lettered_entry, ridden_entry};
+use crate::ledger::{Recorded, TripBook, cleared_dead_letter, dead_lettered_entry, ridden_entry};
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts, claim_check};
 use crate::ports::{
@@ -141,6 +141,9 @@ impl BatchProcessor {
         ridden.sort_by_key(|(origin, _)| *origin);
         let mut ridden: Vec<Option<Ridden>> = ridden.into_iter().map(|(_, r)| r).collect();
 
+        if let Some(book) = &self.runtime.ports.trips {
+            self.record_ridden(book, &mut ridden).await;
+        }
         self.send_pooled(&mut ridden).await;
 
         let mut counts = StopCounts::default();
@@ -196,7 +199,7 @@ impl BatchProcessor {
             }
         }
         if let Some(book) = &self.runtime.ports.trips {
-            self.record(book, &ridden, &dead_lettered_origins, &mut failed)
+            self.record_dead_letters(book, &ridden, &dead_lettered_origins, &mut failed)
                 .await;
         }
 
@@ -234,54 +237,100 @@ impl BatchProcessor {
         }
     }
 
-    /// Records every ridden and dead-lettered bus in the ledger (and completes their trips when
-    /// that made them complete). A bus whose record failed is retried: its work is done again,
-    /// which changes nothing downstream (same ids), and its record is tried again.
-    async fn record(
+    /// Records every ridden bus in the ledger before its buses leave (and completes its trip
+    /// when that made it complete), so nothing leaves uncounted. A bus whose record failed is
+    /// not sent but retried: its work is done again, which changes nothing downstream (same
+    /// ids). A bus recorded before that is ridden again (a redrive) clears its dead letter.
+    async fn record_ridden(&self, book: &TripBook, ridden: &mut [Option<Ridden>]) {
+        let config = &self.runtime.config;
+        let mut origins = Vec::new();
+        let mut entries = Vec::new();
+        for (origin, ride) in ridden.iter().enumerate() {
+            if let Some(Ridden {
+                passengers_in,
+                trip: Some(trip),
+                bus: Some(bus),
+                departed,
+                outcome: Ok((counts, _)),
+            }) = ride
+            {
+                origins.push(origin);
+                entries.push(ridden_entry(
+                    config,
+                    trip,
+                    bus,
+                    *passengers_in,
+                    counts,
+                    departed,
+                ));
+            }
+        }
+        let objects = self.runtime.ports.objects.as_ref();
+        let results = book.record(&entries, &config.route, objects).await;
+        let mut again = Vec::new();
+        for ((origin, entry), result) in origins.into_iter().zip(entries).zip(results) {
+            match result {
+                Ok(Recorded::AlreadyRecorded) => again.push((origin, entry)),
+                Ok(_) => {}
+                Err(err) => fail_on_ledger(&mut ridden[origin], &err),
+            }
+        }
+        let clears = again.iter().map(|(_, entry)| async move {
+            let recorded = book
+                .ledger
+                .bus_entries(&entry.trip, &entry.stop, &entry.bus)
+                .await?;
+            match cleared_dead_letter(&recorded, &entry.bus) {
+                Some(cleared) => book.record_one(cleared, &config.route, objects).await,
+                None => Ok(Recorded::AlreadyRecorded),
+            }
+        });
+        let cleared = futures::future::join_all(clears).await;
+        for ((origin, _), result) in again.into_iter().zip(cleared) {
+            if let Err(err) = result {
+                fail_on_ledger(&mut ridden[origin], &err);
+            }
+        }
+    }
+
+    /// Records every dead-lettered bus in the ledger (and completes its trip when that made it
+    /// complete), counting what its earlier records sent and did not surely leave as in doubt.
+    /// A bus whose record failed is retried (and dead-lettered again on its next receive).
+    async fn record_dead_letters(
         &self,
         book: &TripBook,
         ridden: &[Option<Ridden>],
         dead_lettered: &[usize],
         failed: &mut Vec<(usize, Failure)>,
     ) {
-        let config = &self.runtime.config;
-        let mut origins = Vec::new();
-        let mut entries = Vec::new();
-        for (origin, ride) in ridden.iter().enumerate() {
-            let Some(Ridden {
-                passengers_in,
-                trip: Some(trip),
-                bus: Some(bus),
-                departed,
-                outcome,
-            }) = ride
-            else {
-                continue;
-            };
-            let entry = match outcome {
-                Ok((counts, _)) => ridden_entry(config, trip, bus, *passengers_in, counts),
-                Err(_) if dead_lettered.contains(&origin) => {
-                    dead_lettered_entry(config, trip, bus, *passengers_in, departed)
-                }
-                Err(_) => continue,
-            };
-            origins.push(origin);
-            entries.push(entry);
-        }
-        let objects = self.runtime.ports.objects.as_ref();
-        let results = book.record(&entries, &config.route, objects).await;
-        for (origin, result) in origins.into_iter().zip(results) {
+        let records = dead_lettered
+            .iter()
+            .filter_map(|&origin| Some((origin, ridden[origin].as_ref()?)))
+            .map(
+                |(origin, ride)| async move { (origin, self.record_dead_letter(book, ride).await) },
+            );
+        for (origin, result) in futures::future::join_all(records).await {
             if let Err(err) = result {
                 tracing::warn!(error = %crate::error::chain(&err), "ledger record failed; the bus will be retried");
-                failed.push((
-                    origin,
-                    Failure {
-                        class: ErrorClass::Retryable,
-                        reason: format!("ledger: {}", crate::error::chain(&err)),
-                    },
-                ));
+                failed.push((origin, ledger_failure(&err)));
             }
         }
+    }
+
+    /// Records one dead-lettered bus, given its records so far.
+    async fn record_dead_letter(
+        &self,
+        book: &TripBook,
+        ride: &Ridden,
+    ) -> Result<Recorded, PortError> {
+        let (Some(trip), Some(bus)) = (&ride.trip, &ride.bus) else {
+            return Ok(Recorded::AlreadyRecorded);
+        };
+        let config = &self.runtime.config;
+        let recorded = book.ledger.bus_entries(trip, &config.stop, bus).await?;
+        let entry = dead_lettered_entry(config, trip, bus, ride.passengers_in, &recorded);
+        let objects = self.runtime.ports.objects.as_ref();
+        book.record_one(entry, &config.route, objects).await
     }
 
     /// Sets when each message to retry is seen again: a failed bus after its backoff, an
@@ -444,6 +493,9 @@ impl BatchProcessor {
             self.forwarder.clone(),
             self.runtime.ports.objects.clone(),
         );
+        if let Some(book) = &self.runtime.ports.trips {
+            outbox = outbox.recording_departures(book.ledger.clone());
+        }
         let ctx = StopContext {
             trip: &trip,
             bus: &bus,
@@ -656,6 +708,22 @@ fn balanced(
              {accounted} were boarded, continued, dropped off or rejected (a handler must do one of these to each)"
         ),
     })
+}
+
+/// The failure of a bus whose ledger record failed: retryable.
+fn ledger_failure(err: &PortError) -> Failure {
+    Failure {
+        class: ErrorClass::Retryable,
+        reason: format!("ledger: {}", crate::error::chain(err)),
+    }
+}
+
+/// Fails a ridden bus whose ledger record failed, so its buses do not leave uncounted.
+fn fail_on_ledger(ride: &mut Option<Ridden>, err: &PortError) {
+    tracing::warn!(error = %crate::error::chain(err), "ledger record failed; the bus will be retried");
+    if let Some(ride) = ride {
+        ride.outcome = Err(ledger_failure(err));
+    }
 }
 
 /// Adds one message's counts. A failed message counts what already left before it failed;

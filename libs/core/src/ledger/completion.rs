@@ -155,6 +155,21 @@ impl TripBook {
         results
     }
 
+    /// [`TripBook::record`] of one entry.
+    pub async fn record_one(
+        &self,
+        entry: LedgerEntry,
+        route: &str,
+        objects: &dyn ObjectStore,
+    ) -> Result<Recorded, PortError> {
+        let mut results = self
+            .record(std::slice::from_ref(&entry), route, objects)
+            .await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(PortError::permanent("ledger", "no result for the record")))
+    }
+
     /// Writes the manifest and announces the trip when its totals say it is complete and this
     /// caller wins the claim; the manifest when it did.
     pub async fn complete_if_done(
@@ -185,10 +200,7 @@ impl TripBook {
             (false, Some(last)) if abandoned(last, &claim) => last.clone(),
             (false, _) => return Ok(None),
         };
-        let manifest = match self
-            .announce_with_retries(&totals, &claim, route, objects)
-            .await
-        {
+        let manifest = match self.announce(&totals, &claim, route, objects).await {
             Ok(manifest) => manifest,
             Err(err) => {
                 // Nothing was announced: give the claim up, so the bus that comes back (the
@@ -204,32 +216,9 @@ impl TripBook {
         Ok(Some(manifest))
     }
 
-    /// [`TripBook::announce`], tried again after a retryable failure: the bus whose record
-    /// completed the trip would otherwise ride again, redoing its work, only to announce.
-    async fn announce_with_retries(
-        &self,
-        totals: &TripTotals,
-        claim: &Completion,
-        route: &str,
-        objects: &dyn ObjectStore,
-    ) -> Result<Manifest, PortError> {
-        let policy = RetryPolicy::default();
-        let delays = backon::ExponentialBuilder::default()
-            .with_min_delay(policy.min_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.retries)
-            .with_jitter();
-        (|| self.announce(totals, claim, route, objects))
-            .retry(delays)
-            .sleep(tokio::time::sleep)
-            .when(|err: &PortError| err.class() == ErrorClass::Retryable)
-            .notify(|err, delay| {
-                tracing::warn!(trip = totals.trip, error = %crate::error::chain(err), ?delay, "trip announcement failed; retrying");
-            })
-            .await
-    }
-
-    /// Writes the manifest of `claim` and sends its event.
+    /// Writes the manifest of `claim` and sends its event, each call tried again after a
+    /// retryable failure: the bus whose record completed the trip would otherwise ride again,
+    /// redoing its work, only to announce.
     async fn announce(
         &self,
         totals: &TripTotals,
@@ -237,10 +226,10 @@ impl TripBook {
         route: &str,
         objects: &dyn ObjectStore,
     ) -> Result<Manifest, PortError> {
-        let manifest = self.manifest(totals, claim, route, objects).await?;
+        let manifest = retried(|| self.manifest(totals, claim, route, objects)).await?;
         let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        objects.put(&manifest.key, body, "application/json").await?;
-        self.events.trip_completed(&manifest).await?;
+        retried(|| objects.put(&manifest.key, body.clone(), "application/json")).await?;
+        retried(|| self.events.trip_completed(&manifest)).await?;
         Ok(manifest)
     }
 
@@ -278,6 +267,27 @@ impl TripBook {
             key,
         })
     }
+}
+
+/// `call`, tried again after a retryable failure as the forwarder tries a send.
+async fn retried<T, F, Fut>(call: F) -> Result<T, PortError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PortError>>,
+{
+    let policy = RetryPolicy::default();
+    let delays = backon::ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.retries)
+        .with_jitter();
+    call.retry(delays)
+        .sleep(tokio::time::sleep)
+        .when(|err: &PortError| err.class() == ErrorClass::Retryable)
+        .notify(|err, delay| {
+            tracing::warn!(error = %crate::error::chain(err), ?delay, "trip announcement failed; retrying");
+        })
+        .await
 }
 
 /// True when `last` was claimed for the same completion as `claim` but never announced, long

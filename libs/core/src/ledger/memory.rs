@@ -128,6 +128,26 @@ impl Ledger for MemoryLedger {
             .map(|book| book.entries.values().cloned().collect())
             .unwrap_or_default())
     }
+
+    async fn bus_entries(
+        &self,
+        trip: &str,
+        stop: &str,
+        bus: &str,
+    ) -> Result<Vec<LedgerEntry>, PortError> {
+        let trips = self.lock();
+        let Some(book) = trips.get(trip) else {
+            return Ok(Vec::new());
+        };
+        let own = format!("{stop}#{bus}");
+        Ok(book
+            .entries
+            .range(own.clone()..)
+            .take_while(|(key, _)| key.starts_with(&own))
+            .filter(|(_, entry)| super::is_of_bus(&entry.bus, bus))
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,14 @@
 //! dead-lettered). A trip is complete when the depot has recorded its tickets and every queue
 //! has had as many passengers arrive as were sent into it: nothing is in flight. Because each
 //! bus is recorded once, under its deterministic id, a redelivered bus changes nothing.
+//!
+//! Passengers are counted as sent *before* they leave (a bus's record comes before its pooled
+//! send; each early departure has a record before it leaves and one once it left), so a trip
+//! never completes while something it sent travels uncounted. A bus dead-lettered after its
+//! record may or may not have sent what that counted (its send failed, or its process died
+//! after it): its dead letter counts that, and any departure not known to have left, as *in
+//! doubt*, and a queue whose missing arrivals are all in doubt counts as balanced, so the trip
+//! completes with failures.
 
 mod completion;
 mod entries;
@@ -16,7 +24,10 @@ mod totals;
 pub use completion::{
     CollectedEvents, MANIFEST_NAME, Manifest, ManifestObject, TripBook, TripEvents, now_ms, rfc3339,
 };
-pub use entries::{dead_lettered_entry, depot_entry, replay_entry, ridden_entry};
+pub use entries::{
+    cleared_dead_letter, dead_lettered_entry, departure_entry, departure_left_entry, depot_entry,
+    replay_entry, ridden_entry,
+};
 pub use memory::MemoryLedger;
 pub use totals::{Completion, Flow, StopTally, TripProgress, TripState, TripTotals};
 
@@ -112,6 +123,12 @@ pub mod counter {
         format!("arrived:{queue}")
     }
 
+    /// Passengers counted as sent into the queue named `queue` by a bus since dead-lettered,
+    /// which may never have left.
+    pub fn in_doubt(queue: &str) -> String {
+        format!("doubt:{queue}")
+    }
+
     /// A stop's own count, `field` one of [`super::StopTally`]'s (`in`, `forwarded`, ...), or
     /// `lane:<lane>`.
     pub fn stop(stop: &str, field: &str) -> String {
@@ -119,10 +136,47 @@ pub mod counter {
     }
 }
 
+/// The bus id under which bus `bus` records its early departure number `index` (counted from
+/// 0): recorded before it leaves, and the same on every receive of the bus.
+pub fn departure_bus(bus: &str, index: u32) -> String {
+    format!("{bus}~departure~{index}")
+}
+
+/// The bus id under which early departure `departure` ([`departure_bus`]) records that it left.
+pub fn departure_left(departure: &str) -> String {
+    format!("{departure}{LEFT_MARK}")
+}
+
+/// What follows a departure's id in the id of its record that it left.
+const LEFT_MARK: &str = "~left";
+
+/// The bus id under which bus `bus`, ridden and recorded before, records its dead letter
+/// number `index` (a redrive clears it; dead-lettered again, it records the next).
+pub fn dead_letter_bus(bus: &str, index: usize) -> String {
+    format!("{bus}{DEAD_LETTER_MARK}{index}")
+}
+
+/// What follows a bus's id in the ids of its dead letters.
+const DEAD_LETTER_MARK: &str = "~dead~";
+
+/// True when `recorded` is one of `bus`'s dead letters ([`dead_letter_bus`]).
+fn is_dead_letter_of(recorded: &str, bus: &str) -> bool {
+    recorded
+        .strip_prefix(bus)
+        .is_some_and(|rest| rest.starts_with(DEAD_LETTER_MARK))
+}
+
 /// The queue's name in a queue URL (its last path segment): the ledger's name for a queue, the
 /// same whichever endpoint the URL names.
 pub fn queue_name(url: &str) -> &str {
     url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
+}
+
+/// True when `recorded` is `bus` itself or one of its departures or dead letters.
+pub fn is_of_bus(recorded: &str, bus: &str) -> bool {
+    recorded
+        .strip_prefix(bus)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('~'))
 }
 
 /// What [`Ledger::record`] did.
@@ -169,6 +223,19 @@ pub trait Ledger: Send + Sync {
 
     /// The trip's bus records, in stop and bus order.
     async fn entries(&self, trip: &str) -> Result<Vec<LedgerEntry>, PortError>;
+
+    /// The records of bus `bus` of stop `stop`: its own, and those of its early departures
+    /// and dead letters ([`departure_bus`], [`dead_letter_bus`]), in bus order.
+    async fn bus_entries(
+        &self,
+        trip: &str,
+        stop: &str,
+        bus: &str,
+    ) -> Result<Vec<LedgerEntry>, PortError> {
+        let mut entries = self.entries(trip).await?;
+        entries.retain(|entry| entry.stop == stop && is_of_bus(&entry.bus, bus));
+        Ok(entries)
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,16 @@ pub struct Flow {
     pub sent: i64,
     /// Arrived from it (ridden or dead-lettered).
     pub arrived: i64,
+    /// Of those sent, counted by buses since dead-lettered, which may never have left.
+    pub in_doubt: i64,
+}
+
+impl Flow {
+    /// True when nothing more can arrive but what is in doubt: every passenger sent arrived,
+    /// or is in doubt.
+    pub fn is_balanced(&self) -> bool {
+        self.arrived <= self.sent && self.sent <= self.arrived + self.in_doubt
+    }
 }
 
 /// One stop's counts over a trip.
@@ -153,6 +163,8 @@ impl TripTotals {
                 flows.entry(queue.to_owned()).or_default().sent += value;
             } else if let Some(queue) = name.strip_prefix("arrived:") {
                 flows.entry(queue.to_owned()).or_default().arrived += value;
+            } else if let Some(queue) = name.strip_prefix("doubt:") {
+                flows.entry(queue.to_owned()).or_default().in_doubt += value;
             } else if let Some((stop, field)) = name
                 .strip_prefix("stop:")
                 .and_then(|rest| rest.split_once(':'))
@@ -164,7 +176,7 @@ impl TripTotals {
         let dead_lettered = stops.values().map(|s| s.dead_lettered).sum();
         let counter = |name| self.counters.get(name).copied().unwrap_or_default();
         let started = counter(super::counter::STARTED) > 0;
-        let balanced = flows.values().all(|f| f.sent == f.arrived);
+        let balanced = flows.values().all(Flow::is_balanced);
         let state = match (started, balanced) {
             (false, _) => TripState::Starting,
             (true, false) => TripState::InProgress,
@@ -233,9 +245,35 @@ mod tests {
             progress.flows["load"],
             Flow {
                 sent: 10,
-                arrived: 10
+                arrived: 10,
+                in_doubt: 0
             }
         );
+    }
+
+    #[test]
+    fn missing_arrivals_all_in_doubt_balance_a_queue_and_arrivals_past_sent_do_not() {
+        let mut counters = vec![
+            ("trip:started", 1),
+            ("sent:load", 10),
+            ("arrived:load", 6),
+            ("doubt:load", 3),
+        ];
+        assert_eq!(totals(&counters).progress().state, TripState::InProgress);
+        counters.push(("doubt:load", 1));
+        counters.push(("stop:transform:dead_lettered", 4));
+        assert_eq!(
+            totals(&counters).progress().state,
+            TripState::CompletedWithFailures
+        );
+        counters.push(("arrived:load", 4));
+        assert_eq!(
+            totals(&counters).progress().state,
+            TripState::CompletedWithFailures,
+            "what was in doubt arrived after all"
+        );
+        counters.push(("arrived:load", 1));
+        assert_eq!(totals(&counters).progress().state, TripState::InProgress);
     }
 
     #[test]
