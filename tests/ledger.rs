@@ -585,7 +585,7 @@ async fn a_bus_recorded_whose_buses_never_left_completes_its_trip_with_failures_
     let announced = bench.events.announced();
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0].state, TripState::CompletedWithFailures);
-    assert_eq!(announced[0].dead_lettered, 1);
+    assert_eq!((announced[0].dead_lettered, announced[0].in_doubt), (1, 1));
     let totals = bench
         .ledger
         .totals("t1")
@@ -610,6 +610,6 @@ async fn a_bus_recorded_whose_buses_never_left_completes_its_trip_with_failures_
     let announced = bench.events.announced();
     assert_eq!(announced.len(), 2, "{announced:?}");
     assert_eq!(announced[1].state, TripState::Completed);
-    assert_eq!(announced[1].dead_lettered, 0);
+    assert_eq!((announced[1].dead_lettered, announced[1].in_doubt), (0, 0));
     assert_eq!(announced[1].stops["load"].dropped_off, 1);
 }

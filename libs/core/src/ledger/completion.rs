@@ -48,6 +48,11 @@ pub struct Manifest {
     /// they were first refused).
     #[serde(default)]
     pub replayed: i64,
+    /// Passengers that dead-lettered buses counted as sent without knowing they left, over
+    /// every queue: they may still arrive after this manifest (a redrive completes the trip
+    /// again either way).
+    #[serde(default)]
+    pub in_doubt: i64,
     /// The bucket the output is in.
     pub bucket: String,
     /// The manifest's own key.
@@ -255,6 +260,7 @@ impl TripBook {
             rejected: progress.rejected,
             dead_lettered: progress.dead_lettered,
             replayed: progress.replayed,
+            in_doubt: progress.flows.values().map(|flow| flow.in_doubt).sum(),
             bucket: objects.bucket().to_owned(),
             objects: listed
                 .into_iter()
