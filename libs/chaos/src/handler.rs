@@ -30,25 +30,8 @@ impl ChaosHandler {
     pub fn new(inner: Arc<dyn BatchHandler>, chaos: StopChaos) -> Self {
         ChaosHandler { inner, chaos }
     }
-}
 
-#[async_trait]
-impl BatchHandler for ChaosHandler {
-    async fn handle_batch(
-        &self,
-        deliveries: Vec<Delivery>,
-        invocation: &Invocation,
-    ) -> Result<BatchOutcome, BatchError> {
-        let receive_count = deliveries.iter().map(|d| d.receive_count).max();
-        on_receive(
-            receive_count.unwrap_or_default(),
-            self.handle_or_abort(deliveries, invocation),
-        )
-        .await
-    }
-}
-
-impl ChaosHandler {
+    /// Handles the batch, or dies part way as the chaos draws.
     async fn handle_or_abort(
         &self,
         deliveries: Vec<Delivery>,
@@ -77,5 +60,21 @@ impl ChaosHandler {
                 })
             }
         }
+    }
+}
+
+#[async_trait]
+impl BatchHandler for ChaosHandler {
+    async fn handle_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+        invocation: &Invocation,
+    ) -> Result<BatchOutcome, BatchError> {
+        let receive_count = deliveries.iter().map(|d| d.receive_count).max();
+        on_receive(
+            receive_count.unwrap_or_default(),
+            self.handle_or_abort(deliveries, invocation),
+        )
+        .await
     }
 }

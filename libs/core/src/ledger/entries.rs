@@ -94,10 +94,9 @@ pub fn dead_lettered_entry(
         return entry.build(trip, bus, BusOutcome::DeadLettered);
     }
     // An open dead letter is this one recorded before (its record is tried again).
-    let mut dead_letters = dead_letters(recorded, bus);
-    let dead = match dead_letters.find(|e| e.outcome == BusOutcome::DeadLettered) {
+    let dead = match open_dead_letter(recorded, bus) {
         Some(open) => open.bus.clone(),
-        None => dead_letter_bus(bus, self::dead_letters(recorded, bus).count()),
+        None => dead_letter_bus(bus, dead_letters(recorded, bus).count()),
     };
     entry.build(trip, &dead, BusOutcome::DeadLettered)
 }
@@ -105,7 +104,7 @@ pub fn dead_lettered_entry(
 /// The entry that clears the open dead letter of a bus ridden again (a redrive), if it has one:
 /// the same key, ridden, with nothing to count.
 pub fn cleared_dead_letter(recorded: &[LedgerEntry], bus: &str) -> Option<LedgerEntry> {
-    let open = dead_letters(recorded, bus).find(|e| e.outcome == BusOutcome::DeadLettered)?;
+    let open = open_dead_letter(recorded, bus)?;
     Some(LedgerEntry {
         outcome: BusOutcome::Ridden,
         at_ms: now_ms(),
@@ -124,15 +123,20 @@ fn dead_letters<'e>(
         .filter(move |e| is_dead_letter_of(&e.bus, bus))
 }
 
+/// The dead letter of `bus` not yet cleared by a redrive, if any.
+fn open_dead_letter<'e>(recorded: &'e [LedgerEntry], bus: &'e str) -> Option<&'e LedgerEntry> {
+    dead_letters(recorded, bus).find(|e| e.outcome == BusOutcome::DeadLettered)
+}
+
 /// Per queue, what the records of `bus` counted as sent without knowing it left: its own
 /// record's (its pooled send may have failed), and its early departures' that did not record
 /// they left.
 fn in_doubt(recorded: &[LedgerEntry], bus: &str) -> BTreeMap<String, u64> {
-    let left: Vec<&str> = recorded.iter().map(|e| e.bus.as_str()).collect();
+    let ids: Vec<&str> = recorded.iter().map(|e| e.bus.as_str()).collect();
     let mut doubt: BTreeMap<String, u64> = BTreeMap::new();
     let unsure = recorded.iter().filter(|e| {
         e.outcome == BusOutcome::Ridden
-            && (e.bus == bus || !left.contains(&departure_left(&e.bus).as_str()))
+            && (e.bus == bus || !ids.contains(&departure_left(&e.bus).as_str()))
     });
     for entry in unsure {
         for (name, value) in &entry.counters {
