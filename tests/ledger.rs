@@ -6,13 +6,14 @@ use async_trait::async_trait;
 use busline_core::PortError;
 use busline_core::envelope::Passenger;
 use busline_core::ledger::{
-    BusOutcome, CollectedEvents, Ledger, LedgerEntry, MemoryLedger, TripBook, TripState, counter,
+    BusOutcome, CollectedEvents, Ledger, LedgerEntry, MemoryLedger, TripBook, TripState,
+    TripTotals, counter,
 };
 use busline_core::ports::{ObjectInfo, ObjectReader, ObjectStore};
 use busline_core::replay::{REPLAY_STOP, ReplayError, read_passengers, replay};
 use busline_core::{
-    BatchProcessor, Delivery, Extensions, Invocation, Outbox, Ports, RetryPolicy, Stop, StopConfig,
-    StopContext, StopError,
+    BatchProcessor, Delivery, Extensions, Invocation, Outbox, Ports, Stop, StopConfig, StopContext,
+    StopError,
 };
 use busline_tests::*;
 use serde_json::{Value, json};
@@ -83,6 +84,7 @@ impl Bench {
             ledger: self.ledger.clone(),
             events: self.events.clone(),
             output_prefix: "output/".into(),
+            retry: fast_retry(),
         });
         ports
     }
@@ -110,9 +112,39 @@ impl Bench {
             .expect("reads a queue")
     }
 
+    /// A sink reading `next`, as the stop after `scripted`.
+    async fn next_sink(&self) -> BatchProcessor {
+        let extra = [
+            ("QUEUE_URL", "next"),
+            ("NEXT_QUEUE_URL", ""),
+            ("STOP_NAME", "load"),
+        ];
+        self.stop(Arc::new(Sink::default()), &extra).await
+    }
+
+    /// Rides every bus waiting in `next` with `sink`.
+    async fn ride_next(&self, sink: &BatchProcessor) {
+        let waiting = self.h.queue("next").receive(10, None).expect("receive");
+        let deliveries = waiting.iter().map(|m| m.delivery()).collect();
+        let outcome = sink
+            .process(deliveries, &Invocation::default())
+            .await
+            .expect("not a function error");
+        assert!(outcome.retry.is_empty(), "{outcome:?}");
+    }
+
+    async fn state(&self) -> TripState {
+        self.totals().await.progress().state
+    }
+
+    /// Trip `t1`'s totals.
+    async fn totals(&self) -> TripTotals {
+        self.ledger.totals("t1").await.expect("read").expect("trip")
+    }
+
     async fn counters(&self) -> BTreeMap<String, i64> {
-        let totals = self.ledger.totals("t1").await.expect("read").expect("trip");
-        totals
+        self.totals()
+            .await
             .counters
             .into_iter()
             .filter(|(_, v)| *v != 0)
@@ -167,12 +199,7 @@ async fn a_redelivered_bus_does_not_change_the_ledger() {
     assert_eq!(bench.counters().await, recorded);
     assert_eq!(bench.ledger.entries("t1").await.expect("entries").len(), 2);
     // One passenger went on to `next`, which nobody rode: the trip is still in progress.
-    let totals = bench
-        .ledger
-        .totals("t1")
-        .await
-        .expect("read")
-        .expect("trip");
+    let totals = bench.totals().await;
     assert_eq!(totals.progress().state, TripState::InProgress);
     assert!(bench.events.announced().is_empty());
 }
@@ -227,12 +254,7 @@ async fn a_dead_letter_completes_the_trip_with_failures_and_its_redrive_complete
     assert_eq!(announced[1].state, TripState::Completed);
     assert_eq!(announced[1].dead_lettered, 0);
     assert_eq!(announced[1].stops["scripted"].dropped_off, 3);
-    let totals = bench
-        .ledger
-        .totals("t1")
-        .await
-        .expect("read")
-        .expect("trip");
+    let totals = bench.totals().await;
     assert_eq!(totals.progress().flows["in"].arrived, 3);
 
     // A later copy of the redriven bus completes nothing again.
@@ -249,6 +271,7 @@ async fn a_stop_keeping_the_ledger_must_know_its_queue() {
         ledger: bench.ledger.clone(),
         events: bench.events.clone(),
         output_prefix: "output/".into(),
+        retry: fast_retry(),
     });
     let err = shared_kind("scripted", Arc::new(ScriptedStop))
         .build(Arc::new(Harness::vars(&[])), ports, Extensions::default())
@@ -409,12 +432,7 @@ async fn assert_announced_once(bench: &Bench) {
     assert_eq!(bench.events.announced().len(), 1);
     let manifest = bench.h.dir.path().join("output/trip=t1/_SUCCESS");
     assert!(manifest.exists(), "the manifest is written");
-    let totals = bench
-        .ledger
-        .totals("t1")
-        .await
-        .expect("read")
-        .expect("trip");
+    let totals = bench.totals().await;
     assert!(totals.completion.is_some_and(|c| c.announced));
 }
 
@@ -434,7 +452,7 @@ async fn a_manifest_that_failed_twice_is_written_by_the_same_bus_without_riding_
 #[tokio::test]
 async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back() {
     let bench = Bench::new();
-    let attempts = RetryPolicy::default().retries + 1;
+    let attempts = fast_retry().retries + 1;
     let processor = scripted_sink(&bench, ManifestFails::new(&bench, attempts)).await;
     let (batch, _) = bench.h.receive(10);
     // A batch whose every bus failed fails the invocation: the bus comes back.
@@ -500,34 +518,6 @@ async fn ride_to_its_dead_letter(processor: &BatchProcessor, delivery: &Delivery
     assert!(last.retry.is_empty(), "{last:?}");
 }
 
-impl Bench {
-    /// A sink reading `next`, as the stop after `scripted`.
-    async fn next_sink(&self) -> BatchProcessor {
-        let extra = [
-            ("QUEUE_URL", "next"),
-            ("NEXT_QUEUE_URL", ""),
-            ("STOP_NAME", "load"),
-        ];
-        self.stop(Arc::new(Sink::default()), &extra).await
-    }
-
-    /// Rides every bus waiting in `next` with `sink`.
-    async fn ride_next(&self, sink: &BatchProcessor) {
-        let waiting = self.h.queue("next").receive(10, None).expect("receive");
-        let deliveries = waiting.iter().map(|m| m.delivery()).collect();
-        let outcome = sink
-            .process(deliveries, &Invocation::default())
-            .await
-            .expect("not a function error");
-        assert!(outcome.retry.is_empty(), "{outcome:?}");
-    }
-
-    async fn state(&self) -> TripState {
-        let totals = self.ledger.totals("t1").await.expect("read").expect("trip");
-        totals.progress().state
-    }
-}
-
 #[tokio::test]
 async fn a_bus_dead_lettered_after_its_early_departures_left_keeps_its_trip_going_until_they_arrive()
  {
@@ -586,12 +576,7 @@ async fn a_bus_recorded_whose_buses_never_left_completes_its_trip_with_failures_
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0].state, TripState::CompletedWithFailures);
     assert_eq!((announced[0].dead_lettered, announced[0].in_doubt), (1, 1));
-    let totals = bench
-        .ledger
-        .totals("t1")
-        .await
-        .expect("read")
-        .expect("trip");
+    let totals = bench.totals().await;
     let next = &totals.progress().flows["next"];
     assert_eq!((next.sent, next.arrived, next.in_doubt), (1, 0, 1));
 

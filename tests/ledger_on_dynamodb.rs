@@ -43,6 +43,14 @@ async fn ledger_table(client: &aws_sdk_dynamodb::Client) -> String {
     name
 }
 
+/// A ledger over a new table on MiniStack, keeping trips a day.
+async fn fresh_ledger() -> DynamoLedger {
+    let cloud = cloud("ministack").await;
+    let client = aws_sdk_dynamodb::Client::new(&cloud.config);
+    let table = ledger_table(&client).await;
+    DynamoLedger::new(client, table, Duration::from_secs(86_400))
+}
+
 fn entry(trip: &str, bus: &str, outcome: BusOutcome, counters: &[(String, u64)]) -> LedgerEntry {
     LedgerEntry {
         trip: trip.into(),
@@ -56,13 +64,7 @@ fn entry(trip: &str, bus: &str, outcome: BusOutcome, counters: &[(String, u64)])
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buses_recorded_at_once_add_up_once_and_a_completion_is_claimed_once() {
-    let cloud = cloud("ministack").await;
-    let client = aws_sdk_dynamodb::Client::new(&cloud.config);
-    let ledger = DynamoLedger::new(
-        client.clone(),
-        ledger_table(&client).await,
-        Duration::from_secs(86_400),
-    );
+    let ledger = fresh_ledger().await;
     let trip = "t-dynamo";
     let arrived = counter::arrived("load");
     let dropped = counter::stop("load", "dropped_off");
@@ -192,13 +194,7 @@ async fn buses_recorded_at_once_add_up_once_and_a_completion_is_claimed_once() {
 
 #[tokio::test]
 async fn a_redriven_bus_replaces_its_dead_letter_in_the_table() {
-    let cloud = cloud("ministack").await;
-    let client = aws_sdk_dynamodb::Client::new(&cloud.config);
-    let ledger = DynamoLedger::new(
-        client.clone(),
-        ledger_table(&client).await,
-        Duration::from_secs(86_400),
-    );
+    let ledger = fresh_ledger().await;
     let dead_counter = counter::stop("load", "dead_lettered");
     let dead = entry(
         "t",
@@ -243,13 +239,7 @@ async fn a_redriven_bus_replaces_its_dead_letter_in_the_table() {
 
 #[tokio::test]
 async fn a_buses_records_are_its_own_its_departures_and_its_dead_letters_only() {
-    let cloud = cloud("ministack").await;
-    let client = aws_sdk_dynamodb::Client::new(&cloud.config);
-    let ledger = DynamoLedger::new(
-        client.clone(),
-        ledger_table(&client).await,
-        Duration::from_secs(86_400),
-    );
+    let ledger = fresh_ledger().await;
     assert_eq!(
         buses_records(&ledger).await,
         ["b", "b~dead~0", "b~departure~0", "b~departure~0~left"]

@@ -218,6 +218,7 @@ pub async fn ride(
             ledger: ledger.clone(),
             events: Arc::new(CollectedEvents::default()),
             output_prefix: setting(first, "TRIP_OUTPUT_PREFIX", DEFAULT_TRIP_OUTPUT_PREFIX),
+            retry: options.retry,
         }),
     };
 

@@ -6,7 +6,7 @@ use crate::events::EventBridgeEvents;
 use crate::ledger::DynamoLedger;
 use busline_core::config::{optional, parsed};
 use busline_core::ledger::TripBook;
-use busline_core::{ConfigError, Vars};
+use busline_core::{ConfigError, RetryPolicy, Vars};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,5 +42,6 @@ pub fn trip_book(
         )),
         output_prefix: optional(vars, "TRIP_OUTPUT_PREFIX")
             .unwrap_or_else(|| DEFAULT_TRIP_OUTPUT_PREFIX.into()),
+        retry: RetryPolicy::default(),
     }))
 }

@@ -50,6 +50,18 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The delays between tries: exponential from `min_delay` to `max_delay`, `retries` of
+    /// them, with jitter.
+    pub fn backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.retries)
+            .with_jitter()
+    }
+}
+
 /// Calls in flight at once for one [`Forwarder::send`].
 const CONCURRENT_CALLS: usize = 4;
 
@@ -86,12 +98,7 @@ impl Forwarder {
     async fn send_batch(&self, queue_url: &str, batch: Vec<Parcel>) -> Vec<Undelivered> {
         let (mut origins, mut messages): (Vec<usize>, Vec<OutgoingMessage>) =
             batch.into_iter().map(|p| (p.origin, p.message)).unzip();
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.policy.min_delay)
-            .with_max_delay(self.policy.max_delay)
-            .with_max_times(self.policy.retries)
-            .with_jitter()
-            .build();
+        let mut delays = self.policy.backoff().build();
         let mut undelivered = Vec::new();
         loop {
             let (retry, reason) = match self.sender.send_batch(queue_url, &messages).await {

@@ -11,7 +11,9 @@ use crate::envelope::{Envelope, Passenger, PayloadPointer, decode_envelope};
 use crate::error::{DecodeError, ErrorClass, PortError, StopError};
 use crate::forwarder::{Forwarder, Parcel};
 use crate::id::stable_id;
-use crate::ledger::{Recorded, TripBook, cleared_dead_letter, dead_lettered_entry, ridden_entry};
+use crate::ledger::{
+    LedgerEntry, Recorded, TripBook, cleared_dead_letter, dead_lettered_entry, ridden_entry,
+};
 use crate::metrics::{InvocationMetrics, StopCounts};
 use crate::outbox::{Departures, Outbox, OutboxCounts, claim_check};
 use crate::ports::{
@@ -275,21 +277,17 @@ impl BatchProcessor {
                 Err(err) => fail_on_ledger(&mut ridden[origin], &err),
             }
         }
-        let clears = again.iter().map(|(_, entry)| async move {
-            let recorded = book
-                .ledger
-                .bus_entries(&entry.trip, &entry.stop, &entry.bus)
-                .await?;
-            match cleared_dead_letter(&recorded, &entry.bus) {
-                Some(cleared) => book.record_one(cleared, &config.route, objects).await,
-                None => Ok(Recorded::AlreadyRecorded),
-            }
-        });
-        let cleared = futures::future::join_all(clears).await;
-        for ((origin, _), result) in again.into_iter().zip(cleared) {
-            if let Err(err) = result {
-                fail_on_ledger(&mut ridden[origin], &err);
-            }
+        let buses = again
+            .iter()
+            .map(|(origin, entry)| (*origin, entry.trip.as_str(), entry.bus.as_str()))
+            .collect();
+        let clears = self
+            .record_after_reading(book, buses, |_, _, bus, recorded| {
+                cleared_dead_letter(recorded, bus)
+            })
+            .await;
+        for (origin, err) in clears {
+            fail_on_ledger(&mut ridden[origin], &err);
         }
     }
 
@@ -303,34 +301,64 @@ impl BatchProcessor {
         dead_lettered: &[usize],
         failed: &mut Vec<(usize, Failure)>,
     ) {
-        let records = dead_lettered
+        let config = &self.runtime.config;
+        let buses = dead_lettered
             .iter()
-            .filter_map(|&origin| Some((origin, ridden[origin].as_ref()?)))
-            .map(
-                |(origin, ride)| async move { (origin, self.record_dead_letter(book, ride).await) },
-            );
-        for (origin, result) in futures::future::join_all(records).await {
-            if let Err(err) = result {
-                tracing::warn!(error = %crate::error::chain(&err), "ledger record failed; the bus will be retried");
-                failed.push((origin, ledger_failure(&err)));
-            }
+            .filter_map(|&origin| {
+                let ride = ridden[origin].as_ref()?;
+                Some((origin, ride.trip.as_deref()?, ride.bus.as_deref()?))
+            })
+            .collect();
+        let failures = self
+            .record_after_reading(book, buses, |origin, trip, bus, recorded| {
+                let passengers_in = ridden[origin].as_ref().map_or(0, |r| r.passengers_in);
+                Some(dead_lettered_entry(
+                    config,
+                    trip,
+                    bus,
+                    passengers_in,
+                    recorded,
+                ))
+            })
+            .await;
+        for (origin, err) in failures {
+            tracing::warn!(error = %crate::error::chain(&err), "ledger record failed; the bus will be retried");
+            failed.push((origin, ledger_failure(&err)));
         }
     }
 
-    /// Records one dead-lettered bus, given its records so far.
-    async fn record_dead_letter(
+    /// Reads the records of each of `buses` (origin, trip, bus), makes its entry from them with
+    /// `entry_of` (none: nothing to record), and records those entries together, so each trip's
+    /// completion is checked once. Returns the buses whose read or record failed.
+    async fn record_after_reading(
         &self,
         book: &TripBook,
-        ride: &Ridden,
-    ) -> Result<Recorded, PortError> {
-        let (Some(trip), Some(bus)) = (&ride.trip, &ride.bus) else {
-            return Ok(Recorded::AlreadyRecorded);
-        };
+        buses: Vec<(usize, &str, &str)>,
+        entry_of: impl Fn(usize, &str, &str, &[LedgerEntry]) -> Option<LedgerEntry>,
+    ) -> Vec<(usize, PortError)> {
         let config = &self.runtime.config;
-        let recorded = book.ledger.bus_entries(trip, &config.stop, bus).await?;
-        let entry = dead_lettered_entry(config, trip, bus, ride.passengers_in, &recorded);
+        let reads = buses
+            .iter()
+            .map(|(_, trip, bus)| book.ledger.bus_entries(trip, &config.stop, bus));
+        let histories = futures::future::join_all(reads).await;
+        let mut failures = Vec::new();
+        let mut origins = Vec::new();
+        let mut entries = Vec::new();
+        for ((origin, trip, bus), history) in buses.into_iter().zip(histories) {
+            match history.map(|recorded| entry_of(origin, trip, bus, &recorded)) {
+                Ok(Some(entry)) => {
+                    origins.push(origin);
+                    entries.push(entry);
+                }
+                Ok(None) => {}
+                Err(err) => failures.push((origin, err)),
+            }
+        }
         let objects = self.runtime.ports.objects.as_ref();
-        book.record_one(entry, &config.route, objects).await
+        let results = book.record(&entries, &config.route, objects).await;
+        let refused = origins.into_iter().zip(results);
+        failures.extend(refused.filter_map(|(origin, result)| Some((origin, result.err()?))));
+        failures
     }
 
     /// Sets when each message to retry is seen again: a failed bus after its backoff, an

@@ -126,6 +126,8 @@ pub struct TripBook {
     /// The prefix load writes under (`output/`): the manifest goes to
     /// `<prefix>trip=<trip>/_SUCCESS`.
     pub output_prefix: String,
+    /// How a failed announcement call is tried again (the ports' policy, as for a send).
+    pub retry: RetryPolicy,
 }
 
 impl TripBook {
@@ -158,21 +160,6 @@ impl TripBook {
             }
         }
         results
-    }
-
-    /// [`TripBook::record`] of one entry.
-    pub async fn record_one(
-        &self,
-        entry: LedgerEntry,
-        route: &str,
-        objects: &dyn ObjectStore,
-    ) -> Result<Recorded, PortError> {
-        let mut results = self
-            .record(std::slice::from_ref(&entry), route, objects)
-            .await;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(PortError::permanent("ledger", "no result for the record")))
     }
 
     /// Writes the manifest and announces the trip when its totals say it is complete and this
@@ -231,10 +218,14 @@ impl TripBook {
         route: &str,
         objects: &dyn ObjectStore,
     ) -> Result<Manifest, PortError> {
-        let manifest = retried(|| self.manifest(totals, claim, route, objects)).await?;
+        let retry = &self.retry;
+        let manifest = retried(retry, || self.manifest(totals, claim, route, objects)).await?;
         let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        retried(|| objects.put(&manifest.key, body.clone(), "application/json")).await?;
-        retried(|| self.events.trip_completed(&manifest)).await?;
+        retried(retry, || {
+            objects.put(&manifest.key, body.clone(), "application/json")
+        })
+        .await?;
+        retried(retry, || self.events.trip_completed(&manifest)).await?;
         Ok(manifest)
     }
 
@@ -275,19 +266,13 @@ impl TripBook {
     }
 }
 
-/// `call`, tried again after a retryable failure as the forwarder tries a send.
-async fn retried<T, F, Fut>(call: F) -> Result<T, PortError>
+/// `call`, tried again by `policy` after a retryable failure.
+async fn retried<T, F, Fut>(policy: &RetryPolicy, call: F) -> Result<T, PortError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, PortError>>,
 {
-    let policy = RetryPolicy::default();
-    let delays = backon::ExponentialBuilder::default()
-        .with_min_delay(policy.min_delay)
-        .with_max_delay(policy.max_delay)
-        .with_max_times(policy.retries)
-        .with_jitter();
-    call.retry(delays)
+    call.retry(policy.backoff())
         .sleep(tokio::time::sleep)
         .when(|err: &PortError| err.class() == ErrorClass::Retryable)
         .notify(|err, delay| {

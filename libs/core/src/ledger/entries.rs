@@ -6,7 +6,7 @@ use super::{
 };
 use crate::config::StopConfig;
 use crate::outbox::OutboxCounts;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// The entry of a bus the stop rode, recorded before its buses leave: `passengers_in` arrived
 /// from its queue, and what its outbox counted left on the lanes, went back to its own queue,
@@ -132,7 +132,7 @@ fn open_dead_letter<'e>(recorded: &'e [LedgerEntry], bus: &'e str) -> Option<&'e
 /// record's (its pooled send may have failed), and its early departures' that did not record
 /// they left.
 fn in_doubt(recorded: &[LedgerEntry], bus: &str) -> BTreeMap<String, u64> {
-    let ids: Vec<&str> = recorded.iter().map(|e| e.bus.as_str()).collect();
+    let ids: HashSet<&str> = recorded.iter().map(|e| e.bus.as_str()).collect();
     let mut doubt: BTreeMap<String, u64> = BTreeMap::new();
     let unsure = recorded.iter().filter(|e| {
         e.outcome == BusOutcome::Ridden

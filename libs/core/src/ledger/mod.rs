@@ -173,7 +173,7 @@ pub fn queue_name(url: &str) -> &str {
 }
 
 /// True when `recorded` is `bus` itself or one of its departures or dead letters.
-pub fn is_of_bus(recorded: &str, bus: &str) -> bool {
+pub(crate) fn is_of_bus(recorded: &str, bus: &str) -> bool {
     recorded
         .strip_prefix(bus)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('~'))
@@ -231,11 +231,7 @@ pub trait Ledger: Send + Sync {
         trip: &str,
         stop: &str,
         bus: &str,
-    ) -> Result<Vec<LedgerEntry>, PortError> {
-        let mut entries = self.entries(trip).await?;
-        entries.retain(|entry| entry.stop == stop && is_of_bus(&entry.bus, bus));
-        Ok(entries)
-    }
+    ) -> Result<Vec<LedgerEntry>, PortError>;
 }
 
 #[cfg(test)]
