@@ -416,6 +416,119 @@ async fn objects_read_over_many_short_invocations_give_the_output_of_one_read() 
     assert_eq!(extract.counts.picked_up, 60_000);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_objects_read_as_ranges_side_by_side_give_the_output_and_rejects_of_one_read() {
+    let (whole, whole_quarantined, whole_report) = ride_generated(&[("SplitSize", "0")]).await;
+    assert_eq!(whole_report.stops[1].counts.continued, 0);
+    // Each generated object is about 600 KB: some ten ranges each, and with a margin as long
+    // as the timeout each range is read over several invocations too.
+    for overrides in [
+        &[("SplitSize", "65536")][..],
+        &[
+            ("SplitSize", "65536"),
+            ("StopTimeout", "1"),
+            ("DeadlineMarginMs", "1000"),
+        ],
+    ] {
+        let (ranged, ranged_quarantined, report) = ride_generated(overrides).await;
+        let extract = &report.stops[1].counts;
+        println!(
+            "{overrides:?}: extract continued {} times",
+            extract.continued
+        );
+        assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
+        assert_eq!(ranged, whole, "the same records");
+        assert_eq!(
+            ranged_quarantined, whole_quarantined,
+            "the same rejects, ids and lines"
+        );
+        for stop in &report.stops {
+            assert!(stop.adds_up, "{stop:?}");
+        }
+        // The 4 tickets were replaced by their ranges: each range picked up, each ticket
+        // dropped off.
+        let ranges = extract.picked_up - 60_000;
+        assert!(ranges >= 4 * 8, "{extract:?}");
+        assert!(extract.continued >= ranges, "{extract:?}");
+        assert_eq!(extract.passengers_in, 4 + extract.continued, "{extract:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_cut_at_line_starts_keep_crlf_blank_lines_headers_and_line_numbers() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut csv = String::from("id,name\r\n");
+    let mut ndjson = String::new();
+    for i in 1..=40 {
+        match i % 9 {
+            0 => csv.push_str("\r\n   \r\n"),
+            4 => csv.push_str(&format!("{i},two,fields\r\n")),
+            _ => csv.push_str(&format!("{i},name {i}\r\n")),
+        }
+        match i % 7 {
+            0 => ndjson.push('\n'),
+            3 => ndjson.push_str(&format!("{{\"id\": {i}, broken\n")),
+            _ => ndjson.push_str(&format!("{{\"id\": {i}, \"name\": \"n{i}\"}}\n")),
+        }
+    }
+    std::fs::write(data.path().join("a.csv"), &csv).expect("written");
+    std::fs::write(data.path().join("b.ndjson"), &ndjson).expect("written");
+    let ride_split = |split: &'static str| {
+        let data = data.path().to_owned();
+        async move {
+            let out = tempfile::tempdir().expect("tempdir");
+            let mut options =
+                ride_options(shipped_route(&[("SplitSize", split)]), &data, out.path());
+            options.trip_id = Some("ranges".into());
+            let report = ride(options, |_| {}).await.expect("ride");
+            assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
+            assert!(report.stops.iter().all(|s| s.adds_up), "{}", report.table());
+            let output = ndjson_records(&out.path().join("output/trip=ranges"));
+            (
+                output,
+                reject_lines(&report),
+                report.stops[1].counts.continued,
+            )
+        }
+    };
+    let (whole, whole_rejects, none) = ride_split("0").await;
+    assert_eq!(none, 0);
+    // CSV: 4 blank stretches and 5 rows of three fields; NDJSON: 5 blank lines, 6 broken.
+    assert_eq!(whole.len(), (40 - 4 - 5) + (40 - 5 - 6));
+    assert_eq!(whole_rejects.len(), 5 + 6);
+    assert!(
+        whole_rejects
+            .iter()
+            .any(|r| r.ends_with("a.csv:5: expected 2 fields as in the header, found 3")),
+        "{whole_rejects:?}"
+    );
+    // Pieces of 30 bytes: a cut after nearly every line, and pieces that start inside a `\r\n`.
+    let (ranged, ranged_rejects, ranges) = ride_split("30").await;
+    assert!(ranges > 20, "{ranges} ranges");
+    assert_eq!(ranged, whole);
+    assert_eq!(ranged_rejects, whole_rejects);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_whose_quoted_fields_hold_line_breaks_is_read_whole_when_the_setting_says_so() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut csv = String::from("id,note\n");
+    for i in 1..=20 {
+        csv.push_str(&format!("{i},\"line one\nline two of {i}\"\n"));
+    }
+    std::fs::write(data.path().join("notes.csv"), &csv).expect("written");
+    let out = tempfile::tempdir().expect("tempdir");
+    let route = shipped_route(&[("SplitSize", "64"), ("CsvQuotedNewlines", "true")]);
+    let report = ride(ride_options(route, data.path(), out.path()), |_| {})
+        .await
+        .expect("ride");
+    assert_eq!(report.stops[1].counts.continued, 0, "read whole");
+    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+    assert_eq!(output.len(), 20);
+    assert!(output.contains(&json!({"id": "7", "note": "line one\nline two of 7"})));
+}
+
 /// The route with `env` set on stop `stop`.
 fn with_env(
     mut route: busline_core::route::Route,

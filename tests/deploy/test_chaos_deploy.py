@@ -1,6 +1,7 @@
 """The proof on the local cloud: the deployed route on MiniStack, with chaos switched on in every
 queue reader through the template (Stage=test, Chaos=...), rides 20,000+ generated records with
-bad rows in objects big enough to need many invocations under a 3 s StopTimeout, and one object
+bad rows in objects big enough to need many invocations under a 3 s StopTimeout (each object
+also split into ranged tickets, read by ranged GETs side by side), and one object
 no retry can read. Every record is then accounted for by its id in the bucket's output and
 quarantine files and the dead-letter queues; the trip completes with failures, and once the object is fixed
 and the dead letters are redriven with `bus dlq redrive`, completes cleanly.
@@ -45,6 +46,8 @@ PARAMETERS = {
     "MaxReceiveCount": "10",
     "BusByteBudget": "16384",
     "MetricsMode": "cloudwatch",
+    # Each object (about 200 KB) is cut into three or four ranges.
+    "SplitSize": "65536",
 }
 DUPLICATE_HEADER = "input/duplicate-header.csv:1: header names column `a` twice"
 # What the operator puts in its place before the redrive.

@@ -14,17 +14,7 @@ pub(crate) fn parse(
     source: &Source<'_>,
     rows: &mut Chunker,
 ) -> Result<(), StopError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(options.delimiter)
-        .quote(options.quote.unwrap_or(b'"'))
-        .quoting(options.quote.is_some())
-        .escape(options.escape)
-        .has_headers(false)
-        // Field counts are checked against the header here, so that a read resumed mid-object
-        // (whose first record is not the header) checks them the same way.
-        .flexible(true)
-        .buffer_capacity(256 * 1024)
-        .from_reader(LineEnds::new(input));
+    let mut reader = reader(options).from_reader(LineEnds::new(input));
     // Positions count from where this read started.
     let at = |position: &csv::Position| {
         (
@@ -40,24 +30,9 @@ pub(crate) fn parse(
             .map_or(0, |p| at(p).1 + reader.get_mut().newlines_at(p.byte()))
     };
     let mut record = csv::ByteRecord::new();
-    let header = match (from.header, options.header, &options.columns) {
-        (Some(header), _, _) => header,
-        (None, false, Some(columns)) => columns.clone(),
-        (None, _, columns) => {
-            let read = read_header(&mut reader, &mut record, source)?;
-            match columns {
-                Some(columns) if columns.len() != read.len() => {
-                    return Err(StopError::permanent(format!(
-                        "{}:1: the header has {} columns, CSV_COLUMNS names {}",
-                        source.key,
-                        read.len(),
-                        columns.len()
-                    )));
-                }
-                Some(columns) => columns.clone(),
-                None => read,
-            }
-        }
+    let header = match from.header {
+        Some(header) => header,
+        None => columns(&mut reader, &mut record, options, source)?,
     };
     rows.after.header = Some(header.clone());
     let (offset, line) = at(reader.position());
@@ -135,6 +110,69 @@ impl<R: std::io::Read> std::io::Read for LineEnds<R> {
         self.read += read as u64;
         Ok(read)
     }
+}
+
+/// The CSV reader `options` describe.
+fn reader(options: &CsvOptions) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(options.delimiter)
+        .quote(options.quote.unwrap_or(b'"'))
+        .quoting(options.quote.is_some())
+        .escape(options.escape)
+        .has_headers(false)
+        // Field counts are checked against the header here, so that a read resumed mid-object
+        // (whose first record is not the header) checks them the same way.
+        .flexible(true)
+        .buffer_capacity(256 * 1024);
+    builder
+}
+
+/// The column names of a read from the start: `CSV_COLUMNS`, or the header's (which the
+/// reader then has passed), or the header's replaced by `CSV_COLUMNS`.
+fn columns(
+    reader: &mut csv::Reader<impl std::io::Read>,
+    record: &mut csv::ByteRecord,
+    options: &CsvOptions,
+    source: &Source<'_>,
+) -> Result<Vec<String>, StopError> {
+    if !options.header
+        && let Some(columns) = &options.columns
+    {
+        return Ok(columns.clone());
+    }
+    let read = read_header(reader, record, source)?;
+    match &options.columns {
+        Some(columns) if columns.len() != read.len() => Err(StopError::permanent(format!(
+            "{}:1: the header has {} columns, CSV_COLUMNS names {}",
+            source.key,
+            read.len(),
+            columns.len()
+        ))),
+        Some(columns) => Ok(columns.clone()),
+        None => Ok(read),
+    }
+}
+
+/// The column names a read that starts after the header uses, found in `head` (the object's
+/// first bytes; `whole` when that is all of it): `None` when the header does not end inside
+/// `head` or is not valid, and the object is then read whole, which reports it.
+pub(crate) fn columns_in(
+    head: &[u8],
+    whole: bool,
+    options: &CsvOptions,
+    key: &str,
+) -> Option<Vec<String>> {
+    let source = Source {
+        key,
+        ticket_id: "",
+        compression: None,
+        lines: true,
+    };
+    let mut reader = reader(options).from_reader(head);
+    let names = columns(&mut reader, &mut csv::ByteRecord::new(), options, &source).ok()?;
+    let ended = whole || reader.position().byte() < head.len() as u64;
+    ended.then_some(names)
 }
 
 /// Reads the header row: its names, trimmed, each once.

@@ -4,6 +4,9 @@
 //! holds a whole file: a parser thread reads the object through a bounded channel. A malformed
 //! row is rejected with file, line (or row) and reason.
 //!
+//! A plain CSV or NDJSON object over `SPLIT_SIZE` (64 MiB) is cut at line starts into ranged
+//! tickets, each sent back on its own bus, so that several invocations read it at once.
+//!
 //! Near the invocation's deadline it checkpoints: the ticket goes back to the stop's own queue
 //! with where to pick up (byte offset, line or row number, CSV header), so an object of any
 //! size is read over as many invocations as it needs, with the same passenger ids as in one
@@ -15,6 +18,7 @@ mod parquet_rows;
 mod rows;
 mod settings;
 mod sniff;
+mod split;
 
 use async_trait::async_trait;
 use busline_core::envelope::{Passenger, Rejection};
@@ -85,6 +89,12 @@ impl Extract {
             outbox.reject(&rejection).await?;
             return Ok(Progress::Done);
         };
+        if ticket.get(RESUME_FIELD).is_none()
+            && let Some(ranges) = self.ranges(ctx, &ticket, &key).await?
+        {
+            hand_out_ranges(ticket, ranges, outbox).await?;
+            return Ok(Progress::Done);
+        }
         let source = match self.open(ctx, &ticket, key).await? {
             Ok(source) => source,
             Err(reason) => {
@@ -103,6 +113,32 @@ impl Extract {
                 Ok(Progress::Paused)
             }
         }
+    }
+
+    /// The ranges a fresh ticket's object is read in, when it is big enough to split.
+    async fn ranges(
+        &self,
+        ctx: &StopContext<'_>,
+        ticket: &Passenger,
+        key: &str,
+    ) -> Result<Option<Vec<Checkpoint>>, StopError> {
+        let (Some(split_size), Some(size)) = (
+            self.config.split_size,
+            ticket.get("size").and_then(Value::as_u64),
+        ) else {
+            return Ok(None);
+        };
+        let (named, named_compression) = InputFormat::from_key(key);
+        if named_compression.is_some() {
+            return Ok(None);
+        }
+        let object = split::BigObject {
+            objects: ctx.objects,
+            key,
+            size,
+            format: named.or(self.config.format).unwrap_or(InputFormat::Csv),
+        };
+        split::ranges(&object, split_size, &self.csv).await
     }
 
     /// The ticket's object opened where its read starts or resumes, or why it is refused whole.
@@ -138,6 +174,12 @@ impl Extract {
         };
         if format == Some(InputFormat::Parquet) {
             return Ok(Ok(self.parquet(ctx, ticket, parse).await?));
+        }
+        // A range of a big plain object: its bytes only, up to the next range's line start.
+        if let Some(end) = parse.from.end {
+            let (offset, length) = (parse.from.offset, end.saturating_sub(parse.from.offset));
+            let reader = ctx.objects.get_range(&parse.key, offset, length).await?;
+            return Ok(Ok((parse, Input::Stream(reader))));
         }
         // A read resumed mid-object starts where there are no magic bytes to sniff; a
         // compressed one is read again from its start and skips what was read.
@@ -233,9 +275,32 @@ async fn read_until_deadline(
     Ok(paused_at)
 }
 
+/// Replaces `ticket` by one ticket per range of its object, each on its own bus back to this
+/// stop's queue, so that as many invocations read them at once. The ranged tickets keep the
+/// ticket's id, so their passengers' ids are those of one read.
+async fn hand_out_ranges(
+    ticket: Passenger,
+    ranges: Vec<Checkpoint>,
+    outbox: &mut Outbox,
+) -> Result<(), StopError> {
+    tracing::info!(
+        key = ticket.get_str("key"),
+        ranges = ranges.len(),
+        "object split into ranges read side by side"
+    );
+    outbox.pick_up(ranges.len() as u64);
+    for range in ranges {
+        continue_from(ticket.clone(), range, outbox).await?;
+        outbox.depart().await?;
+    }
+    // The whole-object ticket's ride ends here: its ranges ride on.
+    outbox.drop_off(1);
+    Ok(())
+}
+
 /// Sends `ticket` back to this stop's queue with where to pick its object up.
 async fn continue_later(
-    mut ticket: Passenger,
+    ticket: Passenger,
     checkpoint: Checkpoint,
     outbox: &mut Outbox,
 ) -> Result<(), StopError> {
@@ -245,6 +310,15 @@ async fn continue_later(
         line = checkpoint.line,
         "deadline near: continuing the object in a later invocation"
     );
+    continue_from(ticket, checkpoint, outbox).await
+}
+
+/// Sends `ticket` back to this stop's queue to be read from `checkpoint`.
+async fn continue_from(
+    mut ticket: Passenger,
+    checkpoint: Checkpoint,
+    outbox: &mut Outbox,
+) -> Result<(), StopError> {
     let checkpoint = serde_json::to_value(checkpoint)
         .map_err(|err| StopError::permanent(format!("checkpoint of {}: {err}", ticket.id())))?;
     ticket.insert(RESUME_FIELD, checkpoint);

@@ -85,8 +85,8 @@ fn is_false(flag: &bool) -> bool {
 }
 
 /// Where a read starts, or picks up again: a byte offset into the object (into its
-/// decompressed bytes when it is compressed), the line, row or element number found there, and
-/// the CSV header read before it.
+/// decompressed bytes when it is compressed), the line, row or element number found there, the
+/// CSV header read before it, and for a ranged ticket where its range ends.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// Bytes of the object already read (decompressed bytes when `decompressed`).
@@ -101,6 +101,10 @@ pub struct Checkpoint {
     /// and that many bytes skipped.
     #[serde(default, skip_serializing_if = "is_false")]
     pub decompressed: bool,
+    /// For a ranged ticket (a part of a big plain object), the offset its range ends at: a
+    /// line start, where the next range begins. `None` reads to the object's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<u64>,
 }
 
 impl Checkpoint {
@@ -111,6 +115,7 @@ impl Checkpoint {
             line: 1,
             header: None,
             decompressed: false,
+            end: None,
         }
     }
 

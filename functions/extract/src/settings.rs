@@ -26,6 +26,10 @@ pub struct CsvOptions {
     /// `INFER_TYPES`: `true` turns fields in JSON number syntax into numbers (their digits
     /// kept) and `true` / `false` into booleans; `false` (default) keeps every field text.
     pub infer_types: bool,
+    /// `CSV_QUOTED_NEWLINES`: `true` when a quoted field may hold a line break, so a record may
+    /// span lines and a big object cannot be cut at line starts: it is read whole. `false`
+    /// (default) lets a big CSV object be split (see `SPLIT_SIZE`).
+    pub quoted_newlines: bool,
 }
 
 impl Default for CsvOptions {
@@ -38,18 +42,35 @@ impl Default for CsvOptions {
             columns: None,
             null_values: Vec::new(),
             infer_types: false,
+            quoted_newlines: false,
         }
     }
 }
 
+/// Default `SPLIT_SIZE`: 64 MiB.
+pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
+
 /// The extract stop's own settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractConfig {
     /// `INPUT_FORMAT` (`csv`, `ndjson`, `json` or `parquet`): used for keys whose extension
     /// says nothing.
     pub format: Option<InputFormat>,
     /// How CSV is read.
     pub csv: CsvOptions,
+    /// `SPLIT_SIZE`: bytes over which a plain CSV or NDJSON object (whose ticket states its
+    /// `size`) is cut into ranged tickets read side by side; 64 MiB by default, `0` never.
+    pub split_size: Option<u64>,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        ExtractConfig {
+            format: None,
+            csv: CsvOptions::default(),
+            split_size: Some(DEFAULT_SPLIT_SIZE),
+        }
+    }
 }
 
 impl ExtractConfig {
@@ -97,6 +118,7 @@ impl ExtractConfig {
                 })?,
             },
             infer_types: flag(vars, "INFER_TYPES", false)?,
+            quoted_newlines: flag(vars, "CSV_QUOTED_NEWLINES", false)?,
         };
         if !csv.header && csv.columns.is_none() {
             return Err(ConfigError::Missing {
@@ -104,7 +126,27 @@ impl ExtractConfig {
                 hint: "; CSV_HEADER is false, so the columns must be named".into(),
             });
         }
-        Ok(ExtractConfig { format, csv })
+        Ok(ExtractConfig {
+            format,
+            csv,
+            split_size: split_size(vars)?,
+        })
+    }
+}
+
+/// `SPLIT_SIZE` in bytes: `None` when `0` (never split).
+fn split_size(vars: &dyn Vars) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = optional(vars, "SPLIT_SIZE") else {
+        return Ok(Some(DEFAULT_SPLIT_SIZE));
+    };
+    match value.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(_) => Err(invalid(
+            "SPLIT_SIZE",
+            &value,
+            "expected a number of bytes (0 never splits), e.g. 67108864 for 64 MiB",
+        )),
     }
 }
 
@@ -194,6 +236,7 @@ mod tests {
                 columns: Some(vec!["a".into(), "b".into()]),
                 null_values: vec!["".into(), "NA".into(), "\\N".into()],
                 infer_types: true,
+                quoted_newlines: false,
             }
         );
         assert_eq!(
@@ -211,6 +254,21 @@ mod tests {
         assert_eq!(
             config(&[("CSV_COLUMNS", r#"["a","a"]"#)]).unwrap_err(),
             "environment variable CSV_COLUMNS=\"[\\\"a\\\",\\\"a\\\"]\" is invalid: names column `a` twice"
+        );
+        assert_eq!(config(&[]).expect("valid").split_size, Some(64 << 20));
+        assert_eq!(
+            config(&[("SPLIT_SIZE", "0")]).expect("valid").split_size,
+            None
+        );
+        assert!(
+            config(&[("CSV_QUOTED_NEWLINES", "true")])
+                .expect("valid")
+                .csv
+                .quoted_newlines
+        );
+        assert_eq!(
+            config(&[("SPLIT_SIZE", "64MiB")]).unwrap_err(),
+            "environment variable SPLIT_SIZE=\"64MiB\" is invalid: expected a number of bytes (0 never splits), e.g. 67108864 for 64 MiB"
         );
         assert_eq!(
             config(&[("INPUT_FORMAT", "xml")]).unwrap_err(),

@@ -121,28 +121,24 @@ impl ChaosObjects {
             None
         }
     }
-}
 
-#[async_trait]
-impl ObjectStore for ChaosObjects {
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
-        if let Some(err) = self.refused(prefix, &[b"list", prefix.as_bytes()]) {
-            return Err(err);
-        }
-        self.inner.list(prefix).await
-    }
-
-    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
+    /// A read from `offset` (of `length` bytes, or to the end) that may be refused, slowed or
+    /// broken part way, each drawn from the call.
+    async fn read(
+        &self,
+        key: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<ObjectReader, PortError> {
         let offset_bytes = offset.to_le_bytes();
         let call: [&[u8]; 3] = [b"get", key.as_bytes(), &offset_bytes];
         if let Some(err) = self.refused(key, &call) {
             return Err(err);
         }
-        let reader = self.inner.get_from(key, offset).await?;
+        let reader = match length {
+            None => self.inner.get_from(key, offset).await?,
+            Some(length) => self.inner.get_range(key, offset, length).await?,
+        };
         let delay = self
             .chaos
             .strikes(Fault::SlowRead, &call)
@@ -160,6 +156,33 @@ impl ObjectStore for ChaosObjects {
             delay,
             break_after,
         }))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for ChaosObjects {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
+        if let Some(err) = self.refused(prefix, &[b"list", prefix.as_bytes()]) {
+            return Err(err);
+        }
+        self.inner.list(prefix).await
+    }
+
+    async fn get_from(&self, key: &str, offset: u64) -> Result<ObjectReader, PortError> {
+        self.read(key, offset, None).await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<ObjectReader, PortError> {
+        self.read(key, offset, Some(length)).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), PortError> {

@@ -306,7 +306,9 @@ impl Outbox {
         self.counts.picked_up += count;
     }
 
-    /// Closes the buses being packed on every lane: the next passenger boards a new bus.
+    /// Closes the buses being packed on every lane and back to this stop's own queue: the next
+    /// passenger boards a new bus (so that, say, each part of a big object is read by its own
+    /// invocation).
     pub async fn depart(&mut self) -> Result<(), StopError> {
         for index in 0..self.lanes.len() {
             let mut full = Vec::new();
@@ -314,7 +316,9 @@ impl Outbox {
             self.count_buses_out(&full);
             self.depart_exit(full, Way::Lane(index)).await?;
         }
-        Ok(())
+        let mut again = Vec::new();
+        self.again.packer.finish(&mut again);
+        self.depart_exit(again, Way::Again).await
     }
 
     /// What this outbox counted so far.
@@ -352,9 +356,6 @@ impl Outbox {
         self.depart().await?;
         self.quarantine.write(self.objects.as_ref()).await?;
         let counts = self.counts();
-        let mut last = Vec::new();
-        self.again.packer.finish(&mut last);
-        self.park_and_queue(last, Way::Again).await?;
         let exits = self.lanes.into_iter().chain([self.again]);
         let departures = exits
             .filter(|exit| !exit.ready.is_empty())

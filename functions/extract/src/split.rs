@@ -1,0 +1,222 @@
+//! Big objects in parallel: a plain CSV or NDJSON object over `SPLIT_SIZE` is cut into ranges
+//! that start at line starts, each read by its own invocation. One pass over the object
+//! (its pieces counted side by side) finds the line number at each cut, and the CSV header is
+//! read from the object's start, so each range's passengers have the ids, sources and reasons
+//! of a single read.
+
+use crate::csv_rows;
+use crate::rows::{Checkpoint, InputFormat};
+use crate::settings::CsvOptions;
+use busline_core::ports::{ObjectReader, ObjectStore};
+use busline_core::{PortError, StopError};
+use busline_formats::{Compression, PARQUET_MAGIC};
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncReadExt;
+
+/// Pieces counted at once.
+const PIECES_AT_ONCE: usize = 4;
+/// The most of an object's start read to find its CSV header.
+const HEAD_BYTES: u64 = 1 << 20;
+
+/// The object a ticket names, as the split sees it.
+pub(crate) struct BigObject<'a> {
+    pub objects: &'a dyn ObjectStore,
+    pub key: &'a str,
+    pub size: u64,
+    pub format: InputFormat,
+}
+
+/// The ranges to read `object` as when it is over `split_size`, in order; `None` when it is
+/// read whole: not over the size, not plain CSV or NDJSON (compressed bytes, a CSV whose
+/// records may span lines), a header that does not fit [`HEAD_BYTES`], or no line start
+/// past the first piece.
+pub(crate) async fn ranges(
+    object: &BigObject<'_>,
+    split_size: u64,
+    csv: &CsvOptions,
+) -> Result<Option<Vec<Checkpoint>>, StopError> {
+    let splittable = match object.format {
+        InputFormat::Ndjson => true,
+        InputFormat::Csv => !csv.quoted_newlines,
+        InputFormat::JsonArray | InputFormat::Parquet => false,
+    };
+    if !splittable || object.size <= split_size || split_size == 0 {
+        return Ok(None);
+    }
+    let head_len = object.size.min(HEAD_BYTES);
+    let head = read_all(
+        object,
+        object.objects.get_range(object.key, 0, head_len).await?,
+    )
+    .await?;
+    if Compression::from_magic(&head).is_some() || head.starts_with(PARQUET_MAGIC) {
+        return Ok(None);
+    }
+    let header = match object.format {
+        InputFormat::Csv if csv.header => {
+            match csv_rows::columns_in(&head, head_len == object.size, csv, object.key) {
+                Some(names) => Some(names),
+                None => return Ok(None),
+            }
+        }
+        _ => None,
+    };
+    let starts: Vec<u64> = (0..object.size).step_by(split_size as usize).collect();
+    let pieces: Vec<Piece> = futures::stream::iter(starts)
+        .map(|start| count_piece(object, start, split_size.min(object.size - start)))
+        .buffered(PIECES_AT_ONCE)
+        .try_collect()
+        .await?;
+    let cuts = cut(object.size, &pieces);
+    if cuts.len() < 2 {
+        return Ok(None);
+    }
+    Ok(Some(
+        cuts.into_iter()
+            .map(|cut| cut.checkpoint(&header))
+            .collect(),
+    ))
+}
+
+/// What one piece of an object holds: its newlines, and the offset of the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    newlines: u64,
+    first_newline: Option<u64>,
+}
+
+/// One range: from a line start (`offset`, the line's number) to where the next begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    offset: u64,
+    line: u64,
+    end: u64,
+}
+
+impl Cut {
+    /// The checkpoint a ranged ticket starts from; a range after the first knows the header.
+    fn checkpoint(self, header: &Option<Vec<String>>) -> Checkpoint {
+        Checkpoint {
+            offset: self.offset,
+            line: self.line,
+            header: if self.offset > 0 {
+                header.clone()
+            } else {
+                None
+            },
+            decompressed: false,
+            end: Some(self.end),
+        }
+    }
+}
+
+/// The ranges of an object of `size` bytes: the first from its start, each later one from the
+/// line start after the first newline of a piece (a piece without one joins the range before).
+fn cut(size: u64, pieces: &[Piece]) -> Vec<Cut> {
+    let mut cuts = Vec::new();
+    let (mut offset, mut line) = (0, 1);
+    let mut newlines_before = 0;
+    for (index, piece) in pieces.iter().enumerate() {
+        if index > 0
+            && let Some(first) = piece.first_newline
+            && first + 1 < size
+        {
+            cuts.push(Cut {
+                offset,
+                line,
+                end: first + 1,
+            });
+            // The line after the piece's first newline.
+            (offset, line) = (first + 1, newlines_before + 2);
+        }
+        newlines_before += piece.newlines;
+    }
+    cuts.push(Cut {
+        offset,
+        line,
+        end: size,
+    });
+    cuts
+}
+
+/// Counts the newlines of `length` bytes from `start`.
+async fn count_piece(object: &BigObject<'_>, start: u64, length: u64) -> Result<Piece, StopError> {
+    let mut reader = object.objects.get_range(object.key, start, length).await?;
+    let mut buffer = vec![0u8; 256 * 1024];
+    let (mut piece, mut read) = (
+        Piece {
+            newlines: 0,
+            first_newline: None,
+        },
+        0u64,
+    );
+    loop {
+        let n = reader
+            .read(&mut buffer)
+            .await
+            .map_err(|err| read_failed(object, err))?;
+        if n == 0 {
+            return Ok(piece);
+        }
+        let mut newlines = memchr::memchr_iter(b'\n', &buffer[..n]);
+        if piece.first_newline.is_none()
+            && let Some(first) = newlines.next()
+        {
+            piece.first_newline = Some(start + read + first as u64);
+            piece.newlines += 1;
+        }
+        piece.newlines += newlines.count() as u64;
+        read += n as u64;
+    }
+}
+
+/// All of `reader`.
+async fn read_all(object: &BigObject<'_>, mut reader: ObjectReader) -> Result<Vec<u8>, StopError> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|err| read_failed(object, err))?;
+    Ok(bytes)
+}
+
+fn read_failed(object: &BigObject<'_>, err: std::io::Error) -> StopError {
+    StopError::retryable(PortError::retryable(object.key, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(newlines: u64, first_newline: Option<u64>) -> Piece {
+        Piece {
+            newlines,
+            first_newline,
+        }
+    }
+
+    fn cut_at(offset: u64, line: u64, end: u64) -> Cut {
+        Cut { offset, line, end }
+    }
+
+    #[test]
+    fn ranges_start_after_each_pieces_first_newline_with_its_line_number() {
+        // "a\nbb\nccc\ndddd\n" in pieces of 5 bytes: [0,5) [5,10) [10,14).
+        let pieces = [piece(2, Some(1)), piece(1, Some(8)), piece(1, Some(13))];
+        assert_eq!(
+            cut(14, &pieces),
+            [cut_at(0, 1, 9), cut_at(9, 4, 14)],
+            "the last piece's newline ends the object: no empty range"
+        );
+    }
+
+    #[test]
+    fn a_piece_without_a_newline_joins_the_range_before() {
+        let pieces = [piece(1, Some(0)), piece(0, None), piece(2, Some(21))];
+        assert_eq!(cut(40, &pieces), [cut_at(0, 1, 22), cut_at(22, 3, 40)]);
+        assert_eq!(
+            cut(40, &[piece(0, None), piece(0, None)]),
+            [cut_at(0, 1, 40)]
+        );
+    }
+}
