@@ -192,6 +192,34 @@ async fn objects(store: &dyn ObjectStore, prefix: &str) -> Vec<(String, String)>
     found
 }
 
+/// `on_cloud` has `reference`'s keys and content; a mismatch names the key, the line counts
+/// and the first line that differs (whole outputs are too long to read in a failure).
+fn assert_same_objects(on_cloud: &[(String, String)], reference: &[(String, String)], name: &str) {
+    let keys = |objects: &[(String, String)]| {
+        objects
+            .iter()
+            .map(|(key, _)| key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(on_cloud), keys(reference), "same keys on {name}");
+    for ((key, cloud), (_, embedded)) in on_cloud.iter().zip(reference) {
+        let (cloud_lines, embedded_lines): (Vec<&str>, Vec<&str>) =
+            (cloud.lines().collect(), embedded.lines().collect());
+        let first = cloud_lines
+            .iter()
+            .zip(&embedded_lines)
+            .position(|(a, b)| a != b);
+        assert!(
+            cloud == embedded,
+            "{key} differs on {name}: {} lines on the cloud, {} embedded; first difference at line {first:?}: {:?} against {:?}",
+            cloud_lines.len(),
+            embedded_lines.len(),
+            first.map(|i| cloud_lines[i]),
+            first.map(|i| embedded_lines[i]),
+        );
+    }
+}
+
 /// Rides the CSV files in `input` through the shipped route with `BusByteBudget` `budget`
 /// on the local cloud `name`, checks the output equals the embedded ride's, and returns how
 /// many buses were compressed on the way.
@@ -282,7 +310,7 @@ async fn colors_route_matches_the_embedded_ride(
 
     let compressed = poll_until_empty(&cloud, &stops).await;
     let on_cloud = objects(store.as_ref(), &format!("output/trip={trip}/")).await;
-    assert_eq!(on_cloud, reference, "same keys, same content on {name}");
+    assert_same_objects(&on_cloud, &reference, name);
     compressed
 }
 

@@ -181,11 +181,12 @@ impl Packer {
     fn body(&self, bus: &str, first: usize, count: usize) -> String {
         let span = self.span(first, count);
         let mut body = self.header.json_prefix_with(bus, &self.dictionary_json);
+        let head = body.len();
         body.reserve(span.len() + ENVELOPE_SUFFIX.len());
         body.push_str(span);
         body.push_str(ENVELOPE_SUFFIX);
         if self.sizing.compress
-            && let Some(compressed) = compress_if_cheaper(&body)
+            && let Some(compressed) = compress_if_cheaper(&body, head)
         {
             return compressed;
         }
@@ -314,6 +315,48 @@ mod tests {
             plain.len()
         );
         assert_eq!(compressed, pack_with(sizing, &riders), "deterministic");
+    }
+
+    /// The riders of each bus and each body's length, packed under a header created at
+    /// `created`.
+    fn packed_at(created: &str, sizing: BusSizing, riders: &[String]) -> Vec<(usize, usize)> {
+        let header = BusHeader {
+            created: created.into(),
+            ..header()
+        };
+        let mut packer = Packer::new(header, "origin", sizing);
+        let mut out = Vec::new();
+        for rider in riders {
+            packer.push(rider, &mut out);
+        }
+        packer.finish(&mut out);
+        out.iter().map(|bus| (bus.riders, bus.body.len())).collect()
+    }
+
+    #[test]
+    fn a_bus_packs_the_same_whenever_it_is_created() {
+        // A redelivered bus is packed again later: its buses must hold the same riders, or an
+        // output keyed by bus id would differ between deliveries.
+        let riders = colors(40_000);
+        let sizing = BusSizing {
+            budget: 64 * 1024 + 1,
+            raw_limit: 1 << 20,
+            compress: true,
+        };
+        let first = packed_at("2026-11-22T00:00:00.000Z", sizing, &riders);
+        assert!(first.len() > 10, "{} buses", first.len());
+        for created in [
+            "2031-07-15T13:47:09.512Z",
+            "2026-12-03T16:59:59.999Z",
+            "1999-01-01T08:31:46.207Z",
+            "2026-11-22T00:00:00.001Z",
+        ] {
+            assert_eq!(
+                packed_at(created, sizing, &riders),
+                first,
+                "created {created}"
+            );
+        }
     }
 
     #[test]

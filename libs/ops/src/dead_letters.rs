@@ -226,7 +226,7 @@ mod tests {
             passengers.join(",")
         );
         let compressed =
-            busline_core::compression::compress_if_cheaper(&body).expect("saves a chunk");
+            busline_core::compression::compress_if_cheaper(&body, 0).expect("saves a chunk");
         let (contents, trip) = BusContents::read(&compressed);
         assert_eq!(
             contents,
