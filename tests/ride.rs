@@ -510,23 +510,43 @@ async fn ranges_cut_at_line_starts_keep_crlf_blank_lines_headers_and_line_number
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_csv_whose_quoted_fields_hold_line_breaks_is_read_whole_when_the_setting_says_so() {
+async fn a_csv_whose_quoted_fields_hold_line_breaks_is_cut_only_at_record_starts() {
     let data = tempfile::tempdir().expect("tempdir");
     let mut csv = String::from("id,note\n");
     for i in 1..=20 {
-        csv.push_str(&format!("{i},\"line one\nline two of {i}\"\n"));
+        csv.push_str(&format!("{i},\"line one\nline two of \"\"{i}\"\"\"\n"));
     }
     std::fs::write(data.path().join("notes.csv"), &csv).expect("written");
-    let out = tempfile::tempdir().expect("tempdir");
-    let route = shipped_route(&[("SplitSize", "64"), ("CsvQuotedNewlines", "true")]);
-    let report = ride(ride_options(route, data.path(), out.path()), |_| {})
-        .await
-        .expect("ride");
-    assert_eq!(report.stops[1].counts.continued, 0, "read whole");
-    assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
-    let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
-    assert_eq!(output.len(), 20);
-    assert!(output.contains(&json!({"id": "7", "note": "line one\nline two of 7"})));
+    // Pieces of 64 bytes: about half of their first newlines are inside a quoted field.
+    for (parameters, ranged) in [
+        (&[("SplitSize", "64")][..], true),
+        (
+            &[("SplitSize", "64"), ("CsvQuotedNewlines", "true")][..],
+            false,
+        ),
+    ] {
+        let out = tempfile::tempdir().expect("tempdir");
+        let route = shipped_route(parameters);
+        let report = ride(ride_options(route, data.path(), out.path()), |_| {})
+            .await
+            .expect("ride");
+        let continued = report.stops[1].counts.continued;
+        assert_eq!(
+            continued > 0,
+            ranged,
+            "{parameters:?}: {continued} continued"
+        );
+        assert!(report.quarantined.is_empty(), "{:?}", report.quarantined);
+        let output = ndjson_records(&out.path().join(format!("output/trip={}", report.trip_id)));
+        assert_eq!(output.len(), 20, "{parameters:?}");
+        for i in 1..=20 {
+            let note = format!("line one\nline two of \"{i}\"");
+            assert!(
+                output.contains(&json!({"id": i.to_string(), "note": note})),
+                "{i}"
+            );
+        }
+    }
 }
 
 /// The route with `env` set on stop `stop`.

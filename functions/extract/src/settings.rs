@@ -26,9 +26,9 @@ pub struct CsvOptions {
     /// `INFER_TYPES`: `true` turns fields in JSON number syntax into numbers (their digits
     /// kept) and `true` / `false` into booleans; `false` (default) keeps every field text.
     pub infer_types: bool,
-    /// `CSV_QUOTED_NEWLINES`: `true` when a quoted field may hold a line break, so a record may
-    /// span lines and a big object cannot be cut at line starts: it is read whole. `false`
-    /// (default) lets a big CSV object be split (see `SPLIT_SIZE`).
+    /// `CSV_QUOTED_NEWLINES`: `true` reads a big CSV object whole, never split. `false`
+    /// (default) lets it be split (see `SPLIT_SIZE`), at record starts only: a line start
+    /// after an odd number of quotes is inside a quoted field.
     pub quoted_newlines: bool,
 }
 

@@ -2,7 +2,8 @@
 //! that start at line starts, each read by its own invocation. One pass over the object
 //! (its pieces counted side by side) finds the line number at each cut, and the CSV header is
 //! read from the object's start, so each range's passengers have the ids, sources and reasons
-//! of a single read.
+//! of a single read. A CSV line start after an odd number of quote characters is inside a
+//! quoted field (a doubled quote counts twice, so the parity holds): no cut is made there.
 
 use crate::csv_rows;
 use crate::rows::{Checkpoint, InputFormat};
@@ -26,21 +27,35 @@ pub(crate) struct BigObject<'a> {
     pub format: InputFormat,
 }
 
+impl BigObject<'_> {
+    /// The quote character whose parity tells a record start from a line break inside a
+    /// quoted field (`None`: no line break is quoted), or `Err` when the object cannot be cut
+    /// at line starts at all.
+    fn quote(&self, csv: &CsvOptions) -> Result<Option<u8>, ()> {
+        match self.format {
+            // JSON strings hold no raw line breaks.
+            InputFormat::Ndjson => Ok(None),
+            // An escape character (as in `\"`) breaks the parity of quotes.
+            InputFormat::Csv if csv.quoted_newlines || csv.escape.is_some() => Err(()),
+            InputFormat::Csv => Ok(csv.quote),
+            InputFormat::JsonArray | InputFormat::Parquet => Err(()),
+        }
+    }
+}
+
 /// The ranges to read `object` as when it is over `split_size`, in order; `None` when it is
 /// read whole: not over the size, not plain CSV or NDJSON (compressed bytes, a CSV whose
-/// records may span lines), a header that does not fit [`HEAD_BYTES`], or no line start
-/// past the first piece.
+/// settings say its records may span lines or that escapes quotes), a header that does not
+/// fit [`HEAD_BYTES`], or no record start past the first piece.
 pub(crate) async fn ranges(
     object: &BigObject<'_>,
     split_size: u64,
     csv: &CsvOptions,
 ) -> Result<Option<Vec<Checkpoint>>, StopError> {
-    let splittable = match object.format {
-        InputFormat::Ndjson => true,
-        InputFormat::Csv => !csv.quoted_newlines,
-        InputFormat::JsonArray | InputFormat::Parquet => false,
+    let Ok(quote) = object.quote(csv) else {
+        return Ok(None);
     };
-    if !splittable || object.size <= split_size || split_size == 0 {
+    if object.size <= split_size || split_size == 0 {
         return Ok(None);
     }
     let head_len = object.size.min(HEAD_BYTES);
@@ -63,7 +78,7 @@ pub(crate) async fn ranges(
     };
     let starts: Vec<u64> = (0..object.size).step_by(split_size as usize).collect();
     let pieces: Vec<Piece> = futures::stream::iter(starts)
-        .map(|start| count_piece(object, start, split_size.min(object.size - start)))
+        .map(|start| count_piece(object, quote, start, split_size.min(object.size - start)))
         .buffered(PIECES_AT_ONCE)
         .try_collect()
         .await?;
@@ -78,11 +93,14 @@ pub(crate) async fn ranges(
     ))
 }
 
-/// What one piece of an object holds: its newlines, and the offset of the first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one piece of an object holds: its newlines and the offset of the first, and its
+/// quote characters and how many come before that first newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Piece {
     newlines: u64,
     first_newline: Option<u64>,
+    quotes: u64,
+    quotes_before_first: u64,
 }
 
 /// One range: from a line start (`offset`, the line's number) to where the next begins.
@@ -111,13 +129,16 @@ impl Cut {
 }
 
 /// The ranges of an object of `size` bytes: the first from its start, each later one from the
-/// line start after the first newline of a piece (a piece without one joins the range before).
+/// line start after the first newline of a piece, when an even number of quotes comes before
+/// it (a piece without such a newline joins the range before).
 fn cut(size: u64, pieces: &[Piece]) -> Vec<Cut> {
     let mut cuts = Vec::new();
     let (mut offset, mut line) = (0, 1);
-    let mut newlines_before = 0;
+    let (mut newlines_before, mut quotes_before) = (0, 0);
     for (index, piece) in pieces.iter().enumerate() {
+        let outside_quotes = (quotes_before + piece.quotes_before_first) % 2 == 0;
         if index > 0
+            && outside_quotes
             && let Some(first) = piece.first_newline
             && first + 1 < size
         {
@@ -130,6 +151,7 @@ fn cut(size: u64, pieces: &[Piece]) -> Vec<Cut> {
             (offset, line) = (first + 1, newlines_before + 2);
         }
         newlines_before += piece.newlines;
+        quotes_before += piece.quotes;
     }
     cuts.push(Cut {
         offset,
@@ -139,17 +161,18 @@ fn cut(size: u64, pieces: &[Piece]) -> Vec<Cut> {
     cuts
 }
 
-/// Counts the newlines of `length` bytes from `start`.
-async fn count_piece(object: &BigObject<'_>, start: u64, length: u64) -> Result<Piece, StopError> {
+/// Counts the newlines (and `quote` characters) of `length` bytes from `start`.
+async fn count_piece(
+    object: &BigObject<'_>,
+    quote: Option<u8>,
+    start: u64,
+    length: u64,
+) -> Result<Piece, StopError> {
     let mut reader = object.objects.get_range(object.key, start, length).await?;
     let mut buffer = vec![0u8; 256 * 1024];
-    let (mut piece, mut read) = (
-        Piece {
-            newlines: 0,
-            first_newline: None,
-        },
-        0u64,
-    );
+    let (mut piece, mut read) = (Piece::default(), 0u64);
+    let quotes_in =
+        |bytes: &[u8]| quote.map_or(0, |q| memchr::memchr_iter(q, bytes).count() as u64);
     loop {
         let n = reader
             .read(&mut buffer)
@@ -163,9 +186,11 @@ async fn count_piece(object: &BigObject<'_>, start: u64, length: u64) -> Result<
             && let Some(first) = newlines.next()
         {
             piece.first_newline = Some(start + read + first as u64);
+            piece.quotes_before_first = piece.quotes + quotes_in(&buffer[..first]);
             piece.newlines += 1;
         }
         piece.newlines += newlines.count() as u64;
+        piece.quotes += quotes_in(&buffer[..n]);
         read += n as u64;
     }
 }
@@ -192,6 +217,7 @@ mod tests {
         Piece {
             newlines,
             first_newline,
+            ..Piece::default()
         }
     }
 
@@ -218,5 +244,20 @@ mod tests {
             cut(40, &[piece(0, None), piece(0, None)]),
             [cut_at(0, 1, 40)]
         );
+    }
+
+    #[test]
+    fn no_cut_is_made_after_an_odd_number_of_quotes() {
+        // The second piece's first newline follows one quote: it is inside a quoted field.
+        // The third's follows four (one in the first piece, two in the second, one before
+        // it): a record starts after it.
+        let quoted = |newlines, first, quotes, quotes_before_first| Piece {
+            newlines,
+            first_newline: Some(first),
+            quotes,
+            quotes_before_first,
+        };
+        let pieces = [quoted(1, 2, 1, 0), quoted(2, 13, 2, 0), quoted(1, 25, 2, 1)];
+        assert_eq!(cut(30, &pieces), [cut_at(0, 1, 26), cut_at(26, 5, 30)]);
     }
 }
