@@ -556,6 +556,26 @@ fn bench_stream_reads_every_record_of_one_large_object() {
 }
 
 #[test]
+fn bench_stream_refuses_to_time_an_object_it_split_instead_of_reading() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = bus(&[
+        "bench",
+        "--stream-mb",
+        "2",
+        "--parameter",
+        "SplitSize=65536",
+        "--work",
+        work.path().to_str().expect("utf-8"),
+    ]);
+    assert!(!run.status.success());
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("stop extract: sent ") && stderr.contains("tickets back to its own queue"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn no_file_of_the_cli_names_a_built_in_stop_kind() {
     // The CLI composes a registry and hosts; kinds come from the registry it is given.
     let mut named = Vec::new();

@@ -115,6 +115,16 @@ pub async fn stream(
         .get(&spec.name)
         .cloned()
         .unwrap_or_default();
+    if tally.counts.continued > 0 {
+        // A split object or a checkpoint: what was timed is not one read of the object.
+        return Err(BenchError::Stop {
+            stop: spec.name.clone(),
+            message: format!(
+                "sent {} tickets back to its own queue, so this invocation did not read the whole object; the streaming check times one read: keep the object whole (for the shipped template, --parameter SplitSize=0)",
+                tally.counts.continued
+            ),
+        });
+    }
     let records = tally.counts.picked_up;
     Ok(StreamReport {
         stop: spec.name.clone(),

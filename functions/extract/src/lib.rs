@@ -13,6 +13,7 @@
 //! read.
 
 mod csv_rows;
+mod fetch;
 mod json_rows;
 mod parquet_rows;
 mod rows;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use busline_core::envelope::{Passenger, Rejection};
 use busline_core::ports::ObjectStore;
 use busline_core::{InitError, Outbox, PortError, Stop, StopContext, StopError, StopKind};
+use busline_formats::Compression;
 use parquet_rows::ParquetObject;
 pub use rows::{Checkpoint, InputFormat};
 use rows::{Chunk, Input, Parse, Row};
@@ -115,6 +117,13 @@ impl Extract {
         }
     }
 
+    /// The format `key`'s extension names, else `INPUT_FORMAT`'s, and the compression the
+    /// extension names.
+    fn format_of(&self, key: &str) -> (Option<InputFormat>, Option<Compression>) {
+        let (named, compression) = InputFormat::from_key(key);
+        (named.or(self.config.format), compression)
+    }
+
     /// The ranges a fresh ticket's object is read in, when it is big enough to split.
     async fn ranges(
         &self,
@@ -128,7 +137,7 @@ impl Extract {
         ) else {
             return Ok(None);
         };
-        let (named, named_compression) = InputFormat::from_key(key);
+        let (format, named_compression) = self.format_of(key);
         if named_compression.is_some() {
             return Ok(None);
         }
@@ -136,7 +145,7 @@ impl Extract {
             objects: ctx.objects,
             key,
             size,
-            format: named.or(self.config.format).unwrap_or(InputFormat::Csv),
+            format: format.unwrap_or(InputFormat::Csv),
         };
         split::ranges(&object, split_size, &self.csv).await
     }
@@ -161,8 +170,7 @@ impl Extract {
                 )));
             }
         };
-        let (named, named_compression) = InputFormat::from_key(&key);
-        let format = named.or(self.config.format);
+        let (format, named_compression) = self.format_of(&key);
         let mut parse = Parse {
             format: format.unwrap_or(InputFormat::Csv),
             compression: None,
@@ -191,7 +199,7 @@ impl Extract {
         let key = parse.key.clone();
         let (sniffed, reader) = sniff::sniff(reader)
             .await
-            .map_err(|err| StopError::retryable(PortError::retryable(key.as_str(), err)))?;
+            .map_err(|err| StopError::from(fetch::read_failed(&key, err)))?;
         match sniff::decide(&key, format, named_compression, sniffed) {
             Err(reason) => Ok(Err(reason)),
             Ok(sniff::Read::Parquet) => {

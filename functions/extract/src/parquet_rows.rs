@@ -2,6 +2,7 @@
 //! object store in one ranged read each, so only the current row group is in memory. Rows are
 //! numbered from 1 across the file; a read resumes at a row number.
 
+use crate::fetch::read_range;
 use crate::rows::{Checkpoint, Chunker, Source, raw};
 use busline_core::ports::ObjectStore;
 use busline_core::{PortError, StopError};
@@ -11,7 +12,6 @@ use parquet::errors::ParquetError;
 use parquet::file::reader::{ChunkReader, FileReader, Length, SerializedFileReader};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncReadExt;
 
 /// Bytes read from an object's end at once: the footer and, usually, all of its metadata.
 const TAIL_BYTES: u64 = 64 * 1024;
@@ -52,16 +52,8 @@ impl Ranged {
     fn fetch(&self, span: Range<u64>) -> Result<Bytes, ParquetError> {
         let object = &self.object;
         let read = object.runtime.block_on(async {
-            let mut reader = object
-                .objects
-                .get_range(&object.key, span.start, span.end - span.start)
-                .await?;
-            let mut bytes = Vec::with_capacity((span.end - span.start) as usize);
-            reader
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|err| PortError::retryable(object.key.as_str(), err))?;
-            Ok::<_, PortError>(bytes)
+            let length = span.end - span.start;
+            read_range(object.objects.as_ref(), &object.key, span.start, length).await
         });
         match read {
             Ok(bytes) => Ok(Bytes::from(bytes)),

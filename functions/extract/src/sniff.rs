@@ -30,13 +30,20 @@ pub(crate) async fn sniff(mut reader: ObjectReader) -> std::io::Result<(Sniffed,
         }
         head.extend_from_slice(&byte[..read]);
     }
-    let sniffed = match Compression::from_magic(&head) {
-        Some(compression) => Sniffed::Compressed(compression),
-        None if head.starts_with(PARQUET_MAGIC) => Sniffed::Parquet,
-        None => Sniffed::Plain,
-    };
+    let sniffed = Sniffed::of(&head);
     let replay: ObjectReader = Box::pin(std::io::Cursor::new(head).chain(reader));
     Ok((sniffed, replay))
+}
+
+impl Sniffed {
+    /// What an object's first bytes `head` announce.
+    pub(crate) fn of(head: &[u8]) -> Self {
+        match Compression::from_magic(head) {
+            Some(compression) => Sniffed::Compressed(compression),
+            None if head.starts_with(PARQUET_MAGIC) => Sniffed::Parquet,
+            None => Sniffed::Plain,
+        }
+    }
 }
 
 /// How an object is read.

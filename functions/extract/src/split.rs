@@ -6,11 +6,12 @@
 //! quoted field (a doubled quote counts twice, so the parity holds): no cut is made there.
 
 use crate::csv_rows;
+use crate::fetch::{read_failed, read_range};
 use crate::rows::{Checkpoint, InputFormat};
 use crate::settings::CsvOptions;
-use busline_core::ports::{ObjectReader, ObjectStore};
-use busline_core::{PortError, StopError};
-use busline_formats::{Compression, PARQUET_MAGIC};
+use crate::sniff::Sniffed;
+use busline_core::StopError;
+use busline_core::ports::ObjectStore;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
@@ -27,18 +28,27 @@ pub(crate) struct BigObject<'a> {
     pub format: InputFormat,
 }
 
+/// Where an object may be cut.
+enum Cuts {
+    /// At any line start: no line break is inside a field.
+    AtLineStarts,
+    /// At a line start after an even number of this quote character.
+    OutsideQuotes(u8),
+    /// Nowhere: it is read whole.
+    Nowhere,
+}
+
 impl BigObject<'_> {
-    /// The quote character whose parity tells a record start from a line break inside a
-    /// quoted field (`None`: no line break is quoted), or `Err` when the object cannot be cut
-    /// at line starts at all.
-    fn quote(&self, csv: &CsvOptions) -> Result<Option<u8>, ()> {
-        match self.format {
-            // JSON strings hold no raw line breaks.
-            InputFormat::Ndjson => Ok(None),
+    fn cuts(&self, csv: &CsvOptions) -> Cuts {
+        match (self.format, csv.quote) {
+            // JSON strings hold no raw line breaks; nor does CSV read without quoting.
+            (InputFormat::Ndjson, _) | (InputFormat::Csv, None) => Cuts::AtLineStarts,
             // An escape character (as in `\"`) breaks the parity of quotes.
-            InputFormat::Csv if csv.quoted_newlines || csv.escape.is_some() => Err(()),
-            InputFormat::Csv => Ok(csv.quote),
-            InputFormat::JsonArray | InputFormat::Parquet => Err(()),
+            (InputFormat::Csv, Some(_)) if csv.quoted_newlines || csv.escape.is_some() => {
+                Cuts::Nowhere
+            }
+            (InputFormat::Csv, Some(quote)) => Cuts::OutsideQuotes(quote),
+            (InputFormat::JsonArray | InputFormat::Parquet, _) => Cuts::Nowhere,
         }
     }
 }
@@ -52,19 +62,17 @@ pub(crate) async fn ranges(
     split_size: u64,
     csv: &CsvOptions,
 ) -> Result<Option<Vec<Checkpoint>>, StopError> {
-    let Ok(quote) = object.quote(csv) else {
-        return Ok(None);
+    let quote = match object.cuts(csv) {
+        Cuts::Nowhere => return Ok(None),
+        Cuts::AtLineStarts => None,
+        Cuts::OutsideQuotes(quote) => Some(quote),
     };
     if object.size <= split_size || split_size == 0 {
         return Ok(None);
     }
     let head_len = object.size.min(HEAD_BYTES);
-    let head = read_all(
-        object,
-        object.objects.get_range(object.key, 0, head_len).await?,
-    )
-    .await?;
-    if Compression::from_magic(&head).is_some() || head.starts_with(PARQUET_MAGIC) {
+    let head = read_range(object.objects, object.key, 0, head_len).await?;
+    if Sniffed::of(&head) != Sniffed::Plain {
         return Ok(None);
     }
     let header = match object.format {
@@ -177,7 +185,7 @@ async fn count_piece(
         let n = reader
             .read(&mut buffer)
             .await
-            .map_err(|err| read_failed(object, err))?;
+            .map_err(|err| read_failed(object.key, err))?;
         if n == 0 {
             return Ok(piece);
         }
@@ -193,20 +201,6 @@ async fn count_piece(
         piece.quotes += quotes_in(&buffer[..n]);
         read += n as u64;
     }
-}
-
-/// All of `reader`.
-async fn read_all(object: &BigObject<'_>, mut reader: ObjectReader) -> Result<Vec<u8>, StopError> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|err| read_failed(object, err))?;
-    Ok(bytes)
-}
-
-fn read_failed(object: &BigObject<'_>, err: std::io::Error) -> StopError {
-    StopError::retryable(PortError::retryable(object.key, err))
 }
 
 #[cfg(test)]

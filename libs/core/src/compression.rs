@@ -36,10 +36,10 @@ pub fn billed_chunks(bytes: usize) -> usize {
 /// head's compression bound gives. So the body's length, and every packing decision made on
 /// it, depends on the rest alone, and a bus packed again on a redelivery packs the same.
 pub fn compress_if_cheaper(body: &str, head: usize) -> Option<String> {
-    if billed_chunks(body.len()) < 2 || !body.is_char_boundary(head) {
+    if billed_chunks(body.len()) < 2 {
         return None;
     }
-    let (head, rest) = body.split_at(head);
+    let (head, rest) = body.split_at_checked(head)?;
     let rest_frame = zstd::bulk::compress(rest.as_bytes(), LEVEL).ok()?;
     let frames_bound = zstd::zstd_safe::compress_bound(head.len()) + rest_frame.len();
     let length = COMPRESSED_PREFIX.len() + frames_bound.div_ceil(3) * 4;
