@@ -3,8 +3,8 @@
 
 use crate::rows::{Checkpoint, Chunker, Row, Source};
 use crate::settings::CsvOptions;
-use busline_core::StopError;
-use serde_json::{Map, Value};
+use busline_core::{Fields, StopError};
+use serde_json::Value;
 
 /// Parses CSV from `input` (the object from `from` on) into `rows`.
 pub(crate) fn parse(
@@ -35,6 +35,9 @@ pub(crate) fn parse(
         None => columns(&mut reader, &mut record, options, source)?,
     };
     rows.after.header = Some(header.clone());
+    // Every row shares the header's names instead of holding its own.
+    let fields = Fields::new(header.clone())
+        .map_err(|reason| StopError::permanent(format!("{}:1: header: {reason}", source.key)))?;
     let (offset, line) = at(reader.position());
     rows.skip(offset, line);
     loop {
@@ -52,7 +55,7 @@ pub(crate) fn parse(
             )),
             Ok(true) => {
                 let line = first_line(&mut reader, &record);
-                Some(csv_row(&header, &record, line, options, source))
+                Some(csv_row(&fields, &record, line, options, source))
             }
             Err(err) => return Err(csv_fatal(source, err)),
         };
@@ -247,18 +250,16 @@ fn field_value(text: &str, options: &CsvOptions) -> Value {
 }
 
 fn csv_row(
-    header: &[String],
+    fields: &Fields,
     record: &csv::ByteRecord,
     line: u64,
     options: &CsvOptions,
     source: &Source<'_>,
 ) -> Row {
-    let mut data = Map::with_capacity(header.len());
-    for (name, field) in header.iter().zip(record.iter()) {
+    let mut values = Vec::with_capacity(fields.names().len());
+    for (name, field) in fields.names().iter().zip(record.iter()) {
         match std::str::from_utf8(field) {
-            Ok(text) => {
-                data.insert(name.clone(), field_value(text, options));
-            }
+            Ok(text) => values.push(field_value(text, options)),
             Err(err) => {
                 return source.rejected(
                     line,
@@ -268,7 +269,7 @@ fn csv_row(
             }
         }
     }
-    source.passenger(line, data)
+    source.passenger_of(line, fields, values)
 }
 
 fn lossy_fields(record: &csv::ByteRecord) -> Value {

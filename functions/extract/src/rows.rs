@@ -4,7 +4,7 @@
 use crate::parquet_rows::{self, ParquetObject};
 use crate::settings::CsvOptions;
 use crate::{csv_rows, json_rows};
-use busline_core::envelope::{Passenger, Rejection};
+use busline_core::envelope::{Fields, Passenger, Rejection};
 use busline_core::ports::ObjectReader;
 use busline_core::{BoxError, StopError};
 use busline_formats::Compression;
@@ -253,6 +253,16 @@ impl Source<'_> {
             Some(self.at(at)),
             data,
         ))
+    }
+
+    /// The passenger of row `at` with `values` of `fields`; a count that differs (the reader
+    /// checks it first) is refused as the row's fault.
+    pub fn passenger_of(&self, at: u64, fields: &Fields, values: Vec<Value>) -> Row {
+        let id = format!("{}:{at}", self.ticket_id);
+        match Passenger::with_fields(id, Some(self.at(at)), fields, values) {
+            Ok(passenger) => Row::Passenger(passenger),
+            Err(reason) => self.rejected(at, reason, Value::Null),
+        }
     }
 
     /// Raw input refused with its reason: it never became a passenger.

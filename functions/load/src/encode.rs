@@ -1,17 +1,22 @@
 //! NDJSON and CSV bodies of a bus's records.
 
-use busline_core::StopError;
+use busline_core::{Passenger, StopError};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// One JSON object per line.
-pub(crate) fn ndjson<'r>(
-    records: impl Iterator<Item = Cow<'r, Map<String, Value>>>,
-) -> Result<Vec<u8>, StopError> {
+/// One JSON object per line, each passenger's record without the partition `fields`; values
+/// a bus carried are copied as they came, not parsed.
+pub(crate) fn ndjson(passengers: &[Passenger], fields: &[String]) -> Result<Vec<u8>, StopError> {
     let mut body = Vec::with_capacity(64 * 1024);
-    for record in records {
-        serde_json::to_writer(&mut body, record.as_ref())
-            .map_err(|err| StopError::permanent(format!("writing NDJSON: {err}")))?;
+    for passenger in passengers {
+        let written = if fields.is_empty() {
+            passenger.write_json(&mut body)
+        } else {
+            let mut record = passenger.clone();
+            record.remove_fields(fields);
+            record.write_json(&mut body)
+        };
+        written.map_err(|err| StopError::permanent(format!("writing NDJSON: {err}")))?;
         body.push(b'\n');
     }
     Ok(body)

@@ -61,10 +61,11 @@ impl Load {
         outbox: &mut Outbox,
     ) -> Result<Option<(Vec<u8>, u64)>, StopError> {
         let fields = &self.config.partitions;
-        let records = passengers.iter().map(|p| partitions::record_of(p, fields));
         let plain = match self.config.format {
-            OutputFormat::Ndjson => encode::ndjson(records)?,
-            OutputFormat::Csv => encode::csv(records)?,
+            OutputFormat::Ndjson => encode::ndjson(passengers, fields)?,
+            OutputFormat::Csv => {
+                encode::csv(passengers.iter().map(|p| partitions::record_of(p, fields)))?
+            }
             OutputFormat::Parquet => return self.parquet(ctx, passengers, outbox).await,
         };
         let body = match self.config.compression {

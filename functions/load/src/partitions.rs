@@ -26,7 +26,7 @@ pub(crate) fn group(fields: &[String], passengers: Vec<Passenger>) -> Vec<Partit
     for passenger in passengers {
         let path: String = fields
             .iter()
-            .map(|field| format!("{field}={}/", part(passenger.get(field))))
+            .map(|field| format!("{field}={}/", part(passenger.value(field).as_deref())))
             .collect();
         match partitions.iter_mut().find(|p| p.path == path) {
             Some(partition) => partition.passengers.push(passenger),

@@ -87,7 +87,7 @@ impl PassengerStop for Transform {
         _ctx: &StopContext<'_>,
         passenger: &mut Passenger,
     ) -> Result<Verdict, StopError> {
-        Ok(ops::apply_all(&self.config.ops, passenger.data_mut()))
+        Ok(ops::apply_all(&self.config.ops, passenger))
     }
 }
 

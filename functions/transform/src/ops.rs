@@ -1,9 +1,9 @@
 //! The declarative operations: select, drop, rename, cast, filter, require, route.
 
-use busline_core::Verdict;
 use busline_core::config::NEXT_LANE;
+use busline_core::{Passenger, Verdict};
 use serde::Deserialize;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use std::collections::BTreeMap;
 
 /// One operation, written in `TRANSFORM_OPS` as a one-key object.
@@ -159,19 +159,19 @@ impl Op {
     }
 }
 
-/// Applies `ops` in order to `data`. The lane the last `route` operation picked is where it
-/// boards.
-pub fn apply_all(ops: &[Op], data: &mut Map<String, Value>) -> Verdict {
+/// Applies `ops` in order to `passenger`. The lane the last `route` operation picked is where
+/// it boards. Only the fields an operation compares or casts are parsed.
+pub fn apply_all(ops: &[Op], passenger: &mut Passenger) -> Verdict {
     let mut lane: Option<&str> = None;
     for op in ops {
         if let Op::Route(routing) = op {
-            match pick_lane(routing, data) {
+            match pick_lane(routing, passenger) {
                 Ok(picked) => lane = Some(picked),
                 Err(reason) => return Verdict::Reject(reason),
             }
             continue;
         }
-        match apply(op, data) {
+        match apply(op, passenger) {
             Verdict::Board => {}
             other => return other,
         }
@@ -182,53 +182,35 @@ pub fn apply_all(ops: &[Op], data: &mut Map<String, Value>) -> Verdict {
     }
 }
 
-/// The lane of the first case `data` meets, else the default.
-fn pick_lane<'r>(routing: &'r Routing, data: &Map<String, Value>) -> Result<&'r str, String> {
+/// The lane of the first case `passenger` meets, else the default.
+fn pick_lane<'r>(routing: &'r Routing, passenger: &Passenger) -> Result<&'r str, String> {
     for case in &routing.when {
-        if matches(&case.condition, data)? {
+        if matches(&case.condition, passenger)? {
             return Ok(&case.lane);
         }
     }
     Ok(&routing.default)
 }
 
-fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
+fn apply(op: &Op, passenger: &mut Passenger) -> Verdict {
     match op {
-        Op::Select(fields) => {
-            let mut kept = Map::with_capacity(fields.len());
-            for field in fields {
-                if let Some(value) = data.remove(field) {
-                    kept.insert(field.clone(), value);
-                }
-            }
-            *data = kept;
-        }
-        Op::Drop(fields) => {
-            for field in fields {
-                data.shift_remove(field);
-            }
-        }
-        Op::Rename(names) => {
-            if names.keys().any(|old| data.contains_key(old)) {
-                *data = std::mem::take(data)
-                    .into_iter()
-                    .map(|(key, value)| (names.get(&key).cloned().unwrap_or(key), value))
-                    .collect();
-            }
-        }
+        Op::Select(fields) => passenger.select(fields),
+        Op::Drop(fields) => passenger.remove_fields(fields),
+        Op::Rename(names) => passenger.rename(names),
         Op::Cast(casts) => {
             for (field, to) in casts {
-                if let Some(value) = data.get_mut(field) {
-                    match cast(value, *to) {
-                        Ok(cast) => *value = cast,
-                        Err(reason) => {
-                            return Verdict::Reject(format!("field `{field}`: {reason}"));
-                        }
+                let Some(value) = passenger.value(field) else {
+                    continue;
+                };
+                match cast(&value, *to) {
+                    Ok(cast) => passenger.set(field, cast),
+                    Err(reason) => {
+                        return Verdict::Reject(format!("field `{field}`: {reason}"));
                     }
                 }
             }
         }
-        Op::Filter(condition) => match matches(condition, data) {
+        Op::Filter(condition) => match matches(condition, passenger) {
             Ok(true) => {}
             Ok(false) => return Verdict::DropOff,
             Err(reason) => return Verdict::Reject(reason),
@@ -237,7 +219,7 @@ fn apply(op: &Op, data: &mut Map<String, Value>) -> Verdict {
         Op::Route(_) => {}
         Op::Require(fields) => {
             for field in fields {
-                if data.get(field).is_none_or(Value::is_null) {
+                if passenger.value(field).is_none_or(|value| value.is_null()) {
                     return Verdict::Reject(format!("field `{field}` is required but missing"));
                 }
             }
@@ -292,9 +274,10 @@ fn name(to: CastTo) -> &'static str {
     }
 }
 
-/// Whether `data` meets `condition`; an error when the value cannot be compared.
-fn matches(condition: &Condition, data: &Map<String, Value>) -> Result<bool, String> {
-    let present = data.get(&condition.field).filter(|v| !v.is_null());
+/// Whether `passenger` meets `condition`; an error when the value cannot be compared.
+fn matches(condition: &Condition, passenger: &Passenger) -> Result<bool, String> {
+    let found = passenger.value(&condition.field);
+    let present = found.as_deref().filter(|v| !v.is_null());
     let matched = match (condition.op, present) {
         (Comparison::Exists, found) => found.is_some(),
         (Comparison::Missing, found) => found.is_none(),
@@ -339,8 +322,39 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap_or_default()
+    use busline_core::envelope::{Envelope, decode_envelope};
+
+    /// `value` as a stop builds it, and as a version 2 bus carries it.
+    fn both(value: &Value) -> [Passenger; 2] {
+        let data = value.as_object().cloned().unwrap_or_default();
+        let names: Vec<&String> = data.keys().collect();
+        let values: Vec<&Value> = data.values().collect();
+        let body = format!(
+            r#"{{"v":2,"bus":"b","trip":"t","route":"r","from":"s","hop":1,"created":"c","origins":[["p:",null]],"shapes":[{}],"passengers":[[0,1,0,{}]]}}"#,
+            json!(names),
+            json!(values)
+        );
+        let mut bus: Envelope<Passenger> = decode_envelope(&body).expect("decodes");
+        [Passenger::new("p:1", None, data), bus.passengers.remove(0)]
+    }
+
+    fn json_of(passenger: &Passenger) -> String {
+        let mut out = Vec::new();
+        passenger.write_json(&mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    /// The verdict of `ops` on `value` and the record after, the same built or carried.
+    fn run(ops: &[Op], value: Value) -> (Verdict, String) {
+        let [mut built, mut carried] = both(&value);
+        let verdict = apply_all(ops, &mut built);
+        assert_eq!(apply_all(ops, &mut carried), verdict, "carried verdict");
+        assert_eq!(json_of(&carried), json_of(&built), "carried record");
+        (verdict, json_of(&built))
+    }
+
+    fn verdict(ops: &[Op], value: Value) -> Verdict {
+        run(ops, value).0
     }
 
     fn ops(text: &str) -> Vec<Op> {
@@ -349,31 +363,30 @@ mod tests {
 
     #[test]
     fn drop_rename_cast_keep_field_order() {
-        let mut data =
-            record(json!({"Name": "Red", "HEX": "#FF0000", "RGB": "(255,0,0)", "n": "7"}));
-        let verdict = apply_all(
+        let (verdict, record) = run(
             &ops(r#"[{"drop":["HEX"]},{"rename":{"Name":"name"}},{"cast":{"n":"number"}}]"#),
-            &mut data,
+            json!({"Name": "Red", "HEX": "#FF0000", "RGB": "(255,0,0)", "n": "7"}),
         );
         assert_eq!(verdict, Verdict::Board);
-        assert_eq!(
-            Value::Object(data).to_string(),
-            r#"{"name":"Red","RGB":"(255,0,0)","n":7}"#
-        );
+        assert_eq!(record, r#"{"name":"Red","RGB":"(255,0,0)","n":7}"#);
     }
 
     #[test]
     fn select_keeps_listed_order() {
-        let mut data = record(json!({"a": 1, "b": 2, "c": 3}));
-        apply_all(&ops(r#"[{"select":["c","a","zz"]}]"#), &mut data);
-        assert_eq!(Value::Object(data).to_string(), r#"{"c":3,"a":1}"#);
+        let (_, record) = run(
+            &ops(r#"[{"select":["c","a","zz"]}]"#),
+            json!({"a": 1, "b": 2, "c": 3}),
+        );
+        assert_eq!(record, r#"{"c":3,"a":1}"#);
     }
 
     #[test]
     fn bad_cast_names_field_and_value() {
-        let mut data = record(json!({"age": "old"}));
         assert_eq!(
-            apply_all(&ops(r#"[{"cast":{"age":"number"}}]"#), &mut data),
+            verdict(
+                &ops(r#"[{"cast":{"age":"number"}}]"#),
+                json!({"age": "old"})
+            ),
             Verdict::Reject("field `age`: cannot cast \"old\" to number".into())
         );
     }
@@ -392,24 +405,15 @@ mod tests {
     #[test]
     fn filter_drops_non_matching_and_rejects_type_mismatch() {
         let gte = ops(r#"[{"filter":{"field":"age","op":"gte","value":18}}]"#);
+        assert_eq!(verdict(&gte, json!({"age": 20})), Verdict::Board);
+        assert_eq!(verdict(&gte, json!({"age": 3})), Verdict::DropOff);
+        assert_eq!(verdict(&gte, json!({})), Verdict::DropOff);
         assert_eq!(
-            apply_all(&gte, &mut record(json!({"age": 20}))),
-            Verdict::Board
-        );
-        assert_eq!(
-            apply_all(&gte, &mut record(json!({"age": 3}))),
-            Verdict::DropOff
-        );
-        assert_eq!(apply_all(&gte, &mut record(json!({}))), Verdict::DropOff);
-        assert_eq!(
-            apply_all(&gte, &mut record(json!({"age": "x"}))),
+            verdict(&gte, json!({"age": "x"})),
             Verdict::Reject("field `age`: cannot compare \"x\" with 18 (cast it first)".into())
         );
         let eq = ops(r#"[{"filter":{"field":"n","op":"eq","value":1}}]"#);
-        assert_eq!(
-            apply_all(&eq, &mut record(json!({"n": 1.0}))),
-            Verdict::Board
-        );
+        assert_eq!(verdict(&eq, json!({"n": 1.0})), Verdict::Board);
     }
 
     #[test]
@@ -421,22 +425,17 @@ mod tests {
                            "default": "next"}},
                 {"drop": ["secret"]}]"#,
         );
-        let mut child = record(json!({"age": 5, "secret": 1}));
         assert_eq!(
-            apply_all(&route, &mut child),
-            Verdict::BoardTo("young".into())
+            run(&route, json!({"age": 5, "secret": 1})),
+            (Verdict::BoardTo("young".into()), r#"{"age":5}"#.to_owned())
         );
-        assert_eq!(Value::Object(child).to_string(), r#"{"age":5}"#);
         assert_eq!(
-            apply_all(&route, &mut record(json!({"age": null}))),
+            verdict(&route, json!({"age": null})),
             Verdict::BoardTo("unknown".into())
         );
+        assert_eq!(verdict(&route, json!({"age": 40})), Verdict::Board);
         assert_eq!(
-            apply_all(&route, &mut record(json!({"age": 40}))),
-            Verdict::Board
-        );
-        assert_eq!(
-            apply_all(&route, &mut record(json!({"age": "x"}))),
+            verdict(&route, json!({"age": "x"})),
             Verdict::Reject("field `age`: cannot compare \"x\" with 18 (cast it first)".into())
         );
         assert_eq!(route[0].lanes(), ["young", "unknown", "never", "next"]);
@@ -444,7 +443,7 @@ mod tests {
             r#"[{"route": {"when": [{"lane": "a", "field": "n", "op": "eq", "value": 1}], "default": "rest"}}]"#,
         );
         assert_eq!(
-            apply_all(&custom_default, &mut record(json!({"n": 2}))),
+            verdict(&custom_default, json!({"n": 2})),
             Verdict::BoardTo("rest".into())
         );
     }
@@ -452,12 +451,9 @@ mod tests {
     #[test]
     fn require_rejects_missing_or_null() {
         let require = ops(r#"[{"require":["Name"]}]"#);
+        assert_eq!(verdict(&require, json!({"Name": "x"})), Verdict::Board);
         assert_eq!(
-            apply_all(&require, &mut record(json!({"Name": "x"}))),
-            Verdict::Board
-        );
-        assert_eq!(
-            apply_all(&require, &mut record(json!({"Name": null}))),
+            verdict(&require, json!({"Name": null})),
             Verdict::Reject("field `Name` is required but missing".into())
         );
     }

@@ -28,7 +28,7 @@ pub use backoff::Backoff;
 pub use config::{StopConfig, Vars};
 pub use delivery::{BatchHandler, BatchOutcome, Deadline, Delivery, Invocation};
 pub use depot::{Depot, TripError, TripHandler, TripRequest, TripStarted, TripStarter};
-pub use envelope::{Envelope, Passenger, Rejection};
+pub use envelope::{Envelope, Fields, Passenger, Rejection};
 pub use error::{BoxError, ConfigError, ErrorClass, InitError, PortError, StopError};
 pub use forwarder::RetryPolicy;
 pub use metrics::{InvocationMetrics, StopCounts};

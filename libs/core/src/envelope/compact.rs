@@ -7,19 +7,23 @@
 //! redelivery and idempotent loads are unchanged.
 
 use super::Passenger;
+use super::record::{Shape, Shaped};
 use crate::error::DecodeError;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use std::fmt;
 use std::io::Write;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Most origins or shapes one packer keeps; later ones are written whole.
 const MOST_ENTRIES: usize = 256;
 
 /// The origins and shapes of the buses one packer writes, grown as passengers board. Every
 /// bus carries all of them, so a passenger encoded for one bus is valid on the next.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct Dictionary {
     /// `[id prefix, source key]` pairs.
     origins: Vec<(String, Option<String>)>,
@@ -28,26 +32,48 @@ pub struct Dictionary {
     /// The entries the last passenger used: the next one most likely uses them too.
     last_origin: usize,
     last_shape: usize,
+    /// The last carried shape met and its index: the passengers of one bus share it.
+    last_carried: Option<(Arc<Shape>, usize)>,
 }
+
+/// Dictionaries are equal when they hold the same entries.
+impl PartialEq for Dictionary {
+    fn eq(&self, other: &Self) -> bool {
+        self.origins == other.origins && self.shapes == other.shapes
+    }
+}
+
+impl Eq for Dictionary {}
 
 impl Dictionary {
     /// Writes `passenger` into `out` (cleared first) as a version 2 rider, compactly when its
-    /// id and source allow; returns whether the dictionary grew.
+    /// id and source allow; returns whether the dictionary grew. A carried record's values
+    /// are written as the bus it came on held them.
     pub fn encode(&mut self, passenger: &Passenger, out: &mut Vec<u8>) -> serde_json::Result<bool> {
         out.clear();
         let before = (self.origins.len(), self.shapes.len());
-        let compact = self
-            .origin_of(passenger)
-            .and_then(|(origin, n)| Some((origin, n, self.shape_of(passenger.data())?)));
+        let carried = passenger.shaped_record();
+        let compact = self.origin_of(passenger).and_then(|(origin, n)| {
+            let shape = match carried {
+                Some(record) => self.shape_of_carried(record.shape()),
+                None => self.shape_of(passenger.data().keys()),
+            };
+            Some((origin, n, shape?))
+        });
         match compact {
             None => serde_json::to_writer(&mut *out, passenger)?,
             Some((origin, n, shape)) => {
                 write!(out, "[{origin},{n},{shape},[").map_err(serde_json::Error::io)?;
-                for (i, value) in passenger.data().values().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
+                match carried {
+                    Some(record) => record.write_values(out)?,
+                    None => {
+                        for (i, value) in passenger.data().values().enumerate() {
+                            if i > 0 {
+                                out.push(b',');
+                            }
+                            serde_json::to_writer(&mut *out, value)?;
+                        }
                     }
-                    serde_json::to_writer(&mut *out, value)?;
                 }
                 out.extend_from_slice(b"]]");
             }
@@ -92,10 +118,25 @@ impl Dictionary {
         Some((index, n))
     }
 
-    /// The shape index of `data`'s field names.
-    fn shape_of(&mut self, data: &Map<String, Value>) -> Option<usize> {
+    /// The shape index of a carried record's shape: the last one's when it is the same shape.
+    fn shape_of_carried(&mut self, shape: &Arc<Shape>) -> Option<usize> {
+        if let Some((last, index)) = &self.last_carried
+            && Arc::ptr_eq(last, shape)
+        {
+            return Some(*index);
+        }
+        let index = self.shape_of(shape.names().iter())?;
+        self.last_carried = Some((shape.clone(), index));
+        Some(index)
+    }
+
+    /// The shape index of these field names, in order.
+    fn shape_of<'n>(
+        &mut self,
+        names: impl ExactSizeIterator<Item = &'n String> + Clone,
+    ) -> Option<usize> {
         let matches = |shape: &Vec<String>| {
-            shape.len() == data.len() && shape.iter().zip(data.keys()).all(|(a, b)| a == b)
+            shape.len() == names.len() && shape.iter().zip(names.clone()).all(|(a, b)| a == b)
         };
         if self.shapes.get(self.last_shape).is_some_and(matches) {
             return Some(self.last_shape);
@@ -103,7 +144,7 @@ impl Dictionary {
         let index = match self.shapes.iter().position(matches) {
             Some(index) => index,
             None if self.shapes.len() < MOST_ENTRIES => {
-                self.shapes.push(data.keys().cloned().collect());
+                self.shapes.push(names.cloned().collect());
                 self.shapes.len() - 1
             }
             None => return None,
@@ -113,33 +154,34 @@ impl Dictionary {
     }
 }
 
-/// A version 2 rider as read: compact, or a whole passenger.
-pub(crate) enum Rider {
+/// A version 2 rider as read: compact, its values' JSON text borrowed from the body, or a
+/// whole passenger.
+pub(crate) enum Rider<'b> {
     Compact {
         origin: usize,
         n: u64,
         shape: usize,
-        values: Vec<Value>,
+        values: Vec<&'b RawValue>,
     },
     Whole(Passenger),
 }
 
-impl<'de> Deserialize<'de> for Rider {
+impl<'de: 'b, 'b> Deserialize<'de> for Rider<'b> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RiderVisitor)
+        deserializer.deserialize_any(RiderVisitor(std::marker::PhantomData))
     }
 }
 
-struct RiderVisitor;
+struct RiderVisitor<'b>(std::marker::PhantomData<&'b ()>);
 
-impl<'de> Visitor<'de> for RiderVisitor {
-    type Value = Rider;
+impl<'de: 'b, 'b> Visitor<'de> for RiderVisitor<'b> {
+    type Value = Rider<'b>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a passenger: [origin, number, shape, [values]] or {\"id\", \"data\"}")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rider, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rider<'b>, A::Error> {
         let missing = |what| de::Error::custom(format!("a compact passenger lacks its {what}"));
         let origin = seq.next_element()?.ok_or_else(|| missing("origin"))?;
         let n = seq.next_element()?.ok_or_else(|| missing("number"))?;
@@ -156,18 +198,27 @@ impl<'de> Visitor<'de> for RiderVisitor {
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rider, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rider<'b>, A::Error> {
         Passenger::deserialize(de::value::MapAccessDeserializer::new(map)).map(Rider::Whole)
     }
 }
 
-/// The passengers of a version 2 bus, from its riders and dictionary; the error names the
-/// passenger (by position) and what it refers to that the bus lacks.
+/// The passengers of a version 2 bus read from `body`, from its riders and dictionary; the
+/// error names the passenger (by position) and what it refers to that the bus lacks.
 pub(crate) fn passengers(
-    riders: Vec<Rider>,
+    body: &Arc<str>,
+    riders: Vec<Rider<'_>>,
     origins: &[(String, Option<String>)],
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
+    let shapes: Vec<Arc<Shape>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, names)| {
+            Shape::checked(names.clone())
+                .map_err(|name| DecodeError::Compact(format!("shape {i} names `{name}` twice")))
+        })
+        .collect::<Result<_, _>>()?;
     riders
         .into_iter()
         .enumerate()
@@ -193,19 +244,40 @@ pub(crate) fn passengers(
                         shapes.len()
                     ))
                 })?;
-                if fields.len() != values.len() {
+                if fields.names().len() != values.len() {
                     return Err(bad(format!(
                         "{} values for a shape of {} fields",
                         values.len(),
-                        fields.len()
+                        fields.names().len()
                     )));
                 }
-                let data: Map<String, Value> = fields.iter().cloned().zip(values).collect();
+                for (name, value) in fields.names().iter().zip(&values) {
+                    check_parses(value).map_err(|err| bad(format!("field `{name}`: {err}")))?;
+                }
+                let spans = values.iter().map(|value| span_in(body, value.get()));
+                let record = Shaped::new(fields.clone(), body.clone(), spans);
                 let source = key.as_ref().map(|key| format!("{key}:{n}"));
-                Ok(Passenger::new(format!("{prefix}{n}"), source, data))
+                Ok(Passenger::shaped(format!("{prefix}{n}"), source, record))
             }
         })
         .collect()
+}
+
+/// Checks a carried value parses as a [`Value`] will when a stop reads it. The reader's raw
+/// scan already checked its syntax; only escapes (a lone surrogate) and nesting (the
+/// parser's depth limit) can still fail, so only values with either are parsed now.
+fn check_parses(value: &RawValue) -> Result<(), serde_json::Error> {
+    let text = value.get();
+    if text.starts_with(['[', '{']) || text.contains('\\') {
+        serde_json::from_str::<Value>(text)?;
+    }
+    Ok(())
+}
+
+/// Where `text`, a slice of `body`, lies in it.
+fn span_in(body: &str, text: &str) -> Range<usize> {
+    let start = text.as_ptr() as usize - body.as_ptr() as usize;
+    start..start + text.len()
 }
 
 #[cfg(test)]

@@ -3,12 +3,17 @@
 //! Version 2 ([`compact`]) is written; versions 1 and 2 are read.
 
 pub mod compact;
+mod record;
 
 use crate::error::DecodeError;
 use compact::Rider;
+pub use record::Fields;
+use record::{Change, Record, Shaped};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// The envelope format this build writes.
 pub const ENVELOPE_VERSION: u32 = 2;
@@ -18,17 +23,70 @@ pub const OLDEST_READ_VERSION: u32 = 1;
 
 /// One record riding the bus: a JSON object with a stable id.
 ///
-/// Its fields are reached through methods, never directly, so that a later envelope can carry
-/// a passenger as raw JSON bytes and parse it only when a stop reads a field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A passenger read from a version 2 bus carries its values as the bus's JSON text (and one
+/// built [`Passenger::with_fields`] shares its field names with the others): a field is
+/// parsed when a stop reads it ([`Passenger::value`] parses that field alone, [`Passenger::get`]
+/// and [`Passenger::data`] the whole record, once), and [`Passenger::select`],
+/// [`Passenger::remove_fields`], [`Passenger::rename`] and [`Passenger::set`] change it
+/// without parsing the rest, so a stop that only moves fields writes them on as they came.
+#[derive(Clone)]
 pub struct Passenger {
     /// Deterministic id, derived from the trip and the source position.
     id: String,
     /// Where it was picked up, as `file:line`, so later stops can name it in a rejection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<String>,
     /// The record.
-    data: Map<String, Value>,
+    record: Record,
+}
+
+/// A passenger as JSON: `{"id", "source" (when known), "data"}`.
+#[derive(Serialize, Deserialize)]
+struct PassengerJson<'p> {
+    id: Cow<'p, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<Cow<'p, str>>,
+    data: Cow<'p, Map<String, Value>>,
+}
+
+impl Serialize for Passenger {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PassengerJson {
+            id: Cow::Borrowed(&self.id),
+            source: self.source.as_deref().map(Cow::Borrowed),
+            data: Cow::Borrowed(self.data()),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Passenger {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = PassengerJson::deserialize(deserializer)?;
+        Ok(Passenger::new(
+            json.id,
+            json.source.map(Cow::into_owned),
+            json.data.into_owned(),
+        ))
+    }
+}
+
+/// Shows the id, source and record, not how the record is held (a carried one would show
+/// its whole bus).
+impl std::fmt::Debug for Passenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passenger")
+            .field("id", &self.id)
+            .field("source", &self.source)
+            .field("data", self.data())
+            .finish()
+    }
+}
+
+/// Passengers are equal when their ids, sources and records are, however they are held.
+impl PartialEq for Passenger {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.source == other.source && self.data() == other.data()
+    }
 }
 
 impl Passenger {
@@ -37,7 +95,28 @@ impl Passenger {
         Passenger {
             id: id.into(),
             source,
-            data,
+            record: Record::Parsed(data),
+        }
+    }
+
+    /// A passenger of `fields` with `values`, one per field in their order: it holds no field
+    /// names of its own (cheaper to build and to write for wide records than [`Passenger::new`]).
+    /// The error says when the counts differ.
+    pub fn with_fields(
+        id: impl Into<String>,
+        source: Option<String>,
+        fields: &Fields,
+        values: Vec<Value>,
+    ) -> Result<Self, String> {
+        Ok(Passenger::shaped(id.into(), source, fields.record(values)?))
+    }
+
+    /// A passenger whose record is shaped.
+    pub(crate) fn shaped(id: String, source: Option<String>, record: Shaped) -> Self {
+        Passenger {
+            id,
+            source,
+            record: Record::Shaped(record),
         }
     }
 
@@ -51,39 +130,77 @@ impl Passenger {
         self.source.as_deref()
     }
 
-    /// The value of `field`, if present.
+    /// The value of `field`, if present (a carried record is parsed whole, once).
     pub fn get(&self, field: &str) -> Option<&Value> {
-        self.data.get(field)
+        self.data().get(field)
     }
 
     /// The value of `field` when it is a string.
     pub fn get_str(&self, field: &str) -> Option<&str> {
-        self.data.get(field).and_then(Value::as_str)
+        self.get(field).and_then(Value::as_str)
+    }
+
+    /// The value of `field`, if present, parsing only that field of a carried record.
+    pub fn value(&self, field: &str) -> Option<Cow<'_, Value>> {
+        self.record.value(field)
+    }
+
+    /// Sets `field`, in place when present, else appended; other fields are not parsed.
+    pub fn set(&mut self, field: &str, value: impl Into<Value>) {
+        self.record.set(field, value.into());
+    }
+
+    /// Keeps only `fields`, in that order (those it lacks are skipped).
+    pub fn select(&mut self, fields: &[String]) {
+        self.record.change(Change::Select(fields));
+    }
+
+    /// Removes `fields`, keeping the order of the others.
+    pub fn remove_fields(&mut self, fields: &[String]) {
+        self.record.change(Change::Drop(fields));
+    }
+
+    /// Renames fields in place (`old` to `new`, all at once).
+    pub fn rename(&mut self, names: &BTreeMap<String, String>) {
+        self.record.change(Change::Rename(names));
     }
 
     /// Sets `field` (appended when new, in place when present); returns the old value.
     pub fn insert(&mut self, field: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        self.data.insert(field.into(), value.into())
+        self.data_mut().insert(field.into(), value.into())
     }
 
     /// Removes `field`, keeping the order of the others; returns its value.
     pub fn remove(&mut self, field: &str) -> Option<Value> {
-        self.data.shift_remove(field)
+        self.data_mut().shift_remove(field)
     }
 
-    /// The whole record, in field order.
+    /// The whole record, in field order (a carried record is parsed whole, once).
     pub fn data(&self) -> &Map<String, Value> {
-        &self.data
+        self.record.map()
     }
 
-    /// The whole record, to change in place.
+    /// The whole record, to change in place (a shaped record becomes a map of its own).
     pub fn data_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.data
+        self.record.map_mut()
     }
 
     /// The record, taken out of the passenger.
     pub fn into_data(self) -> Map<String, Value> {
-        self.data
+        self.record.into_map()
+    }
+
+    /// Writes the record as one JSON object into `out`; carried values are copied as they came.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        self.record.write_json(out)
+    }
+
+    /// The shaped record, for writing it on unparsed.
+    pub(crate) fn shaped_record(&self) -> Option<&Shaped> {
+        match &self.record {
+            Record::Shaped(carried) => Some(carried),
+            Record::Parsed(_) => None,
+        }
     }
 
     /// A rejection of this passenger, its reason prefixed with where it was picked up.
@@ -95,7 +212,7 @@ impl Passenger {
         Rejection {
             id: self.id,
             reason,
-            data: Value::Object(self.data),
+            data: Value::Object(self.record.into_map()),
         }
     }
 }
@@ -223,9 +340,11 @@ pub trait Riders: serde::de::DeserializeOwned + Sized {
 
 impl Riders for Passenger {
     fn from_compact(body: &str) -> Result<Envelope<Self>, DecodeError> {
-        let mut raw: CompactEnvelope<Rider> = serde_json::from_str(body)?;
+        // The passengers carry their values as text in the body, which they share.
+        let body: std::sync::Arc<str> = body.into();
+        let mut raw: CompactEnvelope<Rider<'_>> = serde_json::from_str(&body)?;
         let riders = std::mem::take(&mut raw.passengers);
-        let passengers = compact::passengers(riders, &raw.origins, &raw.shapes)?;
+        let passengers = compact::passengers(&body, riders, &raw.origins, &raw.shapes)?;
         Ok(raw.into_envelope(passengers))
     }
 }
