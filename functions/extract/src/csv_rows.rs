@@ -3,6 +3,7 @@
 
 use crate::rows::{Checkpoint, Chunker, Row, Source};
 use crate::settings::CsvOptions;
+use busline_core::envelope::JsonValues;
 use busline_core::{Fields, StopError};
 use serde_json::Value;
 
@@ -30,6 +31,8 @@ pub(crate) fn parse(
             .map_or(0, |p| at(p).1 + reader.get_mut().newlines_at(p.byte()))
     };
     let mut record = csv::ByteRecord::new();
+    // Each row's values are written here as JSON text, then copied into its passenger.
+    let mut values = JsonValues::new();
     let header = match from.header {
         Some(header) => header,
         None => columns(&mut reader, &mut record, options, source)?,
@@ -55,7 +58,14 @@ pub(crate) fn parse(
             )),
             Ok(true) => {
                 let line = first_line(&mut reader, &record);
-                Some(csv_row(&fields, &record, line, options, source))
+                Some(csv_row(
+                    &mut values,
+                    &fields,
+                    &record,
+                    line,
+                    options,
+                    source,
+                ))
             }
             Err(err) => return Err(csv_fatal(source, err)),
         };
@@ -166,12 +176,7 @@ pub(crate) fn columns_in(
     options: &CsvOptions,
     key: &str,
 ) -> Option<Vec<String>> {
-    let source = Source {
-        key,
-        ticket_id: "",
-        compression: None,
-        lines: true,
-    };
+    let source = Source::new(key, "", None, true);
     let mut reader = reader(options).from_reader(head);
     let names = columns(&mut reader, &mut csv::ByteRecord::new(), options, &source).ok()?;
     let ended = whole || reader.position().byte() < head.len() as u64;
@@ -228,38 +233,39 @@ fn csv_fatal(source: &Source<'_>, err: csv::Error) -> StopError {
     }
 }
 
-/// A field's value: null when spelled as one of `NULL_VALUES`, a number or boolean when
-/// `INFER_TYPES` is on and it is spelled as one in JSON (digits kept), else its text.
-fn field_value(text: &str, options: &CsvOptions) -> Value {
+/// Writes a field's value: null when spelled as one of `NULL_VALUES`, a number or boolean
+/// when `INFER_TYPES` is on and it is spelled as one in JSON (digits kept), else its text.
+fn push_field(values: &mut JsonValues, text: &str, options: &CsvOptions) {
     if options.null_values.iter().any(|null| null == text) {
-        return Value::Null;
+        return values.push_null();
     }
     if options.infer_types {
         match text {
-            "true" => return Value::Bool(true),
-            "false" => return Value::Bool(false),
-            _ if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
-                if let Ok(number) = serde_json::from_str::<serde_json::Number>(text) {
-                    return Value::Number(number);
-                }
+            "true" => return values.push_bool(true),
+            "false" => return values.push_bool(false),
+            _ if text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+                && values.push_number_text(text) =>
+            {
+                return;
             }
             _ => {}
         }
     }
-    Value::String(text.to_owned())
+    values.push_str(text);
 }
 
 fn csv_row(
+    row: &mut JsonValues,
     fields: &Fields,
     record: &csv::ByteRecord,
     line: u64,
     options: &CsvOptions,
     source: &Source<'_>,
 ) -> Row {
-    let mut values = Vec::with_capacity(fields.names().len());
+    row.clear();
     for (name, field) in fields.names().iter().zip(record.iter()) {
         match std::str::from_utf8(field) {
-            Ok(text) => values.push(field_value(text, options)),
+            Ok(text) => push_field(row, text, options),
             Err(err) => {
                 return source.rejected(
                     line,
@@ -269,7 +275,7 @@ fn csv_row(
             }
         }
     }
-    source.passenger_of(line, fields, values)
+    source.passenger_of(line, fields, row)
 }
 
 fn lossy_fields(record: &csv::ByteRecord) -> Value {

@@ -4,7 +4,7 @@
 use crate::parquet_rows::{self, ParquetObject};
 use crate::settings::CsvOptions;
 use crate::{csv_rows, json_rows};
-use busline_core::envelope::{Fields, Passenger, Rejection};
+use busline_core::envelope::{Fields, JsonValues, Origin, Passenger, Rejection};
 use busline_core::ports::ObjectReader;
 use busline_core::{BoxError, StopError};
 use busline_formats::Compression;
@@ -168,12 +168,12 @@ pub(crate) fn spawn_parser(
             chunk_rows: parse.chunk_rows,
             after: from.clone(),
         };
-        let source = Source {
-            key: &parse.key,
-            ticket_id: &parse.ticket_id,
-            compression: parse.compression,
-            lines: parse.format.counts_lines(),
-        };
+        let source = Source::new(
+            &parse.key,
+            &parse.ticket_id,
+            parse.compression,
+            parse.format.counts_lines(),
+        );
         let result = match input {
             Input::Parquet(object) => parquet_rows::parse(object, from, &source, &mut rows),
             Input::Stream(reader) => match open_stream(reader, &parse, &source) {
@@ -235,9 +235,28 @@ pub(crate) struct Source<'a> {
     /// True when positions are line numbers (`key:line`), false for element or row numbers
     /// (`key#n`).
     pub lines: bool,
+    /// What the passengers of a read by lines share: ids `<ticket>:<line>` and sources
+    /// `<key>:<line>`.
+    origin: Arc<Origin>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// The rows of `key`, read for ticket `ticket_id`.
+    pub fn new(
+        key: &'a str,
+        ticket_id: &'a str,
+        compression: Option<Compression>,
+        lines: bool,
+    ) -> Self {
+        Source {
+            key,
+            ticket_id,
+            compression,
+            lines,
+            origin: Origin::new(format!("{ticket_id}:"), Some(key.to_owned())),
+        }
+    }
+
     /// Where row `at` is, as a passenger's source and a reason's prefix.
     pub fn at(&self, at: u64) -> String {
         if self.lines {
@@ -255,11 +274,10 @@ impl Source<'_> {
         ))
     }
 
-    /// The passenger of row `at` with `values` of `fields`; a count that differs (the reader
-    /// checks it first) is refused as the row's fault.
-    pub fn passenger_of(&self, at: u64, fields: &Fields, values: Vec<Value>) -> Row {
-        let id = format!("{}:{at}", self.ticket_id);
-        match Passenger::with_fields(id, Some(self.at(at)), fields, values) {
+    /// The passenger of line `at` with `values` of `fields`, numbered from the read's origin;
+    /// a count that differs (the reader checks it first) is refused as the row's fault.
+    pub fn passenger_of(&self, at: u64, fields: &Fields, values: &JsonValues) -> Row {
+        match Passenger::numbered(&self.origin, at, fields, values) {
             Ok(passenger) => Row::Passenger(passenger),
             Err(reason) => self.rejected(at, reason, Value::Null),
         }

@@ -65,8 +65,36 @@ pub fn expand(body: &str) -> Result<Cow<'_, str>, DecodeError> {
     let frame = STANDARD
         .decode(encoded.trim_end())
         .map_err(|err| bad(format!("not base64: {err}")))?;
+    let json = match recorded_size(&frame) {
+        // Every frame says what it expands to (as every stop writes them): one allocation of
+        // that size, decompressed straight into it.
+        Some(size) if size <= MAX_EXPANDED_BYTES as u64 => {
+            let json = zstd::bulk::decompress(&frame, size as usize)
+                .map_err(|err| bad(format!("not a zstd frame: {err}")))?;
+            String::from_utf8(json).map_err(|err| bad(format!("not UTF-8 JSON: {err}")))?
+        }
+        Some(_) => return Err(bad(format!("expands beyond {MAX_EXPANDED_BYTES} bytes"))),
+        None => expand_stream(&frame)?,
+    };
+    Ok(Cow::Owned(json))
+}
+
+/// What the zstd frames of `data` expand to, when every one of them records it.
+fn recorded_size(mut data: &[u8]) -> Option<u64> {
+    let mut total = 0u64;
+    while !data.is_empty() {
+        let frame = zstd::zstd_safe::find_frame_compressed_size(data).ok()?;
+        total = total.checked_add(zstd::zstd_safe::get_frame_content_size(data).ok()??)?;
+        data = data.get(frame..)?;
+    }
+    Some(total)
+}
+
+/// Frames that do not record their size, expanded as a stream up to the guard.
+fn expand_stream(frame: &[u8]) -> Result<String, DecodeError> {
+    let bad = |what: String| DecodeError::Compressed(what);
     let mut json = String::new();
-    zstd::stream::read::Decoder::new(frame.as_slice())
+    zstd::stream::read::Decoder::new(frame)
         .map_err(|err| bad(err.to_string()))?
         .take(MAX_EXPANDED_BYTES as u64 + 1)
         .read_to_string(&mut json)
@@ -74,7 +102,7 @@ pub fn expand(body: &str) -> Result<Cow<'_, str>, DecodeError> {
     if json.len() > MAX_EXPANDED_BYTES {
         return Err(bad(format!("expands beyond {MAX_EXPANDED_BYTES} bytes")));
     }
-    Ok(Cow::Owned(json))
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -136,6 +164,25 @@ mod tests {
         assert_ne!(compressed[0], compressed[1]);
         for (body, compressed) in bodies.iter().zip(&compressed) {
             assert_eq!(expand(compressed).expect("expands"), *body);
+        }
+    }
+
+    #[test]
+    fn a_body_expanding_beyond_the_guard_is_refused_whether_or_not_its_frame_says_its_size() {
+        let huge = vec![b' '; MAX_EXPANDED_BYTES + 1];
+        let recorded = zstd::bulk::compress(&huge, LEVEL).expect("compresses");
+        assert_eq!(recorded_size(&recorded), Some(huge.len() as u64));
+        let mut unrecorded = zstd::stream::write::Encoder::new(Vec::new(), LEVEL).expect("encoder");
+        std::io::Write::write_all(&mut unrecorded, &huge).expect("writes");
+        let unrecorded = unrecorded.finish().expect("finishes");
+        assert_eq!(recorded_size(&unrecorded), None);
+        for frame in [recorded, unrecorded] {
+            let body = format!("{COMPRESSED_PREFIX}{}", STANDARD.encode(frame));
+            let err = expand(&body).expect_err("refused").to_string();
+            assert_eq!(
+                err,
+                format!("compressed bus body: expands beyond {MAX_EXPANDED_BYTES} bytes")
+            );
         }
     }
 

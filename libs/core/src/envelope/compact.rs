@@ -6,16 +6,14 @@
 //! (`{"id":..,"source":..,"data":{..}}`). Ids and sources read back exactly as written, so
 //! redelivery and idempotent loads are unchanged.
 
-use super::Passenger;
-use super::record::{Shape, Shaped};
+use super::record::{Shape, Shaped, Text};
+use super::{Origin, Passenger, Place};
 use crate::error::DecodeError;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::fmt;
-use std::io::Write;
-use std::ops::Range;
 use std::sync::Arc;
 
 /// Most origins or shapes one packer keeps; later ones are written whole.
@@ -26,7 +24,7 @@ const MOST_ENTRIES: usize = 256;
 #[derive(Debug, Default, Clone)]
 pub struct Dictionary {
     /// `[id prefix, source key]` pairs.
-    origins: Vec<(String, Option<String>)>,
+    origins: Vec<Arc<Origin>>,
     /// Field names in order.
     shapes: Vec<Vec<String>>,
     /// The entries the last passenger used: the next one most likely uses them too.
@@ -63,7 +61,13 @@ impl Dictionary {
         match compact {
             None => serde_json::to_writer(&mut *out, passenger)?,
             Some((origin, n, shape)) => {
-                write!(out, "[{origin},{n},{shape},[").map_err(serde_json::Error::io)?;
+                let mut number = itoa::Buffer::new();
+                out.push(b'[');
+                for part in [origin as u64, n, shape as u64] {
+                    out.extend_from_slice(number.format(part).as_bytes());
+                    out.push(b',');
+                }
+                out.push(b'[');
                 match carried {
                     Some(record) => record.write_values(out)?,
                     None => {
@@ -83,13 +87,22 @@ impl Dictionary {
 
     /// The dictionary's fields of an envelope: `"origins":[..],"shapes":[..],`.
     pub fn json_fields(&self) -> String {
-        let origins = serde_json::to_string(&self.origins).unwrap_or_else(|_| "[]".into());
+        let origins: Vec<(&str, Option<&str>)> = self
+            .origins
+            .iter()
+            .map(|origin| (origin.prefix(), origin.key()))
+            .collect();
+        let origins = serde_json::to_string(&origins).unwrap_or_else(|_| "[]".into());
         let shapes = serde_json::to_string(&self.shapes).unwrap_or_else(|_| "[]".into());
         format!(r#""origins":{origins},"shapes":{shapes},"#)
     }
 
-    /// The origin index and number of a passenger whose id and source share a trailing number.
+    /// The origin index and number of a numbered passenger, or of one whose id and source
+    /// share a trailing number.
     fn origin_of(&mut self, passenger: &Passenger) -> Option<(usize, u64)> {
+        if let Some((origin, n)) = passenger.number() {
+            return Some((self.origin_index(origin.prefix(), origin.key(), origin)?, n));
+        }
         let id = passenger.id();
         let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
         let (prefix, number) = id.split_at(id.len() - digits);
@@ -101,21 +114,34 @@ impl Dictionary {
             None => None,
             Some(source) => Some(source.strip_suffix(number)?.strip_suffix(':')?),
         };
-        let matches = |(p, k): &(String, Option<String>)| p == prefix && k.as_deref() == key;
+        let origin = Origin::new(prefix, key.map(str::to_owned));
+        Some((self.origin_index(prefix, key, &origin)?, n))
+    }
+
+    /// The index of the origin of `prefix` and `key`, added as `origin` when new; `None` when
+    /// the dictionary is full.
+    fn origin_index(
+        &mut self,
+        prefix: &str,
+        key: Option<&str>,
+        origin: &Arc<Origin>,
+    ) -> Option<usize> {
+        let matches = |known: &Arc<Origin>| {
+            Arc::ptr_eq(known, origin) || (known.prefix() == prefix && known.key() == key)
+        };
         if self.origins.get(self.last_origin).is_some_and(matches) {
-            return Some((self.last_origin, n));
+            return Some(self.last_origin);
         }
         let index = match self.origins.iter().position(matches) {
             Some(index) => index,
             None if self.origins.len() < MOST_ENTRIES => {
-                self.origins
-                    .push((prefix.to_owned(), key.map(str::to_owned)));
+                self.origins.push(origin.clone());
                 self.origins.len() - 1
             }
             None => return None,
         };
         self.last_origin = index;
-        Some((index, n))
+        Some(index)
     }
 
     /// The shape index of a carried record's shape: the last one's when it is the same shape.
@@ -154,34 +180,64 @@ impl Dictionary {
     }
 }
 
-/// A version 2 rider as read: compact, its values' JSON text borrowed from the body, or a
-/// whole passenger.
-pub(crate) enum Rider<'b> {
+/// A version 2 rider as read: compact, where its values' JSON text lies, or a whole passenger.
+pub(crate) enum Rider {
     Compact {
         origin: usize,
         n: u64,
         shape: usize,
-        values: Vec<&'b RawValue>,
+        values: ValueSpans,
     },
-    Whole(Passenger),
+    /// Boxed: a bus's riders are mostly compact, and a list of them grows as it is read.
+    Whole(Box<Passenger>),
 }
 
-impl<'de: 'b, 'b> Deserialize<'de> for Rider<'b> {
+/// Where each value of a compact rider lies: as read, the memory range of its text in the body
+/// being parsed, until [`passengers`] makes each a range within that body.
+pub(crate) struct ValueSpans(Vec<Text>);
+
+impl<'de> Deserialize<'de> for ValueSpans {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RiderVisitor(std::marker::PhantomData))
+        deserializer.deserialize_seq(ValueSpansVisitor)
     }
 }
 
-struct RiderVisitor<'b>(std::marker::PhantomData<&'b ()>);
+struct ValueSpansVisitor;
 
-impl<'de: 'b, 'b> Visitor<'de> for RiderVisitor<'b> {
-    type Value = Rider<'b>;
+impl<'de> Visitor<'de> for ValueSpansVisitor {
+    type Value = ValueSpans;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of values")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ValueSpans, A::Error> {
+        // Room for most records without growing; a list of values has no size hint.
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(8));
+        while let Some(value) = seq.next_element::<&'de RawValue>()? {
+            let start = value.get().as_ptr() as usize;
+            values.push(Text::Carried(start..start + value.get().len()));
+        }
+        Ok(ValueSpans(values))
+    }
+}
+
+impl<'de> Deserialize<'de> for Rider {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RiderVisitor)
+    }
+}
+
+struct RiderVisitor;
+
+impl<'de> Visitor<'de> for RiderVisitor {
+    type Value = Rider;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a passenger: [origin, number, shape, [values]] or {\"id\", \"data\"}")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rider<'b>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rider, A::Error> {
         let missing = |what| de::Error::custom(format!("a compact passenger lacks its {what}"));
         let origin = seq.next_element()?.ok_or_else(|| missing("origin"))?;
         let n = seq.next_element()?.ok_or_else(|| missing("number"))?;
@@ -198,19 +254,26 @@ impl<'de: 'b, 'b> Visitor<'de> for RiderVisitor<'b> {
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rider<'b>, A::Error> {
-        Passenger::deserialize(de::value::MapAccessDeserializer::new(map)).map(Rider::Whole)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rider, A::Error> {
+        Passenger::deserialize(de::value::MapAccessDeserializer::new(map))
+            .map(|passenger| Rider::Whole(Box::new(passenger)))
     }
 }
 
-/// The passengers of a version 2 bus read from `body`, from its riders and dictionary; the
-/// error names the passenger (by position) and what it refers to that the bus lacks.
+/// The passengers of a version 2 bus, from its riders (parsed from `body` itself: their value
+/// spans are memory ranges in it) and dictionary; the error names the passenger (by
+/// position) and what it refers to that the bus lacks.
 pub(crate) fn passengers(
     body: &Arc<str>,
-    riders: Vec<Rider<'_>>,
+    riders: Vec<Rider>,
     origins: &[(String, Option<String>)],
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
+    let base = body.as_ptr() as usize;
+    let origins: Vec<Arc<Origin>> = origins
+        .iter()
+        .map(|(prefix, key)| Origin::new(prefix.clone(), key.clone()))
+        .collect();
     let shapes: Vec<Arc<Shape>> = shapes
         .iter()
         .enumerate()
@@ -223,7 +286,7 @@ pub(crate) fn passengers(
         .into_iter()
         .enumerate()
         .map(|(i, rider)| match rider {
-            Rider::Whole(passenger) => Ok(passenger),
+            Rider::Whole(passenger) => Ok(*passenger),
             Rider::Compact {
                 origin,
                 n,
@@ -232,7 +295,7 @@ pub(crate) fn passengers(
             } => {
                 let bad =
                     |what: String| DecodeError::Compact(format!("passenger {}: {what}", i + 1));
-                let (prefix, key) = origins.get(origin).ok_or_else(|| {
+                let origin = origins.get(origin).ok_or_else(|| {
                     bad(format!(
                         "origin {origin} is not among the bus's {}",
                         origins.len()
@@ -244,6 +307,7 @@ pub(crate) fn passengers(
                         shapes.len()
                     ))
                 })?;
+                let ValueSpans(mut values) = values;
                 if fields.names().len() != values.len() {
                     return Err(bad(format!(
                         "{} values for a shape of {} fields",
@@ -251,13 +315,20 @@ pub(crate) fn passengers(
                         fields.names().len()
                     )));
                 }
-                for (name, value) in fields.names().iter().zip(&values) {
-                    check_parses(value).map_err(|err| bad(format!("field `{name}`: {err}")))?;
+                for (name, value) in fields.names().iter().zip(&mut values) {
+                    if let Text::Carried(span) = value {
+                        *span = span.start.wrapping_sub(base)..span.end.wrapping_sub(base);
+                        let text = body.get(span.clone()).ok_or_else(|| {
+                            bad(format!("field `{name}` was not read from this bus's body"))
+                        })?;
+                        check_parses(text).map_err(|err| bad(format!("field `{name}`: {err}")))?;
+                    }
                 }
-                let spans = values.iter().map(|value| span_in(body, value.get()));
-                let record = Shaped::new(fields.clone(), body.clone(), spans);
-                let source = key.as_ref().map(|key| format!("{key}:{n}"));
-                Ok(Passenger::shaped(format!("{prefix}{n}"), source, record))
+                let record = Shaped::new(fields.clone(), body.clone(), values);
+                Ok(Passenger::shaped(
+                    Place::numbered(origin.clone(), n),
+                    record,
+                ))
             }
         })
         .collect()
@@ -266,24 +337,17 @@ pub(crate) fn passengers(
 /// Checks a carried value parses as a [`Value`] will when a stop reads it. The reader's raw
 /// scan already checked its syntax; only escapes (a lone surrogate) and nesting (the
 /// parser's depth limit) can still fail, so only values with either are parsed now.
-fn check_parses(value: &RawValue) -> Result<(), serde_json::Error> {
-    let text = value.get();
+fn check_parses(text: &str) -> Result<(), serde_json::Error> {
     if text.starts_with(['[', '{']) || text.contains('\\') {
         serde_json::from_str::<Value>(text)?;
     }
     Ok(())
 }
 
-/// Where `text`, a slice of `body`, lies in it.
-fn span_in(body: &str, text: &str) -> Range<usize> {
-    let start = text.as_ptr() as usize - body.as_ptr() as usize;
-    start..start + text.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{BusHeader, Envelope, decode_envelope};
+    use crate::envelope::{BusHeader, Envelope, Fields, JsonValues, decode_envelope};
     use crate::packer::{BusSizing, PackedBus, Packer};
     use proptest::prelude::*;
 
@@ -411,7 +475,7 @@ mod tests {
             ),
             0..4,
         );
-        (id, source, fields).prop_map(|(id, source, fields)| {
+        (id, source, fields, any::<bool>()).prop_map(|(id, source, fields, numbered)| {
             // A source that names the id's number, as extract writes it, or another one.
             let number = id.rsplit(':').next().unwrap_or_default().to_owned();
             let source = source.map(|key| {
@@ -421,9 +485,58 @@ mod tests {
                     format!("{key}:9")
                 }
             });
-            let data = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-            Passenger::new(id, source, data)
+            let data: serde_json::Map<String, serde_json::Value> =
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            // A passenger numbered from its origin, as extract makes one, where its id and
+            // source say it could be.
+            let origin = id.strip_prefix("ticket:").and_then(|n| {
+                let n: u64 = n.parse().ok()?;
+                let key = source
+                    .as_deref()
+                    .map(|source| source.strip_suffix(&format!(":{n}")));
+                Some((
+                    Origin::new("ticket:", key.map(|key| key.map(str::to_owned)).flatten()),
+                    n,
+                ))
+            });
+            match origin {
+                Some((origin, n)) if numbered => numbered_passenger(&origin, n, &data),
+                _ => Passenger::new(id, source, data),
+            }
         })
+    }
+
+    fn numbered_passenger(
+        origin: &Arc<Origin>,
+        n: u64,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Passenger {
+        let fields = Fields::new(data.keys().cloned().collect()).expect("distinct names");
+        let mut values = JsonValues::new();
+        data.values().for_each(|value| values.push_value(value));
+        Passenger::numbered(origin, n, &fields, &values).expect("one value per field")
+    }
+
+    #[test]
+    fn a_numbered_passenger_rides_compact_and_reads_back_as_its_origin_says() {
+        // An id prefix ending in a digit: parsing the id would take it for the number.
+        let origin = Origin::new("t7", Some("in/a.csv".to_owned()));
+        let data: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"x": "é\"", "n": 1.50}"#).expect("a record");
+        let passenger = numbered_passenger(&origin, 12, &data);
+        let buses = pack(std::slice::from_ref(&passenger), 1 << 16);
+        assert!(buses[0].body.contains(r#""origins":[["t7","in/a.csv"]]"#));
+        assert!(
+            buses[0].body.contains(r#"[0,12,0,["é\"",1.50]]"#),
+            "{}",
+            buses[0].body
+        );
+        let read = unpack(&buses);
+        assert_eq!(read, [passenger]);
+        assert_eq!(
+            (read[0].id(), read[0].source()),
+            ("t712", Some("in/a.csv:12"))
+        );
     }
 
     proptest! {

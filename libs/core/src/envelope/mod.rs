@@ -3,10 +3,15 @@
 //! Version 2 ([`compact`]) is written; versions 1 and 2 are read.
 
 pub mod compact;
+mod json_values;
+mod place;
 mod record;
 
 use crate::error::DecodeError;
 use compact::Rider;
+pub use json_values::JsonValues;
+pub use place::Origin;
+pub(crate) use place::Place;
 pub use record::Fields;
 use record::{Change, Record, Shaped};
 use serde::de::IgnoredAny;
@@ -14,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The envelope format this build writes.
 pub const ENVELOPE_VERSION: u32 = 2;
@@ -31,10 +37,9 @@ pub const OLDEST_READ_VERSION: u32 = 1;
 /// without parsing the rest, so a stop that only moves fields writes them on as they came.
 #[derive(Clone)]
 pub struct Passenger {
-    /// Deterministic id, derived from the trip and the source position.
-    id: String,
-    /// Where it was picked up, as `file:line`, so later stops can name it in a rejection.
-    source: Option<String>,
+    /// Its deterministic id, derived from the trip and the source position, and where it was
+    /// picked up, as `file:line`, so later stops can name it in a rejection.
+    place: Place,
     /// The record.
     record: Record,
 }
@@ -51,8 +56,8 @@ struct PassengerJson<'p> {
 impl Serialize for Passenger {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         PassengerJson {
-            id: Cow::Borrowed(&self.id),
-            source: self.source.as_deref().map(Cow::Borrowed),
+            id: Cow::Borrowed(self.id()),
+            source: self.source().map(Cow::Borrowed),
             data: Cow::Borrowed(self.data()),
         }
         .serialize(serializer)
@@ -75,8 +80,8 @@ impl<'de> Deserialize<'de> for Passenger {
 impl std::fmt::Debug for Passenger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Passenger")
-            .field("id", &self.id)
-            .field("source", &self.source)
+            .field("id", &self.id())
+            .field("source", &self.source())
             .field("data", self.data())
             .finish()
     }
@@ -85,7 +90,7 @@ impl std::fmt::Debug for Passenger {
 /// Passengers are equal when their ids, sources and records are, however they are held.
 impl PartialEq for Passenger {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.source == other.source && self.data() == other.data()
+        self.id() == other.id() && self.source() == other.source() && self.data() == other.data()
     }
 }
 
@@ -93,8 +98,10 @@ impl Passenger {
     /// A passenger with a deterministic `id`, where it was picked up (`file:line`), and its record.
     pub fn new(id: impl Into<String>, source: Option<String>, data: Map<String, Value>) -> Self {
         Passenger {
-            id: id.into(),
-            source,
+            place: Place::Named {
+                id: id.into(),
+                source,
+            },
             record: Record::Parsed(data),
         }
     }
@@ -108,26 +115,48 @@ impl Passenger {
         fields: &Fields,
         values: Vec<Value>,
     ) -> Result<Self, String> {
-        Ok(Passenger::shaped(id.into(), source, fields.record(values)?))
+        let place = Place::Named {
+            id: id.into(),
+            source,
+        };
+        Ok(Passenger::shaped(place, fields.record(&values)?))
+    }
+
+    /// Passenger `n` of `origin` (id `<prefix><n>`, source `<key>:<n>`, written out only when
+    /// read) whose values are the JSON text of `values`, one per field of `fields` in their
+    /// order: the cheapest passenger to build and to send on, as extract makes one per CSV
+    /// line. The error says when the counts differ.
+    pub fn numbered(
+        origin: &Arc<Origin>,
+        n: u64,
+        fields: &Fields,
+        values: &JsonValues,
+    ) -> Result<Self, String> {
+        let place = Place::numbered(origin.clone(), n);
+        Ok(Passenger::shaped(place, fields.record_of_text(values)?))
     }
 
     /// A passenger whose record is shaped.
-    pub(crate) fn shaped(id: String, source: Option<String>, record: Shaped) -> Self {
+    pub(crate) fn shaped(place: Place, record: Shaped) -> Self {
         Passenger {
-            id,
-            source,
+            place,
             record: Record::Shaped(record),
         }
     }
 
     /// Its deterministic id.
     pub fn id(&self) -> &str {
-        &self.id
+        self.place.id()
     }
 
     /// Where it was picked up (`file:line`), when known.
     pub fn source(&self) -> Option<&str> {
-        self.source.as_deref()
+        self.place.source()
+    }
+
+    /// The origin and number of a numbered passenger ([`Passenger::numbered`]).
+    pub(crate) fn number(&self) -> Option<(&Arc<Origin>, u64)> {
+        self.place.number()
     }
 
     /// The value of `field`, if present (a carried record is parsed whole, once).
@@ -205,12 +234,13 @@ impl Passenger {
 
     /// A rejection of this passenger, its reason prefixed with where it was picked up.
     pub fn reject(self, reason: impl std::fmt::Display) -> Rejection {
-        let reason = match &self.source {
+        let (id, source) = self.place.into_text();
+        let reason = match source {
             Some(source) => format!("{source}: {reason}"),
-            None => format!("passenger {}: {reason}", self.id),
+            None => format!("passenger {id}: {reason}"),
         };
         Rejection {
-            id: self.id,
+            id,
             reason,
             data: Value::Object(self.record.into_map()),
         }
@@ -342,7 +372,7 @@ impl Riders for Passenger {
     fn from_compact(body: &str) -> Result<Envelope<Self>, DecodeError> {
         // The passengers carry their values as text in the body, which they share.
         let body: std::sync::Arc<str> = body.into();
-        let mut raw: CompactEnvelope<Rider<'_>> = serde_json::from_str(&body)?;
+        let mut raw: CompactEnvelope<Rider> = serde_json::from_str(&body)?;
         let riders = std::mem::take(&mut raw.passengers);
         let passengers = compact::passengers(&body, riders, &raw.origins, &raw.shapes)?;
         Ok(raw.into_envelope(passengers))

@@ -4,6 +4,7 @@
 //! bus it was read from holds it. Nothing carried is parsed until a field is read, and fields
 //! that are only moved, dropped or renamed are written on as the same text.
 
+use super::JsonValues;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -94,8 +95,6 @@ impl Shape {
 #[derive(Debug, Clone)]
 pub struct Fields {
     shape: Arc<Shape>,
-    /// The body of built records, which carry no text.
-    empty: Arc<str>,
 }
 
 impl Fields {
@@ -103,10 +102,7 @@ impl Fields {
     pub fn new(names: Vec<String>) -> Result<Self, String> {
         let shape =
             Shape::checked(names).map_err(|name| format!("field `{name}` is named twice"))?;
-        Ok(Fields {
-            shape,
-            empty: Arc::from(""),
-        })
+        Ok(Fields { shape })
     }
 
     /// The names, in order.
@@ -115,7 +111,16 @@ impl Fields {
     }
 
     /// A record of these fields with `values`, one per name.
-    pub(crate) fn record(&self, values: Vec<Value>) -> Result<Shaped, String> {
+    pub(crate) fn record(&self, values: &[Value]) -> Result<Shaped, String> {
+        let mut text = JsonValues::new();
+        for value in values {
+            text.push_value(value);
+        }
+        self.record_of_text(&text)
+    }
+
+    /// A record of these fields whose values are the JSON texts of `values`, one per name.
+    pub(crate) fn record_of_text(&self, values: &JsonValues) -> Result<Shaped, String> {
         if values.len() != self.shape.names.len() {
             return Err(format!(
                 "{} values for {} fields",
@@ -123,11 +128,9 @@ impl Fields {
                 self.shape.names.len()
             ));
         }
-        Ok(Shaped::built(
-            self.shape.clone(),
-            self.empty.clone(),
-            values,
-        ))
+        let body = std::str::from_utf8(values.text()).map_err(|err| err.to_string())?;
+        let values = values.spans().map(Text::Carried).collect();
+        Ok(Shaped::new(self.shape.clone(), body.into(), values))
     }
 }
 
@@ -239,45 +242,33 @@ impl Change<'_> {
 
 /// One value of a shaped record.
 #[derive(Debug, Clone)]
-enum Text {
+pub(crate) enum Text {
     /// Its JSON text in the bus body, as carried.
     Carried(Range<usize>),
-    /// A value built or set by a stop.
-    Value(Value),
+    /// A value set by a stop (boxed: a carried span is the common case, and a value is large).
+    Value(Box<Value>),
 }
 
-/// A record of one shape: carried from a version 2 bus, or built by a stop.
+/// A record of one shape, its values' JSON text carried from a version 2 bus or written by a
+/// stop ([`JsonValues`]), and any value a stop set since.
 #[derive(Debug, Clone)]
 pub(crate) struct Shaped {
     shape: Arc<Shape>,
     body: Arc<str>,
     values: Vec<Text>,
-    /// The whole record, parsed the first time a stop asks for it.
-    parsed: OnceLock<Map<String, Value>>,
+    /// The whole record, parsed the first time a stop asks for it (boxed: most records are
+    /// never parsed whole, and a bus holds many).
+    parsed: OnceLock<Box<Map<String, Value>>>,
 }
 
 impl Shaped {
-    /// A record of `shape` whose values are the JSON texts at `spans` in `body`. Each text is
-    /// valid JSON that parses to a [`Value`] (the reader checks, see `compact`).
-    pub(crate) fn new(
-        shape: Arc<Shape>,
-        body: Arc<str>,
-        spans: impl Iterator<Item = Range<usize>>,
-    ) -> Self {
+    /// A record of `shape` with `values`, whose carried spans lie in `body` and are each valid
+    /// JSON that parses to a [`Value`] (the reader checks, see `compact`).
+    pub(crate) fn new(shape: Arc<Shape>, body: Arc<str>, values: Vec<Text>) -> Self {
         Shaped {
             shape,
             body,
-            values: spans.map(Text::Carried).collect(),
-            parsed: OnceLock::new(),
-        }
-    }
-
-    /// A record of `shape` with `values` built by a stop, one per name.
-    fn built(shape: Arc<Shape>, body: Arc<str>, values: Vec<Value>) -> Self {
-        Shaped {
-            shape,
-            body,
-            values: values.into_iter().map(Text::Value).collect(),
+            values,
             parsed: OnceLock::new(),
         }
     }
@@ -310,28 +301,30 @@ impl Shaped {
         match value {
             Text::Carried(span) => serde_json::from_str(&self.body[span.clone()])
                 .expect("a carried value was checked to parse when its bus was read"),
-            Text::Value(value) => value.clone(),
+            Text::Value(value) => Value::clone(value),
         }
     }
 
     fn map(&self) -> &Map<String, Value> {
         self.parsed.get_or_init(|| {
             let names = self.shape.names.iter().cloned();
-            names
-                .zip(self.values.iter().map(|value| self.parse(value)))
-                .collect()
+            Box::new(
+                names
+                    .zip(self.values.iter().map(|value| self.parse(value)))
+                    .collect(),
+            )
         })
     }
 
     /// The whole record, parsed; its values are moved out.
     fn take_map(&mut self) -> Map<String, Value> {
         if let Some(map) = self.parsed.take() {
-            return map;
+            return *map;
         }
         let values = std::mem::take(&mut self.values)
             .into_iter()
             .map(|value| match value {
-                Text::Value(value) => value,
+                Text::Value(value) => *value,
                 carried => self.parse(&carried),
             });
         self.shape.names.iter().cloned().zip(values).collect()
@@ -396,7 +389,7 @@ impl Record {
         if let Record::Shaped(carried) = self
             && let Some(i) = carried.shape.index(field)
         {
-            carried.values[i] = Text::Value(value);
+            carried.values[i] = Text::Value(Box::new(value));
             carried.parsed = OnceLock::new();
             return;
         }
