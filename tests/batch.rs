@@ -123,7 +123,7 @@ fn unreadable_bodies() -> Vec<(&'static str, String, &'static str)> {
         (
             "an unknown envelope version",
             envelope(99, 1),
-            "bus envelope version 99 is not supported (this stop reads versions 1 to 2)",
+            "bus envelope version 99 is not supported (this stop reads versions 1 to 3)",
         ),
         (
             "a hop count at MAX_HOPS",

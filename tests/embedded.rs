@@ -258,7 +258,9 @@ mod flow_control {
 
     const LIMIT: usize = 64 * 1024;
     const BUDGET: usize = 4096;
-    const PASSENGERS: u64 = 50_000;
+    // Enough that the producer sends several times the backlog bound, even as compact as
+    // version 3 buses carry these one-field passengers (about 8 bytes each).
+    const PASSENGERS: u64 = 150_000;
 
     struct Line {
         clock: Arc<ManualClock>,

@@ -209,7 +209,7 @@ pub enum DecodeError {
     /// The SQS message had no body.
     #[error("SQS message has no body")]
     MissingBody,
-    /// A version 2 passenger that refers to an origin or shape its bus lacks.
+    /// A version 2 or 3 passenger that refers to what its bus lacks, or does not add up.
     #[error("bus envelope: {0}")]
     Compact(String),
     /// A compressed body (`busline+zstd:`) that does not decompress to a bus.

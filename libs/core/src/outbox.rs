@@ -134,7 +134,6 @@ pub struct Outbox {
     /// Of `counts`, what already left: buses that departed early because they were full. They
     /// stay sent even when the handler then fails.
     departed: OutboxCounts,
-    rider: Vec<u8>,
     /// The bus this outbox's buses derive from, and the ledger its early departures are
     /// recorded in before they leave (none for the depot and a replay, which record once all
     /// has left) with how many it recorded.
@@ -208,7 +207,6 @@ impl Outbox {
             ),
             counts: OutboxCounts::default(),
             departed: OutboxCounts::default(),
-            rider: Vec::new(),
             origin_bus: origin_bus.to_owned(),
             ledger: None,
             early_departures: 0,
@@ -245,9 +243,8 @@ impl Outbox {
         self.counts.forwarded += 1;
         let exit = &mut self.lanes[index];
         exit.boarded += 1;
-        let rider = encode(&mut exit.packer, &mut self.rider, passenger)?;
         let mut full = Vec::new();
-        exit.packer.push(rider, &mut full);
+        board(&mut exit.packer, passenger, &mut full)?;
         self.count_buses_out(&full);
         self.depart_exit(full, Way::Lane(index)).await
     }
@@ -264,9 +261,8 @@ impl Outbox {
             )));
         }
         self.counts.continued += 1;
-        let rider = encode(&mut self.again.packer, &mut self.rider, passenger)?;
         let mut full = Vec::new();
-        self.again.packer.push(rider, &mut full);
+        board(&mut self.again.packer, passenger, &mut full)?;
         self.depart_exit(full, Way::Again).await
     }
 
@@ -521,13 +517,13 @@ async fn send_now(
     }
 }
 
-/// Encodes `passenger` for `packer`'s buses into the reused buffer `buf`.
-fn encode<'b>(
+/// Boards `passenger` for `packer`'s buses; buses it completed are pushed to `full`.
+fn board(
     packer: &mut Packer,
-    buf: &'b mut Vec<u8>,
     passenger: &Passenger,
-) -> Result<&'b str, StopError> {
+    full: &mut Vec<PackedBus>,
+) -> Result<(), StopError> {
     packer
-        .encode(passenger, buf)
+        .board(passenger, full)
         .map_err(|err| StopError::permanent(format!("passenger {}: {err}", passenger.id())))
 }

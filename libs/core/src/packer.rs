@@ -9,7 +9,7 @@
 
 use crate::compression::{BILLED_CHUNK, billed_chunks, compress_if_cheaper};
 use crate::envelope::compact::Dictionary;
-use crate::envelope::{BusHeader, ENVELOPE_SUFFIX, Passenger};
+use crate::envelope::{Aboard, BusHeader, ENVELOPE_SUFFIX, Passenger};
 use crate::id::stable_id;
 
 /// Length of every bus id (see [`stable_id`]).
@@ -51,7 +51,7 @@ pub struct PackedBus {
     pub riders: usize,
 }
 
-/// Packs riders (already serialized as JSON) into buses.
+/// Packs passengers into buses.
 #[derive(Debug)]
 pub struct Packer {
     header: BusHeader,
@@ -59,13 +59,11 @@ pub struct Packer {
     sizing: BusSizing,
     overhead: usize,
     seq: u64,
-    /// The riders of the bus being packed, comma-separated.
-    riders: String,
-    /// Where each of them ends in `riders`.
-    ends: Vec<usize>,
+    /// The riders of the bus being packed.
+    aboard: Aboard,
     /// The envelope size at which the bus being packed is closed.
     raw_target: usize,
-    /// What the riders [`Packer::encode`] wrote refer to, and its JSON in each bus.
+    /// The origins and shapes compact riders refer to, and its JSON in each bus.
     dictionary: Dictionary,
     dictionary_json: String,
 }
@@ -87,44 +85,44 @@ impl Packer {
             sizing,
             overhead,
             seq: 0,
-            riders: String::new(),
-            ends: Vec::new(),
+            aboard: Aboard::default(),
             raw_target,
             dictionary: Dictionary::default(),
             dictionary_json: String::new(),
         }
     }
 
-    /// Writes `passenger` into `buf` as a rider of this packer's buses, compactly when its id
-    /// and fields allow ([`crate::envelope::compact`]), and returns it for [`Packer::push`].
-    pub fn encode<'b>(
-        &mut self,
-        passenger: &Passenger,
-        buf: &'b mut Vec<u8>,
-    ) -> Result<&'b str, String> {
-        if self
-            .dictionary
-            .encode(passenger, buf)
-            .map_err(|err| err.to_string())?
-        {
+    /// Boards `passenger`, compactly when its id and fields allow ([`crate::envelope`]'s
+    /// version 3 blocks). Buses that became complete are pushed to `out`: the bus being packed
+    /// when `passenger` does not fit, and `passenger` alone when it is over the budget by
+    /// itself (such a bus is larger than the budget and must be parked as a claim check).
+    pub fn board(&mut self, passenger: &Passenger, out: &mut Vec<PackedBus>) -> Result<(), String> {
+        let entries = self.dictionary.entries();
+        self.aboard
+            .board(&mut self.dictionary, passenger)
+            .map_err(|err| err.to_string())?;
+        if self.dictionary.entries() != entries {
             self.dictionary_json = self.dictionary.json_fields();
             self.overhead = overhead(&self.header, &self.dictionary_json);
         }
-        std::str::from_utf8(buf).map_err(|err| err.to_string())
+        self.fit_last(out);
+        Ok(())
     }
 
-    /// Adds one rider. Buses that became complete are pushed to `out`: the bus being packed
-    /// when `rider` does not fit, and `rider` alone when it is over the budget by itself
-    /// (such a bus is larger than the budget and must be parked as a claim check).
+    /// Adds a rider already written whole as JSON (`{"id":..,"data":..}`), as
+    /// [`Packer::board`] adds a passenger.
     pub fn push(&mut self, rider: &str, out: &mut Vec<PackedBus>) {
-        if !self.ends.is_empty() && self.raw_len() + 1 + rider.len() > self.raw_target {
-            self.finish(out);
+        self.aboard.board_whole(rider);
+        self.fit_last(out);
+    }
+
+    /// Closes the bus before the rider that just boarded when it made the bus too large, and
+    /// that rider's bus when it is too large alone.
+    fn fit_last(&mut self, out: &mut Vec<PackedBus>) {
+        let last = self.aboard.len() - 1;
+        if last > 0 && self.raw_len() > self.raw_target {
+            self.pack_all_but_last(out);
         }
-        if !self.ends.is_empty() {
-            self.riders.push(',');
-        }
-        self.riders.push_str(rider);
-        self.ends.push(self.riders.len());
         if self.raw_len() > self.raw_target {
             self.finish(out);
         }
@@ -134,11 +132,20 @@ impl Packer {
     /// its compressed body is over the budget. The next rider starts a new bus.
     pub fn finish(&mut self, out: &mut Vec<PackedBus>) {
         let mut first = 0;
-        while first < self.ends.len() {
-            first += self.pack(first, out);
+        while first < self.aboard.len() {
+            first += self.pack(first, self.aboard.len() - first, out);
         }
-        self.riders.clear();
-        self.ends.clear();
+        self.aboard.clear();
+    }
+
+    /// Packs every rider but the last, which stays aboard to start the next bus.
+    fn pack_all_but_last(&mut self, out: &mut Vec<PackedBus>) {
+        let last = self.aboard.len() - 1;
+        let mut first = 0;
+        while first < last {
+            first += self.pack(first, last - first, out);
+        }
+        self.aboard.keep_last();
     }
 
     /// The byte budget of one bus.
@@ -147,16 +154,23 @@ impl Packer {
     }
 
     fn raw_len(&self) -> usize {
-        self.overhead + self.riders.len()
+        match self.aboard.len() {
+            0 => self.overhead,
+            riders => self.overhead + self.aboard.size(0, riders),
+        }
     }
 
-    /// Packs one bus of riders `first..`, as many as fit the budget; returns how many.
-    fn pack(&mut self, first: usize, out: &mut Vec<PackedBus>) -> usize {
+    /// Packs one bus of riders `first..first + count`, as many of them as fit the budget;
+    /// returns how many.
+    fn pack(&mut self, first: usize, mut count: usize, out: &mut Vec<PackedBus>) -> usize {
         let bus = self.bus_id(self.seq);
-        let mut count = self.ends.len() - first;
         loop {
-            let raw = self.overhead + self.span(first, count).len();
-            let body = self.body(&bus, first, count);
+            let (json, head) = self.json(&bus, first, count);
+            let raw = json.len();
+            let body = match self.sizing.compress {
+                true => compress_if_cheaper(&json, head).unwrap_or(json),
+                false => json,
+            };
             if body.len() <= self.sizing.budget || count == 1 {
                 if self.sizing.compress && billed_chunks(raw) > 1 {
                     self.learn(body.len(), raw);
@@ -172,42 +186,23 @@ impl Packer {
             // Over the budget: keep the riders the measured ratio says fit, at least one fewer.
             let ratio = body.len() as f64 / raw as f64;
             let fits = (self.sizing.budget as f64 * FILL / ratio) as usize;
-            count = self.riders_within(first, fits).clamp(1, count - 1);
+            let room = fits.saturating_sub(self.overhead);
+            count = self.aboard.within(first, room).clamp(1, count - 1);
         }
     }
 
-    /// The body of bus `bus` with riders `first..first + count`: compressed when that saves a
-    /// billed chunk and compression is on.
-    fn body(&self, bus: &str, first: usize, count: usize) -> String {
-        let span = self.span(first, count);
-        let mut body = self.header.json_prefix_with(bus, &self.dictionary_json);
-        let head = body.len();
-        body.reserve(span.len() + ENVELOPE_SUFFIX.len());
-        body.push_str(span);
-        body.push_str(ENVELOPE_SUFFIX);
-        if self.sizing.compress
-            && let Some(compressed) = compress_if_cheaper(&body, head)
-        {
-            return compressed;
-        }
-        body
-    }
-
-    /// Riders `first..first + count`, comma-separated.
-    fn span(&self, first: usize, count: usize) -> &str {
-        let start = match first {
-            0 => 0,
-            n => self.ends[n - 1] + 1,
-        };
-        &self.riders[start..self.ends[first + count - 1]]
-    }
-
-    /// How many riders from `first` make an envelope of at most `bytes`.
-    fn riders_within(&self, first: usize, bytes: usize) -> usize {
-        let room = bytes.saturating_sub(self.overhead);
-        (first..self.ends.len())
-            .take_while(|&last| self.span(first, last - first + 1).len() <= room)
-            .count()
+    /// The envelope JSON of bus `bus` with riders `first..first + count`, and the length of
+    /// its head (up to the passenger list), which differs between packings of the same riders.
+    fn json(&self, bus: &str, first: usize, count: usize) -> (String, usize) {
+        let head = self.header.json_prefix_with(bus, &self.dictionary_json);
+        let head_len = head.len();
+        let mut json = head.into_bytes();
+        json.reserve(self.aboard.size(first, count) + ENVELOPE_SUFFIX.len());
+        self.aboard.write(first, count, &mut json);
+        json.extend_from_slice(ENVELOPE_SUFFIX.as_bytes());
+        let json = String::from_utf8(json)
+            .expect("a bus is written from str slices and serde_json's output: valid UTF-8");
+        (json, head_len)
     }
 
     /// Sizes the next buses from one that compression was tried on: `sent` bytes for `raw`.

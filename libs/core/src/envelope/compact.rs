@@ -1,8 +1,9 @@
-//! Envelope version 2: what a bus's passengers share is stated once. Its `origins` are the
-//! `[id prefix, source key]` pairs its passengers come from (the source key null for a passenger
-//! without a source) and its `shapes` the lists of field names, in order, their records have.
-//! A passenger whose id is `<prefix><n>` and whose source is `<key>:<n>` (or none) is written
-//! as `[origin, n, shape, [values]]`; any other is written whole, as in version 1
+//! What a bus's passengers share, stated once, and envelope version 2's riders. The `origins`
+//! are the `[id prefix, source key]` pairs passengers come from (the source key null for a
+//! passenger without a source) and the `shapes` the lists of field names, in order, their
+//! records have; versions 2 and 3 carry both. Version 2, read but no longer written, gives a
+//! passenger whose id is `<prefix><n>` and whose source is `<key>:<n>` (or none) as
+//! `[origin, n, shape, [values]]` and any other whole, as in version 1
 //! (`{"id":..,"source":..,"data":{..}}`). Ids and sources read back exactly as written, so
 //! redelivery and idempotent loads are unchanged.
 
@@ -44,45 +45,21 @@ impl PartialEq for Dictionary {
 impl Eq for Dictionary {}
 
 impl Dictionary {
-    /// Writes `passenger` into `out` (cleared first) as a version 2 rider, compactly when its
-    /// id and source allow; returns whether the dictionary grew. A carried record's values
-    /// are written as the bus it came on held them.
-    pub fn encode(&mut self, passenger: &Passenger, out: &mut Vec<u8>) -> serde_json::Result<bool> {
-        out.clear();
-        let before = (self.origins.len(), self.shapes.len());
-        let carried = passenger.shaped_record();
-        let compact = self.origin_of(passenger).and_then(|(origin, n)| {
-            let shape = match carried {
-                Some(record) => self.shape_of_carried(record.shape()),
-                None => self.shape_of(passenger.data().keys()),
-            };
-            Some((origin, n, shape?))
-        });
-        match compact {
-            None => serde_json::to_writer(&mut *out, passenger)?,
-            Some((origin, n, shape)) => {
-                let mut number = itoa::Buffer::new();
-                out.push(b'[');
-                for part in [origin as u64, n, shape as u64] {
-                    out.extend_from_slice(number.format(part).as_bytes());
-                    out.push(b',');
-                }
-                out.push(b'[');
-                match carried {
-                    Some(record) => record.write_values(out)?,
-                    None => {
-                        for (i, value) in passenger.data().values().enumerate() {
-                            if i > 0 {
-                                out.push(b',');
-                            }
-                            serde_json::to_writer(&mut *out, value)?;
-                        }
-                    }
-                }
-                out.extend_from_slice(b"]]");
-            }
-        }
-        Ok(before != (self.origins.len(), self.shapes.len()))
+    /// The origin, number and shape `passenger` rides compactly under, added to the dictionary
+    /// when new; `None` when it must ride whole (its id and source share no number, or the
+    /// dictionary is full).
+    pub(crate) fn compact(&mut self, passenger: &Passenger) -> Option<(usize, u64, usize)> {
+        let (origin, n) = self.origin_of(passenger)?;
+        let shape = match passenger.shaped_record() {
+            Some(record) => self.shape_of_carried(record.shape()),
+            None => self.shape_of(passenger.data().keys()),
+        }?;
+        Some((origin, n, shape))
+    }
+
+    /// How many origins and shapes it holds.
+    pub(crate) fn entries(&self) -> (usize, usize) {
+        (self.origins.len(), self.shapes.len())
     }
 
     /// The dictionary's fields of an envelope: `"origins":[..],"shapes":[..],`.
@@ -194,15 +171,25 @@ pub(crate) enum Rider {
 
 /// Where each value of a compact rider lies: as read, the memory range of its text in the body
 /// being parsed, until [`passengers`] makes each a range within that body.
-pub(crate) struct ValueSpans(Vec<Text>);
+pub(crate) struct ValueSpans(pub(crate) Vec<Text>);
 
 impl<'de> Deserialize<'de> for ValueSpans {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(ValueSpansVisitor)
+        // Room for most records without growing; a list of values has no size hint.
+        deserializer.deserialize_seq(ValueSpansVisitor(8))
     }
 }
 
-struct ValueSpansVisitor;
+/// Reads a list of values, expecting about this many.
+pub(crate) struct ValueSpansVisitor(pub(crate) usize);
+
+impl<'de> de::DeserializeSeed<'de> for ValueSpansVisitor {
+    type Value = ValueSpans;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ValueSpans, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
 
 impl<'de> Visitor<'de> for ValueSpansVisitor {
     type Value = ValueSpans;
@@ -212,8 +199,7 @@ impl<'de> Visitor<'de> for ValueSpansVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ValueSpans, A::Error> {
-        // Room for most records without growing; a list of values has no size hint.
-        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(8));
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(self.0));
         while let Some(value) = seq.next_element::<&'de RawValue>()? {
             let start = value.get().as_ptr() as usize;
             values.push(Text::Carried(start..start + value.get().len()));
@@ -270,18 +256,7 @@ pub(crate) fn passengers(
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
     let base = body.as_ptr() as usize;
-    let origins: Vec<Arc<Origin>> = origins
-        .iter()
-        .map(|(prefix, key)| Origin::new(prefix.clone(), key.clone()))
-        .collect();
-    let shapes: Vec<Arc<Shape>> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, names)| {
-            Shape::checked(names.clone())
-                .map_err(|name| DecodeError::Compact(format!("shape {i} names `{name}` twice")))
-        })
-        .collect::<Result<_, _>>()?;
+    let Entries { origins, shapes } = read_dictionary(origins, shapes)?;
     riders
         .into_iter()
         .enumerate()
@@ -334,10 +309,38 @@ pub(crate) fn passengers(
         .collect()
 }
 
+/// A bus's dictionary as read.
+pub(crate) struct Entries {
+    /// Its origins.
+    pub(crate) origins: Vec<Arc<Origin>>,
+    /// Its shapes, each naming no field twice.
+    pub(crate) shapes: Vec<Arc<Shape>>,
+}
+
+/// A bus's origins, and its shapes checked to name no field twice.
+pub(crate) fn read_dictionary(
+    origins: &[(String, Option<String>)],
+    shapes: &[Vec<String>],
+) -> Result<Entries, DecodeError> {
+    let origins = origins
+        .iter()
+        .map(|(prefix, key)| Origin::new(prefix.clone(), key.clone()))
+        .collect();
+    let shapes = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, names)| {
+            Shape::checked(names.clone())
+                .map_err(|name| DecodeError::Compact(format!("shape {i} names `{name}` twice")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Entries { origins, shapes })
+}
+
 /// Checks a carried value parses as a [`Value`] will when a stop reads it. The reader's raw
 /// scan already checked its syntax; only escapes (a lone surrogate) and nesting (the
 /// parser's depth limit) can still fail, so only values with either are parsed now.
-fn check_parses(text: &str) -> Result<(), serde_json::Error> {
+pub(crate) fn check_parses(text: &str) -> Result<(), serde_json::Error> {
     if text.starts_with(['[', '{']) || text.contains('\\') {
         serde_json::from_str::<Value>(text)?;
     }
@@ -363,13 +366,9 @@ mod tests {
 
     fn pack(passengers: &[Passenger], budget: usize) -> Vec<PackedBus> {
         let mut packer = Packer::new(header(), "origin", BusSizing::plain(budget));
-        let (mut out, mut buf) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
         for passenger in passengers {
-            let rider = packer
-                .encode(passenger, &mut buf)
-                .expect("encodes")
-                .to_owned();
-            packer.push(&rider, &mut out);
+            packer.board(passenger, &mut out).expect("boards");
         }
         packer.finish(&mut out);
         out
@@ -404,11 +403,13 @@ mod tests {
         let compact = pack(&passengers, 1 << 20);
         assert_eq!(compact.len(), 1);
         assert!(compact[0].body.contains(r#""origins":[["0123456789abcdef:","input/part-00000.csv"]],"shapes":[["Name","RGB","n"]]"#));
+        assert!(compact[0].body.contains(r#""passengers":[[0,0,[2,1,1,1,"#));
         assert!(
             compact[0]
                 .body
-                .contains(r#"[0,2,0,["color-00000002","(1, 2, 3)",12.5]]"#)
+                .contains(r#"[["color-00000002","color-00000003","#)
         );
+        assert!(compact[0].body.contains(r#"],["(1, 2, 3)","(1, 2, 3)","#));
         assert_eq!(unpack(&compact), passengers);
         let whole: usize = passengers
             .iter()
@@ -491,13 +492,11 @@ mod tests {
             // source say it could be.
             let origin = id.strip_prefix("ticket:").and_then(|n| {
                 let n: u64 = n.parse().ok()?;
-                let key = source
-                    .as_deref()
-                    .map(|source| source.strip_suffix(&format!(":{n}")));
-                Some((
-                    Origin::new("ticket:", key.map(|key| key.map(str::to_owned)).flatten()),
-                    n,
-                ))
+                let key = match source.as_deref() {
+                    None => None,
+                    Some(source) => Some(source.strip_suffix(&format!(":{n}"))?.to_owned()),
+                };
+                Some((Origin::new("ticket:", key), n))
             });
             match origin {
                 Some((origin, n)) if numbered => numbered_passenger(&origin, n, &data),
@@ -527,7 +526,7 @@ mod tests {
         let buses = pack(std::slice::from_ref(&passenger), 1 << 16);
         assert!(buses[0].body.contains(r#""origins":[["t7","in/a.csv"]]"#));
         assert!(
-            buses[0].body.contains(r#"[0,12,0,["é\"",1.50]]"#),
+            buses[0].body.contains(r#"[0,0,[12],[["é\""],[1.50]]]"#),
             "{}",
             buses[0].body
         );

@@ -1,13 +1,16 @@
 //! The bus: a versioned JSON envelope carrying many passengers, and the claim-check pointer
 //! (the AWS SQS extended client's format) used when a bus is parked in the object store.
-//! Version 2 ([`compact`]) is written; versions 1 and 2 are read.
+//! Version 3 ([`blocks`]) is written; versions 1, 2 ([`compact`]) and 3 are read.
 
+mod blocks;
 pub mod compact;
 mod json_values;
 mod place;
 mod record;
 
 use crate::error::DecodeError;
+pub(crate) use blocks::Aboard;
+use blocks::{Counted, Item};
 use compact::Rider;
 pub use json_values::JsonValues;
 pub use place::Origin;
@@ -22,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The envelope format this build writes.
-pub const ENVELOPE_VERSION: u32 = 2;
+pub const ENVELOPE_VERSION: u32 = 3;
 
 /// The oldest envelope format this build reads.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -224,6 +227,23 @@ impl Passenger {
         self.record.write_json(out)
     }
 
+    /// Writes its record's values in field order one after another into `text` (carried text
+    /// as it came), and where each ends into `ends`.
+    pub(crate) fn write_each_value(
+        &self,
+        text: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> serde_json::Result<()> {
+        if let Some(record) = self.shaped_record() {
+            return record.write_each_value(text, ends);
+        }
+        for value in self.data().values() {
+            serde_json::to_writer(&mut *text, value)?;
+            ends.push(text.len());
+        }
+        Ok(())
+    }
+
     /// The shaped record, for writing it on unparsed.
     pub(crate) fn shaped_record(&self) -> Option<&Shaped> {
         match &self.record {
@@ -329,7 +349,7 @@ struct VersionOnly {
     v: u32,
 }
 
-/// A version 2 envelope as read, before its passengers are built from its dictionary.
+/// A version 2 or 3 envelope as read, before its passengers are built from its dictionary.
 #[derive(Deserialize)]
 struct CompactEnvelope<T> {
     v: u32,
@@ -366,6 +386,9 @@ impl<T> CompactEnvelope<T> {
 pub trait Riders: serde::de::DeserializeOwned + Sized {
     /// The envelope of a version 2 body.
     fn from_compact(body: &str) -> Result<Envelope<Self>, DecodeError>;
+
+    /// The envelope of a version 3 body.
+    fn from_blocks(body: &str) -> Result<Envelope<Self>, DecodeError>;
 }
 
 impl Riders for Passenger {
@@ -377,6 +400,15 @@ impl Riders for Passenger {
         let passengers = compact::passengers(&body, riders, &raw.origins, &raw.shapes)?;
         Ok(raw.into_envelope(passengers))
     }
+
+    fn from_blocks(body: &str) -> Result<Envelope<Self>, DecodeError> {
+        // As version 2: the passengers share the body their values' text lies in.
+        let body: Arc<str> = body.into();
+        let mut raw: CompactEnvelope<Item> = serde_json::from_str(&body)?;
+        let items = std::mem::take(&mut raw.passengers);
+        let passengers = blocks::passengers(&body, items, &raw.origins, &raw.shapes)?;
+        Ok(raw.into_envelope(passengers))
+    }
 }
 
 impl Riders for IgnoredAny {
@@ -384,6 +416,12 @@ impl Riders for IgnoredAny {
         let raw: CompactEnvelope<IgnoredAny> = serde_json::from_str(body)?;
         let passengers = raw.passengers.iter().map(|_| IgnoredAny).collect();
         Ok(raw.into_envelope(passengers))
+    }
+
+    fn from_blocks(body: &str) -> Result<Envelope<Self>, DecodeError> {
+        let raw: CompactEnvelope<Counted> = serde_json::from_str(body)?;
+        let count = raw.passengers.iter().map(|counted| counted.0).sum();
+        Ok(raw.into_envelope(vec![IgnoredAny; count]))
     }
 }
 
@@ -399,7 +437,7 @@ fn version_of(body: &str) -> Result<u32, DecodeError> {
     Ok(serde_json::from_str::<VersionOnly>(body)?.v)
 }
 
-/// Decodes a bus body, compressed ([`crate::compression`]) or not, of version 1 or 2, with a
+/// Decodes a bus body, compressed ([`crate::compression`]) or not, of version 1, 2 or 3, with a
 /// clear error for bad JSON or an unknown version.
 pub fn decode_envelope<T: Riders>(body: &str) -> Result<Envelope<T>, DecodeError> {
     let body = crate::compression::expand(body)?;
@@ -412,6 +450,7 @@ pub fn decode_envelope<T: Riders>(body: &str) -> Result<Envelope<T>, DecodeError
     match version_of(body) {
         Ok(1) => Ok(serde_json::from_str::<Envelope<T>>(body)?),
         Ok(2) => T::from_compact(body),
+        Ok(3) => T::from_blocks(body),
         Ok(other) => Err(unsupported(other)),
         // Not JSON with a version: name the parser's complaint about the whole envelope.
         Err(err) => match serde_json::from_str::<Envelope<T>>(body) {
@@ -502,10 +541,10 @@ mod tests {
 
     #[test]
     fn other_version_is_named() {
-        let err = decode_envelope::<Passenger>(r#"{"v":3,"cargo":[]}"#).unwrap_err();
+        let err = decode_envelope::<Passenger>(r#"{"v":4,"cargo":[]}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "bus envelope version 3 is not supported (this stop reads versions 1 to 2)"
+            "bus envelope version 4 is not supported (this stop reads versions 1 to 3)"
         );
     }
 

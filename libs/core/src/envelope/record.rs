@@ -278,13 +278,16 @@ impl Shaped {
         &self.shape
     }
 
-    /// Writes its values as a JSON list's elements (`v1,v2,..`), carried text as it came.
-    pub(crate) fn write_values(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        for (i, value) in self.values.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            self.write_value(value, out)?;
+    /// Writes its values one after another into `text`, carried text as it came, and where
+    /// each ends into `ends`.
+    pub(crate) fn write_each_value(
+        &self,
+        text: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> serde_json::Result<()> {
+        for value in &self.values {
+            self.write_value(value, text)?;
+            ends.push(text.len());
         }
         Ok(())
     }
@@ -432,6 +435,7 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
+    use crate::envelope::Aboard;
     use crate::envelope::compact::Dictionary;
     use crate::envelope::{Envelope, Fields, Passenger, decode_envelope};
     use proptest::prelude::*;
@@ -463,11 +467,14 @@ mod tests {
         String::from_utf8(out).expect("utf-8")
     }
 
+    /// The passenger as the only rider of a bus's passenger list.
     fn rider_of(passenger: &Passenger) -> Vec<u8> {
+        let mut aboard = Aboard::default();
+        aboard
+            .board(&mut Dictionary::default(), passenger)
+            .expect("boards");
         let mut out = Vec::new();
-        Dictionary::default()
-            .encode(passenger, &mut out)
-            .expect("encodes");
+        aboard.write(0, 1, &mut out);
         out
     }
 
@@ -491,7 +498,7 @@ mod tests {
         );
         assert_eq!(
             rider_of(&passenger),
-            br#"[0,2,0,["Red",7,"a \"quoted\" word"]]"#
+            br#"[0,0,[2],[["Red"],[7],["a \"quoted\" word"]]]"#
         );
         assert!(passenger.shaped_record().is_some());
         assert_eq!(passenger.get_str("name"), Some("Red"));
