@@ -1,7 +1,7 @@
 //! The embedded backends keep SQS and S3 semantics.
 
 use busline_core::PortError;
-use busline_core::ports::{Attribute, ObjectStore, OutgoingMessage};
+use busline_core::ports::{Attribute, AttributeType, ObjectStore, OutgoingMessage};
 use busline_embedded::{FolderStore, ManualClock, MemoryQueue, QueueSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,37 @@ fn a_received_message_is_hidden_until_its_visibility_timeout_ends() {
     assert!(!queue.delete(&first[0].receipt_handle));
     assert!(queue.delete(&second[0].receipt_handle));
     assert_eq!(queue.depth(), (0, 0));
+}
+
+#[test]
+fn a_received_message_becomes_the_delivery_a_stop_takes() {
+    let (_, queue, _) = queue_with_dlq(5);
+    let attribute = Attribute {
+        name: "busline-kind".into(),
+        value: "bus".into(),
+        data_type: AttributeType::String,
+    };
+    let sent = OutgoingMessage {
+        body: "{\"v\":3}".into(),
+        attributes: vec![attribute.clone()],
+    };
+    queue.send(&sent).expect("send");
+    let received = queue.receive(1, None).expect("receive").remove(0);
+    let delivery = received.delivery();
+    assert_eq!(delivery.id, received.message_id);
+    assert_eq!(delivery.receipt_handle, received.receipt_handle);
+    assert_eq!(delivery.body, "{\"v\":3}");
+    assert_eq!(delivery.receive_count, 1);
+    assert_eq!(delivery.attributes, vec![attribute]);
+    let sent_ms: u64 = received.attributes["SentTimestamp"]
+        .parse()
+        .expect("SentTimestamp is milliseconds");
+    assert_eq!(
+        delivery.sent_at,
+        Some(std::time::UNIX_EPOCH + Duration::from_millis(sent_ms))
+    );
+    // Moving the body out gives the same delivery as copying it.
+    assert_eq!(received.into_delivery(), delivery);
 }
 
 #[test]

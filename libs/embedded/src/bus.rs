@@ -129,7 +129,14 @@ async fn invoke(
     messages: Vec<ReceivedMessage>,
     timeout: Option<Duration>,
 ) {
-    let deliveries = messages.iter().map(ReceivedMessage::delivery).collect();
+    let receipts: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| (m.message_id.clone(), m.receipt_handle.clone()))
+        .collect();
+    let deliveries = messages
+        .into_iter()
+        .map(ReceivedMessage::into_delivery)
+        .collect();
     let invocation = Invocation {
         request_id: String::new(),
         deadline: timeout.map(Deadline::after),
@@ -143,7 +150,7 @@ async fn invoke(
         Ok(Ok(outcome)) => outcome.retry.into_iter().collect(),
         Ok(Err(err)) => {
             tracing::warn!(stop, error = %err, "invocation failed: its batch returns to the queue");
-            messages.iter().map(|m| m.message_id.clone()).collect()
+            receipts.iter().map(|(id, _)| id.clone()).collect()
         }
         Err(_) => {
             tracing::warn!(
@@ -151,11 +158,11 @@ async fn invoke(
                 timeout_s = timeout.unwrap_or_default().as_secs_f64(),
                 "invocation timed out: its messages return to the queue after their visibility timeout"
             );
-            messages.iter().map(|m| m.message_id.clone()).collect()
+            receipts.iter().map(|(id, _)| id.clone()).collect()
         }
     };
-    for message in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
-        queue.delete(&message.receipt_handle);
+    for (_, receipt_handle) in receipts.iter().filter(|(id, _)| !failed.contains(id)) {
+        queue.delete(receipt_handle);
     }
 }
 

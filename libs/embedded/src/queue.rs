@@ -54,19 +54,25 @@ pub struct ReceivedMessage {
 impl ReceivedMessage {
     /// The message as the batch processor takes it.
     pub fn delivery(&self) -> Delivery {
+        self.clone().into_delivery()
+    }
+
+    /// The message as the batch processor takes it, its body moved rather than copied (a
+    /// batch of big buses would otherwise be held twice while it is handled).
+    pub fn into_delivery(self) -> Delivery {
         let attribute = |name: &str| {
             self.attributes
                 .get(name)
                 .and_then(|v| v.parse::<u64>().ok())
         };
         Delivery {
-            id: self.message_id.clone(),
-            receipt_handle: self.receipt_handle.clone(),
-            body: self.body.clone(),
             receive_count: attribute("ApproximateReceiveCount").map_or(1, |n| n as u32),
             sent_at: attribute("SentTimestamp")
                 .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
-            attributes: self.message_attributes.clone(),
+            id: self.message_id,
+            receipt_handle: self.receipt_handle,
+            body: self.body,
+            attributes: self.message_attributes,
         }
     }
 }
