@@ -7,7 +7,7 @@
 //! that cannot ride compactly (see [`Dictionary`]) is written whole, as in versions 1 and 2.
 
 use super::compact::{
-    Dictionary, Entries, ValueSpans, ValueSpansVisitor, check_parses, read_dictionary,
+    Dictionary, Entries, ValueSpans, ValueSpansVisitor, carried_text, read_dictionary,
 };
 use super::record::{Shaped, Text};
 use super::{Passenger, Place};
@@ -377,7 +377,6 @@ pub(crate) fn passengers(
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
     let Entries { origins, shapes } = read_dictionary(origins, shapes)?;
-    let base = body.as_ptr() as usize;
     let count = items.iter().map(Item::passengers).sum();
     let mut passengers = Vec::with_capacity(count);
     for item in items {
@@ -419,7 +418,7 @@ pub(crate) fn passengers(
             return Err(bad(position, what));
         }
         let mut columns = Vec::with_capacity(fields.len());
-        for (name, ValueSpans(mut values)) in names.iter().zip(fields) {
+        for (name, ValueSpans(values)) in names.iter().zip(fields) {
             if values.len() != numbers.len() {
                 let what = format!(
                     "field `{name}` has {} values for {} passengers",
@@ -428,19 +427,13 @@ pub(crate) fn passengers(
                 );
                 return Err(bad(position, what));
             }
-            for (i, value) in values.iter_mut().enumerate() {
-                if let Text::Carried(span) = value {
-                    *span = span.start.wrapping_sub(base)..span.end.wrapping_sub(base);
-                    let text = body.get(span.clone()).ok_or_else(|| {
-                        bad(
-                            position + i,
-                            format!("field `{name}` was not read from this bus's body"),
-                        )
-                    })?;
-                    check_parses(text)
-                        .map_err(|err| bad(position + i, format!("field `{name}`: {err}")))?;
-                }
-            }
+            let values: Vec<Text> = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, read)| {
+                    carried_text(read, body, name).map_err(|why| bad(position + i, why))
+                })
+                .collect::<Result<_, _>>()?;
             columns.push(values.into_iter());
         }
         let mut n: i128 = 0;

@@ -7,7 +7,7 @@
 //! (`{"id":..,"source":..,"data":{..}}`). Ids and sources read back exactly as written, so
 //! redelivery and idempotent loads are unchanged.
 
-use super::record::{Shape, Shaped, Text};
+use super::record::{Shape, Shaped, Span, Text};
 use super::{Origin, Passenger, Place};
 use crate::error::DecodeError;
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Most origins or shapes one packer keeps; later ones are written whole.
@@ -169,9 +170,9 @@ pub(crate) enum Rider {
     Whole(Box<Passenger>),
 }
 
-/// Where each value of a compact rider lies: as read, the memory range of its text in the body
-/// being parsed, until [`passengers`] makes each a range within that body.
-pub(crate) struct ValueSpans(pub(crate) Vec<Text>);
+/// Where each value of a compact rider lies as read: the memory range of its text in the body
+/// being parsed ([`carried_text`] makes each a span within that body).
+pub(crate) struct ValueSpans(pub(crate) Vec<Range<usize>>);
 
 impl<'de> Deserialize<'de> for ValueSpans {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -202,7 +203,7 @@ impl<'de> Visitor<'de> for ValueSpansVisitor {
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(self.0));
         while let Some(value) = seq.next_element::<&'de RawValue>()? {
             let start = value.get().as_ptr() as usize;
-            values.push(Text::Carried(start..start + value.get().len()));
+            values.push(start..start + value.get().len());
         }
         Ok(ValueSpans(values))
     }
@@ -255,7 +256,6 @@ pub(crate) fn passengers(
     origins: &[(String, Option<String>)],
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
-    let base = body.as_ptr() as usize;
     let Entries { origins, shapes } = read_dictionary(origins, shapes)?;
     riders
         .into_iter()
@@ -282,7 +282,7 @@ pub(crate) fn passengers(
                         shapes.len()
                     ))
                 })?;
-                let ValueSpans(mut values) = values;
+                let ValueSpans(values) = values;
                 if fields.names().len() != values.len() {
                     return Err(bad(format!(
                         "{} values for a shape of {} fields",
@@ -290,15 +290,12 @@ pub(crate) fn passengers(
                         fields.names().len()
                     )));
                 }
-                for (name, value) in fields.names().iter().zip(&mut values) {
-                    if let Text::Carried(span) = value {
-                        *span = span.start.wrapping_sub(base)..span.end.wrapping_sub(base);
-                        let text = body.get(span.clone()).ok_or_else(|| {
-                            bad(format!("field `{name}` was not read from this bus's body"))
-                        })?;
-                        check_parses(text).map_err(|err| bad(format!("field `{name}`: {err}")))?;
-                    }
-                }
+                let values = fields
+                    .names()
+                    .iter()
+                    .zip(values)
+                    .map(|(name, read)| carried_text(read, body, name).map_err(bad))
+                    .collect::<Result<_, _>>()?;
                 let record = Shaped::new(fields.clone(), body.clone(), values);
                 Ok(Passenger::shaped(
                     Place::numbered(origin.clone(), n),
@@ -335,6 +332,20 @@ pub(crate) fn read_dictionary(
         })
         .collect::<Result<_, _>>()?;
     Ok(Entries { origins, shapes })
+}
+
+/// The value of field `name` read at memory range `read` of `body`, as a carried text of
+/// `body`, checked to parse; else why not, naming the field.
+pub(crate) fn carried_text(read: Range<usize>, body: &str, name: &str) -> Result<Text, String> {
+    let base = body.as_ptr() as usize;
+    let range = read.start.wrapping_sub(base)..read.end.wrapping_sub(base);
+    let text = body
+        .get(range.clone())
+        .ok_or_else(|| format!("field `{name}` was not read from this bus's body"))?;
+    check_parses(text).map_err(|err| format!("field `{name}`: {err}"))?;
+    let span = Span::of(range)
+        .ok_or_else(|| format!("field `{name}` lies past the first 4 GiB of its bus's body"))?;
+    Ok(Text::Carried(span))
 }
 
 /// Checks a carried value parses as a [`Value`] will when a stop reads it. The reader's raw

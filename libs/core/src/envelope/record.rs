@@ -129,7 +129,11 @@ impl Fields {
             ));
         }
         let body = std::str::from_utf8(values.text()).map_err(|err| err.to_string())?;
-        let values = values.spans().map(Text::Carried).collect();
+        let values = values
+            .spans()
+            .map(|span| Span::of(span).map(Text::Carried))
+            .collect::<Option<_>>()
+            .ok_or("the values' text is over 4 GiB")?;
         Ok(Shaped::new(self.shape.clone(), body.into(), values))
     }
 }
@@ -240,11 +244,34 @@ impl Change<'_> {
     }
 }
 
+/// Where a carried value's JSON text lies in its record's body: 8 bytes where a `Range` takes
+/// 16, as a batch of buses holds millions of values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The span of `range`, when it starts within the body's first 4 GiB and is shorter.
+    pub(crate) fn of(range: Range<usize>) -> Option<Span> {
+        Some(Span {
+            start: u32::try_from(range.start).ok()?,
+            len: u32::try_from(range.len()).ok()?,
+        })
+    }
+
+    fn range(self) -> Range<usize> {
+        let start = self.start as usize;
+        start..start + self.len as usize
+    }
+}
+
 /// One value of a shaped record.
 #[derive(Debug, Clone)]
 pub(crate) enum Text {
     /// Its JSON text in the bus body, as carried.
-    Carried(Range<usize>),
+    Carried(Span),
     /// A value set by a stop (boxed: a carried span is the common case, and a value is large).
     Value(Box<Value>),
 }
@@ -294,7 +321,7 @@ impl Shaped {
 
     fn write_value(&self, value: &Text, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match value {
-            Text::Carried(span) => out.extend_from_slice(self.body[span.clone()].as_bytes()),
+            Text::Carried(span) => out.extend_from_slice(self.body[span.range()].as_bytes()),
             Text::Value(value) => serde_json::to_writer(&mut *out, value)?,
         }
         Ok(())
@@ -302,7 +329,7 @@ impl Shaped {
 
     fn parse(&self, value: &Text) -> Value {
         match value {
-            Text::Carried(span) => serde_json::from_str(&self.body[span.clone()])
+            Text::Carried(span) => serde_json::from_str(&self.body[span.range()])
                 .expect("a carried value was checked to parse when its bus was read"),
             Text::Value(value) => Value::clone(value),
         }
@@ -435,6 +462,7 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
+    use super::{Span, Text};
     use crate::envelope::Aboard;
     use crate::envelope::compact::Dictionary;
     use crate::envelope::{Envelope, Fields, Passenger, decode_envelope};
@@ -617,5 +645,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_carried_value_takes_sixteen_bytes_and_spans_stop_at_4_gib() {
+        assert_eq!(std::mem::size_of::<Text>(), 16);
+        let last = u32::MAX as usize;
+        assert_eq!(Span::of(5..9).map(Span::range), Some(5..9));
+        assert_eq!(
+            Span::of(last..last + 1).map(Span::range),
+            Some(last..last + 1)
+        );
+        assert_eq!(Span::of(last + 1..last + 2), None);
+        assert_eq!(Span::of(0..last + 1), None);
     }
 }
