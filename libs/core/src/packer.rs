@@ -119,8 +119,7 @@ impl Packer {
     /// Closes the bus before the rider that just boarded when it made the bus too large, and
     /// that rider's bus when it is too large alone.
     fn fit_last(&mut self, out: &mut Vec<PackedBus>) {
-        let last = self.aboard.len() - 1;
-        if last > 0 && self.raw_len() > self.raw_target {
+        if self.aboard.len() > 1 && self.raw_len() > self.raw_target {
             self.pack_all_but_last(out);
         }
         if self.raw_len() > self.raw_target {
@@ -131,21 +130,22 @@ impl Packer {
     /// Completes the bus being packed, if it has riders, into `out`: one bus, or several when
     /// its compressed body is over the budget. The next rider starts a new bus.
     pub fn finish(&mut self, out: &mut Vec<PackedBus>) {
-        let mut first = 0;
-        while first < self.aboard.len() {
-            first += self.pack(first, self.aboard.len() - first, out);
-        }
+        self.pack_first(self.aboard.len(), out);
         self.aboard.clear();
     }
 
     /// Packs every rider but the last, which stays aboard to start the next bus.
     fn pack_all_but_last(&mut self, out: &mut Vec<PackedBus>) {
-        let last = self.aboard.len() - 1;
-        let mut first = 0;
-        while first < last {
-            first += self.pack(first, last - first, out);
-        }
+        self.pack_first(self.aboard.len() - 1, out);
         self.aboard.keep_last();
+    }
+
+    /// Packs the first `riders` aboard into as many buses as the budget takes.
+    fn pack_first(&mut self, riders: usize, out: &mut Vec<PackedBus>) {
+        let mut first = 0;
+        while first < riders {
+            first += self.pack(first, riders - first, out);
+        }
     }
 
     /// The byte budget of one bus.
@@ -154,10 +154,7 @@ impl Packer {
     }
 
     fn raw_len(&self) -> usize {
-        match self.aboard.len() {
-            0 => self.overhead,
-            riders => self.overhead + self.aboard.size(0, riders),
-        }
+        self.overhead + self.aboard.size(0, self.aboard.len())
     }
 
     /// Packs one bus of riders `first..first + count`, as many of them as fit the budget;
@@ -167,10 +164,15 @@ impl Packer {
         loop {
             let (json, head) = self.json(&bus, first, count);
             let raw = json.len();
-            let body = match self.sizing.compress {
-                true => compress_if_cheaper(&json, head).unwrap_or(json),
-                false => json,
-            };
+            let compressed = self
+                .sizing
+                .compress
+                .then(|| compress_if_cheaper(&json, head))
+                .flatten();
+            let body = compressed.unwrap_or_else(|| {
+                String::from_utf8(json)
+                    .expect("a bus is written from str slices and serde_json's output: UTF-8")
+            });
             if body.len() <= self.sizing.budget || count == 1 {
                 if self.sizing.compress && billed_chunks(raw) > 1 {
                     self.learn(body.len(), raw);
@@ -193,15 +195,13 @@ impl Packer {
 
     /// The envelope JSON of bus `bus` with riders `first..first + count`, and the length of
     /// its head (up to the passenger list), which differs between packings of the same riders.
-    fn json(&self, bus: &str, first: usize, count: usize) -> (String, usize) {
+    fn json(&self, bus: &str, first: usize, count: usize) -> (Vec<u8>, usize) {
         let head = self.header.json_prefix_with(bus, &self.dictionary_json);
         let head_len = head.len();
         let mut json = head.into_bytes();
         json.reserve(self.aboard.size(first, count) + ENVELOPE_SUFFIX.len());
         self.aboard.write(first, count, &mut json);
         json.extend_from_slice(ENVELOPE_SUFFIX.as_bytes());
-        let json = String::from_utf8(json)
-            .expect("a bus is written from str slices and serde_json's output: valid UTF-8");
         (json, head_len)
     }
 

@@ -225,8 +225,8 @@ mod tests {
             r#"{{"v":1,"bus":"b-2","trip":"t-2","route":"r","from":"transform","hop":2,"created":"2026-12-02T00:00:00Z","passengers":[{}]}}"#,
             passengers.join(",")
         );
-        let compressed =
-            busline_core::compression::compress_if_cheaper(&body, 0).expect("saves a chunk");
+        let compressed = busline_core::compression::compress_if_cheaper(body.as_bytes(), 0)
+            .expect("saves a chunk");
         let (contents, trip) = BusContents::read(&compressed);
         assert_eq!(
             contents,

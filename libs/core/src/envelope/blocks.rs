@@ -6,11 +6,9 @@
 //! than passengers written one by one, and SQS bills the bytes a bus is sent as. A passenger
 //! that cannot ride compactly (see [`Dictionary`]) is written whole, as in versions 1 and 2.
 
-use super::compact::{
-    Dictionary, Entries, ValueSpans, ValueSpansVisitor, carried_text, read_dictionary,
-};
-use super::record::{Shaped, Text};
-use super::{Passenger, Place};
+use super::compact::{Dictionary, ValueSpans, ValueSpansVisitor, carried_text, read_dictionary};
+use super::record::{Shape, Shaped};
+use super::{Origin, Passenger, Place};
 use crate::error::DecodeError;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -376,39 +374,53 @@ pub(crate) fn passengers(
     origins: &[(String, Option<String>)],
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
-    let Entries { origins, shapes } = read_dictionary(origins, shapes)?;
+    let entries = read_dictionary(origins, shapes)?;
     let count = items.iter().map(Item::passengers).sum();
     let mut passengers = Vec::with_capacity(count);
     for item in items {
         let position = passengers.len() + 1;
-        let bad = |at: usize, what: String| DecodeError::Compact(format!("passenger {at}: {what}"));
-        let (origin, shape, numbers, fields) = match item {
-            Item::Whole(passenger) => {
-                passengers.push(*passenger);
-                continue;
-            }
+        match item {
+            Item::Whole(passenger) => passengers.push(*passenger),
             Item::Block {
                 origin,
                 shape,
                 numbers,
                 fields,
-            } => (origin, shape, numbers, fields),
-        };
-        let origin = origins.get(origin).ok_or_else(|| {
-            let known = origins.len();
-            bad(
-                position,
-                format!("origin {origin} is not among the bus's {known}"),
-            )
-        })?;
-        let shape = shapes.get(shape).ok_or_else(|| {
-            let known = shapes.len();
-            bad(
-                position,
-                format!("shape {shape} is not among the bus's {known}"),
-            )
-        })?;
-        let names = shape.names();
+            } => {
+                let block = Block {
+                    body,
+                    origin: entries.origin(origin).map_err(|what| bad(position, what))?,
+                    shape: entries.shape(shape).map_err(|what| bad(position, what))?,
+                };
+                block.board(position, numbers, fields, &mut passengers)?;
+            }
+        }
+    }
+    Ok(passengers)
+}
+
+fn bad(position: usize, what: String) -> DecodeError {
+    DecodeError::Compact(format!("passenger {position}: {what}"))
+}
+
+/// What the passengers of one block share.
+struct Block<'a> {
+    body: &'a Arc<str>,
+    origin: &'a Arc<Origin>,
+    shape: &'a Arc<Shape>,
+}
+
+impl Block<'_> {
+    /// Adds to `passengers` one per number, each with its value from every field's list,
+    /// the first being passenger `position` of the bus.
+    fn board(
+        &self,
+        position: usize,
+        numbers: Vec<i128>,
+        fields: Vec<ValueSpans>,
+        passengers: &mut Vec<Passenger>,
+    ) -> Result<(), DecodeError> {
+        let names = self.shape.names();
         if fields.len() != names.len() {
             let what = format!(
                 "a block of {} fields for a shape of {}",
@@ -417,8 +429,7 @@ pub(crate) fn passengers(
             );
             return Err(bad(position, what));
         }
-        let mut columns = Vec::with_capacity(fields.len());
-        for (name, ValueSpans(values)) in names.iter().zip(fields) {
+        for (name, ValueSpans(values)) in names.iter().zip(&fields) {
             if values.len() != numbers.len() {
                 let what = format!(
                     "field `{name}` has {} values for {} passengers",
@@ -427,28 +438,29 @@ pub(crate) fn passengers(
                 );
                 return Err(bad(position, what));
             }
-            let values: Vec<Text> = values
-                .into_iter()
-                .enumerate()
-                .map(|(i, read)| {
-                    carried_text(read, body, name).map_err(|why| bad(position + i, why))
-                })
-                .collect::<Result<_, _>>()?;
-            columns.push(values.into_iter());
         }
+        let mut columns: Vec<_> = fields
+            .into_iter()
+            .map(|field| field.0.into_iter())
+            .collect();
         let mut n: i128 = 0;
         for (i, step) in numbers.into_iter().enumerate() {
+            let at = position + i;
             n = if i == 0 { step } else { n + step };
-            let number = u64::try_from(n)
-                .map_err(|_| bad(position + i, format!("number {n} is out of range")))?;
-            let mut values = Vec::with_capacity(columns.len());
-            values.extend(columns.iter_mut().filter_map(Iterator::next));
-            let record = Shaped::new(shape.clone(), body.clone(), values);
-            let place = Place::numbered(origin.clone(), number);
+            let number =
+                u64::try_from(n).map_err(|_| bad(at, format!("number {n} is out of range")))?;
+            let values = names
+                .iter()
+                .zip(&mut columns)
+                .filter_map(|(name, column)| Some((name, column.next()?)))
+                .map(|(name, read)| carried_text(read, self.body, name).map_err(|why| bad(at, why)))
+                .collect::<Result<_, _>>()?;
+            let record = Shaped::new(self.shape.clone(), self.body.clone(), values);
+            let place = Place::numbered(self.origin.clone(), number);
             passengers.push(Passenger::shaped(place, record));
         }
+        Ok(())
     }
-    Ok(passengers)
 }
 
 /// A version 3 passenger list's element, counted without reading it: a block's passengers,

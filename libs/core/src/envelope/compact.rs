@@ -79,7 +79,10 @@ impl Dictionary {
     /// share a trailing number.
     fn origin_of(&mut self, passenger: &Passenger) -> Option<(usize, u64)> {
         if let Some((origin, n)) = passenger.number() {
-            return Some((self.origin_index(origin.prefix(), origin.key(), origin)?, n));
+            return Some((
+                self.origin_index(origin.prefix(), origin.key(), Some(origin))?,
+                n,
+            ));
         }
         let id = passenger.id();
         let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
@@ -92,20 +95,20 @@ impl Dictionary {
             None => None,
             Some(source) => Some(source.strip_suffix(number)?.strip_suffix(':')?),
         };
-        let origin = Origin::new(prefix, key.map(str::to_owned));
-        Some((self.origin_index(prefix, key, &origin)?, n))
+        Some((self.origin_index(prefix, key, None)?, n))
     }
 
-    /// The index of the origin of `prefix` and `key`, added as `origin` when new; `None` when
-    /// the dictionary is full.
+    /// The index of the origin of `prefix` and `key`, added when new (as `shared`, the
+    /// passenger's own origin, when it has one); `None` when the dictionary is full.
     fn origin_index(
         &mut self,
         prefix: &str,
         key: Option<&str>,
-        origin: &Arc<Origin>,
+        shared: Option<&Arc<Origin>>,
     ) -> Option<usize> {
         let matches = |known: &Arc<Origin>| {
-            Arc::ptr_eq(known, origin) || (known.prefix() == prefix && known.key() == key)
+            shared.is_some_and(|shared| Arc::ptr_eq(known, shared))
+                || (known.prefix() == prefix && known.key() == key)
         };
         if self.origins.get(self.last_origin).is_some_and(matches) {
             return Some(self.last_origin);
@@ -113,7 +116,9 @@ impl Dictionary {
         let index = match self.origins.iter().position(matches) {
             Some(index) => index,
             None if self.origins.len() < MOST_ENTRIES => {
-                self.origins.push(origin.clone());
+                let origin = shared.cloned();
+                self.origins
+                    .push(origin.unwrap_or_else(|| Origin::new(prefix, key.map(str::to_owned))));
                 self.origins.len() - 1
             }
             None => return None,
@@ -256,7 +261,7 @@ pub(crate) fn passengers(
     origins: &[(String, Option<String>)],
     shapes: &[Vec<String>],
 ) -> Result<Vec<Passenger>, DecodeError> {
-    let Entries { origins, shapes } = read_dictionary(origins, shapes)?;
+    let entries = read_dictionary(origins, shapes)?;
     riders
         .into_iter()
         .enumerate()
@@ -270,18 +275,8 @@ pub(crate) fn passengers(
             } => {
                 let bad =
                     |what: String| DecodeError::Compact(format!("passenger {}: {what}", i + 1));
-                let origin = origins.get(origin).ok_or_else(|| {
-                    bad(format!(
-                        "origin {origin} is not among the bus's {}",
-                        origins.len()
-                    ))
-                })?;
-                let fields = shapes.get(shape).ok_or_else(|| {
-                    bad(format!(
-                        "shape {shape} is not among the bus's {}",
-                        shapes.len()
-                    ))
-                })?;
+                let origin = entries.origin(origin).map_err(bad)?;
+                let fields = entries.shape(shape).map_err(bad)?;
                 let ValueSpans(values) = values;
                 if fields.names().len() != values.len() {
                     return Err(bad(format!(
@@ -309,9 +304,25 @@ pub(crate) fn passengers(
 /// A bus's dictionary as read.
 pub(crate) struct Entries {
     /// Its origins.
-    pub(crate) origins: Vec<Arc<Origin>>,
+    origins: Vec<Arc<Origin>>,
     /// Its shapes, each naming no field twice.
-    pub(crate) shapes: Vec<Arc<Shape>>,
+    shapes: Vec<Arc<Shape>>,
+}
+
+impl Entries {
+    /// Origin `index`, or why the bus lacks it.
+    pub(crate) fn origin(&self, index: usize) -> Result<&Arc<Origin>, String> {
+        let known = self.origins.len();
+        (self.origins.get(index))
+            .ok_or_else(|| format!("origin {index} is not among the bus's {known}"))
+    }
+
+    /// Shape `index`, or why the bus lacks it.
+    pub(crate) fn shape(&self, index: usize) -> Result<&Arc<Shape>, String> {
+        let known = self.shapes.len();
+        (self.shapes.get(index))
+            .ok_or_else(|| format!("shape {index} is not among the bus's {known}"))
+    }
 }
 
 /// A bus's origins, and its shapes checked to name no field twice.

@@ -37,8 +37,8 @@ impl JsonValues {
 
     /// Adds a string.
     pub fn push_str(&mut self, text: &str) {
-        // Writing a str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.text, text);
+        serde_json::to_writer(&mut self.text, text)
+            .expect("a str serializes, and a Vec takes every write");
         self.end();
     }
 
@@ -70,8 +70,8 @@ impl JsonValues {
 
     /// Adds any value.
     pub fn push_value(&mut self, value: &Value) {
-        // Serializing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.text, value);
+        serde_json::to_writer(&mut self.text, value)
+            .expect("a Value serializes (its keys are strings), and a Vec takes every write");
         self.end();
     }
 

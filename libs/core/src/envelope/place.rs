@@ -60,23 +60,24 @@ impl Place {
 
     /// The id.
     pub(crate) fn id(&self) -> &str {
-        match self {
-            Place::Named { id, .. } => id,
-            Place::Numbered { origin, n, written } => {
-                &written.get_or_init(|| Box::new(write(origin, *n))).0
-            }
-        }
+        self.text().0
     }
 
     /// The source, when known.
     pub(crate) fn source(&self) -> Option<&str> {
-        match self {
-            Place::Named { source, .. } => source.as_deref(),
-            Place::Numbered { origin, n, written } => written
-                .get_or_init(|| Box::new(write(origin, *n)))
-                .1
-                .as_deref(),
-        }
+        self.text().1
+    }
+
+    /// The id and source, written out the first time a numbered place is asked.
+    fn text(&self) -> (&str, Option<&str>) {
+        let (id, source) = match self {
+            Place::Named { id, source } => (id, source),
+            Place::Numbered { origin, n, written } => {
+                let text = written.get_or_init(|| Box::new(write(origin, *n)));
+                (&text.0, &text.1)
+            }
+        };
+        (id, source.as_deref())
     }
 
     /// The origin and number of a numbered place.
