@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Drops every passenger off; fails a bus for good while `broken` and a passenger is fragile.
 #[derive(Default)]
@@ -365,10 +366,11 @@ async fn a_replay_of_corrected_passengers_completes_the_trip_again_once() {
 }
 
 /// The harness's store, but the first `failures` puts of a trip's manifest fail (S3 answered
-/// 503).
+/// 503), or never return (`hang`: the invocation dies waiting).
 struct ManifestFails {
     inner: Arc<dyn ObjectStore>,
     failures: AtomicUsize,
+    hang: bool,
 }
 
 impl ManifestFails {
@@ -376,6 +378,16 @@ impl ManifestFails {
         Arc::new(ManifestFails {
             inner: bench.h.store.clone(),
             failures: AtomicUsize::new(failures),
+            hang: false,
+        })
+    }
+
+    /// The first put of the manifest never returns.
+    fn hanging(bench: &Bench) -> Arc<Self> {
+        Arc::new(ManifestFails {
+            inner: bench.h.store.clone(),
+            failures: AtomicUsize::new(1),
+            hang: true,
         })
     }
 }
@@ -399,6 +411,9 @@ impl ObjectStore for ManifestFails {
                     left.checked_sub(1)
                 })
                 .is_ok();
+        if manifest_fails && self.hang {
+            std::future::pending::<()>().await;
+        }
         if manifest_fails {
             return Err(PortError::retryable(key, "503 Slow Down"));
         }
@@ -463,6 +478,37 @@ async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back
     assert!(first.to_string().contains("503 Slow Down"), "{first}");
     assert!(bench.events.announced().is_empty());
     // Its next receive: the record is already there, and the completion is claimed again.
+    let again = processor
+        .process(batch, &Invocation::default())
+        .await
+        .expect("not a function error");
+    assert!(again.retry.is_empty(), "{again:?}");
+    assert_announced_once(&bench).await;
+}
+
+#[tokio::test]
+async fn a_completion_whose_bus_died_before_announcing_it_is_announced_when_that_bus_comes_back() {
+    let bench = Bench::new();
+    let processor = scripted_sink(&bench, ManifestFails::hanging(&bench)).await;
+    let (batch, _) = bench.h.receive(10);
+    // The invocation dies between its claim of the completion and the manifest, as a killed
+    // process or an invocation past its timeout does: its future is dropped where it stands.
+    let died = tokio::time::timeout(
+        Duration::from_millis(200),
+        processor.process(batch.clone(), &Invocation::default()),
+    )
+    .await;
+    assert!(
+        died.is_err(),
+        "the invocation died waiting for the manifest"
+    );
+    let claim = bench
+        .totals()
+        .await
+        .completion
+        .expect("the completion was claimed");
+    assert!(!claim.announced);
+    // Its bus comes back long before the claim is stale, and is the claimer itself.
     let again = processor
         .process(batch, &Invocation::default())
         .await

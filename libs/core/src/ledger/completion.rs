@@ -281,13 +281,17 @@ where
         .await
 }
 
-/// True when `last` was claimed for the same completion as `claim` but never announced, long
-/// enough ago that its claimer must have died.
+/// True when `last` was claimed for the same completion as `claim` but never announced, and
+/// its claimer is gone: it is this same bus back again (its invocation died or failed before
+/// announcing; a bus is redelivered only once its last invocation ended), or the claim is old
+/// enough that its claimer must have died. Either may announce a trip twice when only the
+/// claim's mark was lost: a completion is announced at least once.
 fn abandoned(last: &Completion, claim: &Completion) -> bool {
+    let stale = now_ms().saturating_sub(last.at_ms) > STALE_CLAIM.as_millis() as u64;
     !last.announced
         && last.dead_lettered == claim.dead_lettered
         && last.replayed == claim.replayed
-        && now_ms().saturating_sub(last.at_ms) > STALE_CLAIM.as_millis() as u64
+        && (last.by == claim.by || stale)
 }
 
 /// Milliseconds since the Unix epoch.
