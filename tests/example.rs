@@ -240,3 +240,24 @@ fn the_example_s_own_bus_test_passes_its_route_case_against_the_api() {
     assert!(stdout.contains("ok      colors-enriched"), "{stdout}");
     assert!(stdout.contains("1 cases: 1 passed, 0 failed"), "{stdout}");
 }
+
+/// The example's release profile is busline's: a user who copies it gets bootstraps as small,
+/// and the dependencies the example shares with busline build once in this target folder.
+#[test]
+fn the_example_builds_with_busline_s_release_profile() {
+    let release = |manifest: PathBuf| {
+        let text = std::fs::read_to_string(&manifest).expect("the manifest reads");
+        let parsed: toml::Table = text.parse().expect("the manifest parses");
+        parsed["profile"]["release"].clone()
+    };
+    let busline = release(workspace_root().join("Cargo.toml"));
+    assert_eq!(
+        release(example().join("Cargo.toml")),
+        busline,
+        "examples/enrich/Cargo.toml's [profile.release] differs from busline's"
+    );
+    let sized = busline["package"]
+        .as_table()
+        .map_or(0, |packages| packages.len());
+    assert!(sized > 40, "{sized} packages built for size");
+}
