@@ -449,12 +449,14 @@ impl Block<'_> {
             n = if i == 0 { step } else { n + step };
             let number =
                 u64::try_from(n).map_err(|_| bad(at, format!("number {n} is out of range")))?;
-            let values = names
-                .iter()
-                .zip(&mut columns)
-                .filter_map(|(name, column)| Some((name, column.next()?)))
-                .map(|(name, read)| carried_text(read, self.body, name).map_err(|why| bad(at, why)))
-                .collect::<Result<_, _>>()?;
+            // Allocated at its final size: collecting a Result grows a list by doubling, and a
+            // bus's values are most of what its passengers hold.
+            let mut values = Vec::with_capacity(names.len());
+            for (name, column) in names.iter().zip(&mut columns) {
+                if let Some(read) = column.next() {
+                    values.push(carried_text(read, self.body, name).map_err(|why| bad(at, why))?);
+                }
+            }
             let record = Shaped::new(self.shape.clone(), self.body.clone(), values);
             let place = Place::numbered(self.origin.clone(), number);
             passengers.push(Passenger::shaped(place, record));
@@ -542,6 +544,21 @@ mod tests {
         );
         let counted: Envelope<IgnoredAny> = decode_envelope(&body).expect("counts");
         assert_eq!(counted.passengers.len(), 6);
+    }
+
+    #[test]
+    fn a_block_passenger_holds_room_for_its_values_and_no_more() {
+        let shape: Vec<String> = (0..20).map(|i| format!("\"f{i}\"")).collect();
+        let columns: Vec<&str> = vec!["[1,2]"; 20];
+        let body = bus(&format!("[0,0,[1,1],[{}]]", columns.join(",")))
+            .replace(r#"[["a","b"]]"#, &format!("[[{}]]", shape.join(",")));
+        let envelope: Envelope<Passenger> = decode_envelope(&body).expect("decodes");
+        let room: Vec<Option<usize>> = envelope
+            .passengers
+            .iter()
+            .map(|p| p.shaped_record().map(|r| r.values_capacity()))
+            .collect();
+        assert_eq!(room, [Some(20), Some(20)]);
     }
 
     #[test]

@@ -285,13 +285,12 @@ pub(crate) fn passengers(
                         fields.names().len()
                     )));
                 }
-                let values = fields
-                    .names()
-                    .iter()
-                    .zip(values)
-                    .map(|(name, read)| carried_text(read, body, name).map_err(bad))
-                    .collect::<Result<_, _>>()?;
-                let record = Shaped::new(fields.clone(), body.clone(), values);
+                // At its final size (collecting a Result grows a list by doubling).
+                let mut texts = Vec::with_capacity(values.len());
+                for (name, read) in fields.names().iter().zip(values) {
+                    texts.push(carried_text(read, body, name).map_err(bad)?);
+                }
+                let record = Shaped::new(fields.clone(), body.clone(), texts);
                 Ok(Passenger::shaped(
                     Place::numbered(origin.clone(), n),
                     record,

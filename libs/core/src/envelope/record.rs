@@ -300,6 +300,12 @@ impl Shaped {
         }
     }
 
+    /// How many values its list has room for (a bus's values are most of what it holds).
+    #[cfg(test)]
+    pub(crate) fn values_capacity(&self) -> usize {
+        self.values.capacity()
+    }
+
     /// Its shape.
     pub(crate) fn shape(&self) -> &Arc<Shape> {
         &self.shape
