@@ -451,6 +451,20 @@ async fn assert_announced_once(bench: &Bench) {
     assert!(totals.completion.is_some_and(|c| c.announced));
 }
 
+/// The bus's batch received again: it succeeds whole and the trip is announced once.
+async fn comes_back_and_is_announced(
+    bench: &Bench,
+    processor: &BatchProcessor,
+    batch: Vec<Delivery>,
+) {
+    let again = processor
+        .process(batch, &Invocation::default())
+        .await
+        .expect("not a function error");
+    assert!(again.retry.is_empty(), "{again:?}");
+    assert_announced_once(bench).await;
+}
+
 #[tokio::test]
 async fn a_manifest_that_failed_twice_is_written_by_the_same_bus_without_riding_it_again() {
     let bench = Bench::new();
@@ -478,12 +492,7 @@ async fn a_manifest_that_could_not_be_written_is_written_when_its_bus_comes_back
     assert!(first.to_string().contains("503 Slow Down"), "{first}");
     assert!(bench.events.announced().is_empty());
     // Its next receive: the record is already there, and the completion is claimed again.
-    let again = processor
-        .process(batch, &Invocation::default())
-        .await
-        .expect("not a function error");
-    assert!(again.retry.is_empty(), "{again:?}");
-    assert_announced_once(&bench).await;
+    comes_back_and_is_announced(&bench, &processor, batch).await;
 }
 
 #[tokio::test]
@@ -509,12 +518,7 @@ async fn a_completion_whose_bus_died_before_announcing_it_is_announced_when_that
         .expect("the completion was claimed");
     assert!(!claim.announced);
     // Its bus comes back long before the claim is stale, and is the claimer itself.
-    let again = processor
-        .process(batch, &Invocation::default())
-        .await
-        .expect("not a function error");
-    assert!(again.retry.is_empty(), "{again:?}");
-    assert_announced_once(&bench).await;
+    comes_back_and_is_announced(&bench, &processor, batch).await;
 }
 
 /// Boards every passenger and then fails on its first bus (a source that broke half way);

@@ -6,7 +6,7 @@
 //! than passengers written one by one, and SQS bills the bytes a bus is sent as. A passenger
 //! that cannot ride compactly (see [`Dictionary`]) is written whole, as in versions 1 and 2.
 
-use super::compact::{Dictionary, ValueSpans, ValueSpansVisitor, carried_text, read_dictionary};
+use super::compact::{Dictionary, ValueSpans, ValueSpansVisitor, carried_values, read_dictionary};
 use super::record::{Shape, Shaped};
 use super::{Origin, Passenger, Place};
 use crate::error::DecodeError;
@@ -449,14 +449,10 @@ impl Block<'_> {
             n = if i == 0 { step } else { n + step };
             let number =
                 u64::try_from(n).map_err(|_| bad(at, format!("number {n} is out of range")))?;
-            // Allocated at its final size: collecting a Result grows a list by doubling, and a
-            // bus's values are most of what its passengers hold.
-            let mut values = Vec::with_capacity(names.len());
-            for (name, column) in names.iter().zip(&mut columns) {
-                if let Some(read) = column.next() {
-                    values.push(carried_text(read, self.body, name).map_err(|why| bad(at, why))?);
-                }
-            }
+            let reads = (names.iter().zip(&mut columns))
+                .filter_map(|(name, column)| Some((name, column.next()?)));
+            let values =
+                carried_values(self.body, names.len(), reads).map_err(|why| bad(at, why))?;
             let record = Shaped::new(self.shape.clone(), self.body.clone(), values);
             let place = Place::numbered(self.origin.clone(), number);
             passengers.push(Passenger::shaped(place, record));

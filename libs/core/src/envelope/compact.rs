@@ -285,12 +285,9 @@ pub(crate) fn passengers(
                         fields.names().len()
                     )));
                 }
-                // At its final size (collecting a Result grows a list by doubling).
-                let mut texts = Vec::with_capacity(values.len());
-                for (name, read) in fields.names().iter().zip(values) {
-                    texts.push(carried_text(read, body, name).map_err(bad)?);
-                }
-                let record = Shaped::new(fields.clone(), body.clone(), texts);
+                let names = fields.names();
+                let values = carried_values(body, names.len(), names.iter().zip(values));
+                let record = Shaped::new(fields.clone(), body.clone(), values.map_err(bad)?);
                 Ok(Passenger::shaped(
                     Place::numbered(origin.clone(), n),
                     record,
@@ -356,6 +353,22 @@ pub(crate) fn carried_text(read: Range<usize>, body: &str, name: &str) -> Result
     let span = Span::of(range)
         .ok_or_else(|| format!("field `{name}` lies past the first 4 GiB of its bus's body"))?;
     Ok(Text::Carried(span))
+}
+
+/// A record's values, one per `(field name, memory range)` of `reads`, as carried texts of
+/// `body` (see [`carried_text`]). The list is allocated at its final size, `fields`:
+/// collecting a `Result` grows a list by doubling, and a bus's values are most of what its
+/// passengers hold.
+pub(crate) fn carried_values<'n>(
+    body: &str,
+    fields: usize,
+    reads: impl Iterator<Item = (&'n String, Range<usize>)>,
+) -> Result<Vec<Text>, String> {
+    let mut values = Vec::with_capacity(fields);
+    for (name, read) in reads {
+        values.push(carried_text(read, body, name)?);
+    }
+    Ok(values)
 }
 
 /// Checks a carried value parses as a [`Value`] will when a stop reads it. The reader's raw
