@@ -74,7 +74,7 @@ fn a_received_message_becomes_the_delivery_a_stop_takes() {
     for delivery in [received.delivery(), received.into_delivery()] {
         assert_eq!(delivery.id, id);
         assert_eq!(delivery.receipt_handle, receipt_handle);
-        assert_eq!(delivery.body, "{\"v\":3}");
+        assert_eq!(&*delivery.body, "{\"v\":3}");
         assert_eq!(delivery.receive_count, 1);
         assert_eq!(delivery.attributes, vec![attribute.clone()]);
         assert_eq!(
@@ -82,6 +82,25 @@ fn a_received_message_becomes_the_delivery_a_stop_takes() {
             Some(std::time::UNIX_EPOCH + Duration::from_millis(sent_ms))
         );
     }
+}
+
+#[test]
+fn an_in_flight_message_s_body_is_shared_with_its_delivery_not_copied() {
+    // A batch of ten 4 MiB buses was held twice while a stop handled it: once by the queue,
+    // which keeps a message until it is deleted, once by the delivery.
+    let (_, queue, _) = queue_with_dlq(5);
+    queue.send(&message(&"x".repeat(4096))).expect("send");
+    let received = queue.receive(1, None).expect("receive").remove(0);
+    let receipt_handle = received.receipt_handle.clone();
+    let delivery = received.into_delivery();
+    assert_eq!(
+        Arc::strong_count(&delivery.body),
+        2,
+        "the queue's and the delivery's"
+    );
+    assert!(queue.delete(&receipt_handle));
+    assert_eq!(Arc::strong_count(&delivery.body), 1);
+    assert_eq!(delivery.body.len(), 4096);
 }
 
 #[test]
@@ -119,7 +138,7 @@ fn after_max_receive_count_the_next_receive_redrives_to_the_dlq() {
     assert_eq!(queue.stats().redriven, 1);
     let moved = dlq.receive(1, None).expect("receive");
     assert_eq!(
-        (moved[0].message_id.as_str(), moved[0].body.as_str()),
+        (moved[0].message_id.as_str(), &*moved[0].body),
         (id.as_str(), "poison")
     );
     assert_eq!(

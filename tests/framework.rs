@@ -488,7 +488,7 @@ fn lambda_event(
             let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
             record.message_id = Some(m.message_id.clone());
             record.receipt_handle = Some(m.receipt_handle.clone());
-            record.body = Some(m.body.clone());
+            record.body = Some(m.body.to_string());
             record.attributes = m.attributes.clone().into_iter().collect();
             record
         })

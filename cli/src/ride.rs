@@ -759,7 +759,7 @@ fn drain_dead_letters(
                 claim_check: PayloadPointer::from_body(&message.body)
                     .and_then(Result::ok)
                     .map(|p| p.s3_key),
-                body: message.body,
+                body: message.body.to_string(),
             });
         }
     }

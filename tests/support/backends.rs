@@ -124,7 +124,7 @@ impl QueueBackend for EmbeddedBackend {
                     .expect("count"),
                 message_id: m.message_id,
                 receipt: m.receipt_handle,
-                body: m.body,
+                body: m.body.to_string(),
                 attributes: m
                     .message_attributes
                     .into_iter()

@@ -153,6 +153,9 @@ impl Stop for Load {
                 continue;
             };
             let key = self.object_key(ctx.trip, &partition.path, ctx.bus);
+            // The records are in the body now. Freed before the PUT, during which the batch's
+            // next bus is read: a load holds one bus's records at a time, not one per PUT.
+            drop(partition);
             ctx.objects
                 .put(&key, body, self.config.content_type())
                 .await?;

@@ -5,6 +5,7 @@
 use crate::ports::Attribute;
 use crate::processor::BatchError;
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// One queue message, as the processor needs it.
@@ -14,8 +15,9 @@ pub struct Delivery {
     pub id: String,
     /// The receipt handle of this receive (changes the message's visibility).
     pub receipt_handle: String,
-    /// The body: an envelope, or a claim-check pointer to one.
-    pub body: String,
+    /// The body: an envelope, or a claim-check pointer to one. Shared, so a queue that keeps a
+    /// message while it is in flight (the embedded bus) hands it out without a copy.
+    pub body: Arc<str>,
     /// How many times the queue has handed this message out, this time included.
     pub receive_count: u32,
     /// When the message was first sent, if the queue said.

@@ -561,7 +561,7 @@ impl BatchProcessor {
             class: ErrorClass::Permanent,
             reason: err.to_string(),
         };
-        let body = delivery.body.as_str();
+        let body = &*delivery.body;
         if body.is_empty() {
             return Err(unreadable(DecodeError::MissingBody));
         }
@@ -666,7 +666,7 @@ impl BatchProcessor {
             body: if delivery.body.is_empty() {
                 "(no body)".into()
             } else {
-                delivery.body.clone()
+                delivery.body.to_string()
             },
             attributes,
         };

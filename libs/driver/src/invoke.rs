@@ -146,7 +146,7 @@ impl InvokedStop {
                 let mut record = SqsMessage::default();
                 record.message_id = Some(delivery.id.clone());
                 record.receipt_handle = Some(delivery.receipt_handle.clone());
-                record.body = Some(delivery.body.clone());
+                record.body = Some(delivery.body.to_string());
                 record.attributes.insert(
                     "ApproximateReceiveCount".into(),
                     delivery.receive_count.to_string(),

@@ -43,8 +43,8 @@ pub struct ReceivedMessage {
     pub message_id: String,
     /// New on every receive; only the latest one deletes.
     pub receipt_handle: String,
-    /// The body.
-    pub body: String,
+    /// The body, shared with the queue that keeps it while it is in flight.
+    pub body: Arc<str>,
     /// System attributes: ApproximateReceiveCount, SentTimestamp, ApproximateFirstReceiveTimestamp.
     pub attributes: HashMap<String, String>,
     /// Message attributes as sent.
@@ -57,8 +57,8 @@ impl ReceivedMessage {
         self.clone().into_delivery()
     }
 
-    /// The message as the batch processor takes it, its body moved rather than copied (a
-    /// batch of big buses would otherwise be held twice while it is handled).
+    /// The message as the batch processor takes it, its body shared with the queue rather than
+    /// copied (a batch of big buses would otherwise be held twice while it is handled).
     pub fn into_delivery(self) -> Delivery {
         let attribute = |name: &str| {
             self.attributes
@@ -80,7 +80,7 @@ impl ReceivedMessage {
 #[derive(Debug)]
 struct Stored {
     message_id: String,
-    body: String,
+    body: Arc<str>,
     attributes: Vec<Attribute>,
     sent_at: Duration,
     sent_epoch_ms: u64,
@@ -297,7 +297,7 @@ impl MemoryQueue {
         let message_id = format!("{}-{:08}", self.name, inner.next_seq);
         inner.insert(Stored {
             message_id: message_id.clone(),
-            body: message.body.clone(),
+            body: message.body.as_str().into(),
             attributes: message.attributes.clone(),
             sent_at: now,
             sent_epoch_ms: epoch,

@@ -58,6 +58,6 @@ pub fn delivery(record: SqsMessage) -> Delivery {
             .collect(),
         id: record.message_id.unwrap_or_default(),
         receipt_handle: record.receipt_handle.unwrap_or_default(),
-        body: record.body.unwrap_or_default(),
+        body: record.body.unwrap_or_default().into(),
     }
 }
