@@ -74,7 +74,7 @@ fn a_received_message_becomes_the_delivery_a_stop_takes() {
     for delivery in [received.delivery(), received.into_delivery()] {
         assert_eq!(delivery.id, id);
         assert_eq!(delivery.receipt_handle, receipt_handle);
-        assert_eq!(&*delivery.body, "{\"v\":3}");
+        assert_eq!(*delivery.body, "{\"v\":3}");
         assert_eq!(delivery.receive_count, 1);
         assert_eq!(delivery.attributes, vec![attribute.clone()]);
         assert_eq!(
@@ -138,7 +138,7 @@ fn after_max_receive_count_the_next_receive_redrives_to_the_dlq() {
     assert_eq!(queue.stats().redriven, 1);
     let moved = dlq.receive(1, None).expect("receive");
     assert_eq!(
-        (moved[0].message_id.as_str(), &*moved[0].body),
+        (moved[0].message_id.as_str(), moved[0].body.as_str()),
         (id.as_str(), "poison")
     );
     assert_eq!(

@@ -39,7 +39,7 @@ impl Stage {
         self.events
             .iter()
             .flatten()
-            .map(|delivery| &*delivery.body)
+            .map(|delivery| delivery.body.as_str())
             .collect()
     }
 }

@@ -16,8 +16,9 @@ pub struct Delivery {
     /// The receipt handle of this receive (changes the message's visibility).
     pub receipt_handle: String,
     /// The body: an envelope, or a claim-check pointer to one. Shared, so a queue that keeps a
-    /// message while it is in flight (the embedded bus) hands it out without a copy.
-    pub body: Arc<str>,
+    /// message while it is in flight (the embedded bus) hands it out without a copy; a `String`
+    /// inside, so a host that receives one (the Lambda event) keeps it without a copy either.
+    pub body: Arc<String>,
     /// How many times the queue has handed this message out, this time included.
     pub receive_count: u32,
     /// When the message was first sent, if the queue said.

@@ -561,7 +561,7 @@ impl BatchProcessor {
             class: ErrorClass::Permanent,
             reason: err.to_string(),
         };
-        let body = &*delivery.body;
+        let body = delivery.body.as_str();
         if body.is_empty() {
             return Err(unreadable(DecodeError::MissingBody));
         }

@@ -58,7 +58,7 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
     let failures = sqs.send_batch(&url, &messages).await.expect("sent");
     assert!(failures.is_empty(), "{failures:?}");
     let received = next.receive(10, None).expect("receive");
-    let bodies: Vec<&str> = received.iter().map(|m| &*m.body).collect();
+    let bodies: Vec<&str> = received.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["{\"v\":1}", "second"]);
     assert_eq!(received[0].message_attributes, messages[0].attributes);
     assert_eq!(received[1].message_attributes, messages[1].attributes);
@@ -80,7 +80,7 @@ async fn the_sdk_sends_to_the_embedded_queues_and_reads_and_writes_the_bucket() 
         .await
         .expect("SendMessage");
     let third = next.receive(10, None).expect("receive");
-    assert_eq!(&*third[0].body, "third");
+    assert_eq!(*third[0].body, "third");
     assert_eq!(
         third[0].message_attributes,
         [Attribute::string("busline.stop", "transform")]

@@ -44,7 +44,7 @@ pub struct ReceivedMessage {
     /// New on every receive; only the latest one deletes.
     pub receipt_handle: String,
     /// The body, shared with the queue that keeps it while it is in flight.
-    pub body: Arc<str>,
+    pub body: Arc<String>,
     /// System attributes: ApproximateReceiveCount, SentTimestamp, ApproximateFirstReceiveTimestamp.
     pub attributes: HashMap<String, String>,
     /// Message attributes as sent.
@@ -80,7 +80,7 @@ impl ReceivedMessage {
 #[derive(Debug)]
 struct Stored {
     message_id: String,
-    body: Arc<str>,
+    body: Arc<String>,
     attributes: Vec<Attribute>,
     sent_at: Duration,
     sent_epoch_ms: u64,
@@ -297,7 +297,7 @@ impl MemoryQueue {
         let message_id = format!("{}-{:08}", self.name, inner.next_seq);
         inner.insert(Stored {
             message_id: message_id.clone(),
-            body: message.body.as_str().into(),
+            body: Arc::new(message.body.clone()),
             attributes: message.attributes.clone(),
             sent_at: now,
             sent_epoch_ms: epoch,

@@ -58,6 +58,23 @@ pub fn delivery(record: SqsMessage) -> Delivery {
             .collect(),
         id: record.message_id.unwrap_or_default(),
         receipt_handle: record.receipt_handle.unwrap_or_default(),
-        body: record.body.unwrap_or_default().into(),
+        body: Arc::new(record.body.unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_s_body_becomes_the_delivery_s_without_a_copy() {
+        // A bus body is up to 1 MiB, and every record of every invocation is one.
+        let body = "x".repeat(4096);
+        let at = body.as_ptr();
+        let mut record = SqsMessage::default();
+        record.body = Some(body);
+        let delivery = delivery(record);
+        assert_eq!(delivery.body.as_ptr(), at);
+        assert_eq!(delivery.body.len(), 4096);
     }
 }
