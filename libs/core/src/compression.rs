@@ -41,8 +41,7 @@ pub fn compress_if_cheaper(body: &[u8], head: usize) -> Option<String> {
     }
     let (head, rest) = body.split_at_checked(head)?;
     let rest_frame = zstd::bulk::compress(rest, LEVEL).ok()?;
-    let frames_bound = zstd::zstd_safe::compress_bound(head.len()) + rest_frame.len();
-    let length = COMPRESSED_PREFIX.len() + frames_bound.div_ceil(3) * 4;
+    let length = sent_len(zstd::zstd_safe::compress_bound(head.len()) + rest_frame.len());
     if billed_chunks(length) >= billed_chunks(body.len()) {
         return None;
     }
@@ -54,6 +53,16 @@ pub fn compress_if_cheaper(body: &[u8], head: usize) -> Option<String> {
     let padding = length.checked_sub(compressed.len())?;
     compressed.extend(std::iter::repeat_n(' ', padding));
     Some(compressed)
+}
+
+/// About what `json` would take as a compressed body: a sample's measure of the ratio.
+pub fn compressed_len(json: &[u8]) -> Option<usize> {
+    Some(sent_len(zstd::bulk::compress(json, LEVEL).ok()?.len()))
+}
+
+/// The length of a compressed body whose zstd frames take `frames` bytes.
+fn sent_len(frames: usize) -> usize {
+    COMPRESSED_PREFIX.len() + frames.div_ceil(3) * 4
 }
 
 /// The envelope JSON of `body`: the body itself, or what a compressed body expands to.

@@ -4,10 +4,10 @@
 //! A body spanning several billed 64 KiB chunks is compressed when that takes fewer of them
 //! ([`crate::compression`]), and the budget applies to the compressed body: a bus of
 //! compressible passengers then carries several times more of them, up to a limit on its
-//! uncompressed size that bounds a stop's memory. The packer learns the ratio from the buses it
-//! compressed, so it sizes the next ones to fill the budget.
+//! uncompressed size that bounds a stop's memory. The packer measures the ratio on its first
+//! riders, and again on every bus it compressed, so it sizes each bus to fill the budget.
 
-use crate::compression::{BILLED_CHUNK, billed_chunks, compress_if_cheaper};
+use crate::compression::{BILLED_CHUNK, billed_chunks, compress_if_cheaper, compressed_len};
 use crate::envelope::compact::Dictionary;
 use crate::envelope::{Aboard, BusHeader, ENVELOPE_SUFFIX, Passenger};
 use crate::id::stable_id;
@@ -17,6 +17,11 @@ const BUS_ID_LEN: usize = 16;
 
 /// What a packed bus is aimed at, of what the budget allows: room for a misjudged ratio.
 const FILL: f64 = 0.92;
+
+/// The share of the riders aboard compressed to measure the ratio (see [`Packer::probe`]): a
+/// quarter of the default 4 MiB raw limit is 1 MiB, past which zstd's ratio on similar riders
+/// moves by a few percent.
+const PROBE_SHARE: usize = 4;
 
 /// How buses are sized and encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,11 @@ pub struct Packer {
     aboard: Aboard,
     /// The envelope size at which the bus being packed is closed.
     raw_target: usize,
+    /// Whether the compression ratio was measured (by a probe or a compressed bus).
+    measured: bool,
+    /// Bytes given to zstd so far, probes included.
+    #[cfg(test)]
+    compressed_bytes: usize,
     /// The origins and shapes compact riders refer to, and its JSON in each bus.
     dictionary: Dictionary,
     dictionary_json: String,
@@ -87,6 +97,9 @@ impl Packer {
             seq: 0,
             aboard: Aboard::default(),
             raw_target,
+            measured: false,
+            #[cfg(test)]
+            compressed_bytes: 0,
             dictionary: Dictionary::default(),
             dictionary_json: String::new(),
         }
@@ -117,10 +130,17 @@ impl Packer {
     }
 
     /// Closes the bus before the rider that just boarded when it made the bus too large, and
-    /// that rider's bus when it is too large alone.
+    /// that rider's bus when it is too large alone. The first time the riders pass the
+    /// target before the compression ratio is known, a sample of them measures it.
     fn fit_last(&mut self, out: &mut Vec<PackedBus>) {
-        if self.aboard.len() > 1 && self.raw_len() > self.raw_target {
-            self.pack_all_but_last(out);
+        if !self.measured && self.raw_len() > self.raw_target {
+            self.probe();
+        }
+        while self.aboard.len() > 1 && self.raw_len() > self.raw_target {
+            let room = self.raw_target.saturating_sub(self.overhead);
+            let fit = self.aboard.within(0, room).clamp(1, self.aboard.len() - 1);
+            self.pack_first(fit, out);
+            self.aboard.keep_from(fit);
         }
         if self.raw_len() > self.raw_target {
             self.finish(out);
@@ -134,17 +154,31 @@ impl Packer {
         self.aboard.clear();
     }
 
-    /// Packs every rider but the last, which stays aboard to start the next bus.
-    fn pack_all_but_last(&mut self, out: &mut Vec<PackedBus>) {
-        self.pack_first(self.aboard.len() - 1, out);
-        self.aboard.keep_last();
-    }
-
     /// Packs the first `riders` aboard into as many buses as the budget takes.
     fn pack_first(&mut self, riders: usize, out: &mut Vec<PackedBus>) {
         let mut first = 0;
         while first < riders {
             first += self.pack(first, riders - first, out);
+        }
+    }
+
+    /// Measures the compression ratio on the first quarter of the riders aboard, when a bus
+    /// would be compressed: sized on the ratio guessed at the start, that bus would be
+    /// compressed once too large and again smaller.
+    fn probe(&mut self) {
+        self.measured = true;
+        if self.raw_target <= self.sizing.budget {
+            return;
+        }
+        let count = self.aboard.within(0, self.raw_target / PROBE_SHARE).max(1);
+        let mut riders = Vec::with_capacity(self.aboard.size(0, count));
+        self.aboard.write(0, count, &mut riders);
+        #[cfg(test)]
+        {
+            self.compressed_bytes += riders.len();
+        }
+        if let Some(sent) = compressed_len(&riders) {
+            self.learn(sent, riders.len());
         }
     }
 
@@ -164,6 +198,10 @@ impl Packer {
         loop {
             let (json, head) = self.json(&bus, first, count);
             let raw = json.len();
+            #[cfg(test)]
+            if self.sizing.compress && billed_chunks(raw) > 1 {
+                self.compressed_bytes += raw;
+            }
             let compressed = self
                 .sizing
                 .compress
@@ -207,6 +245,7 @@ impl Packer {
 
     /// Sizes the next buses from one that compression was tried on: `sent` bytes for `raw`.
     fn learn(&mut self, sent: usize, raw: usize) {
+        self.measured = true;
         let ratio = sent as f64 / raw as f64;
         let target = (self.sizing.budget as f64 * FILL / ratio) as usize;
         self.raw_target = target.clamp(
@@ -310,6 +349,43 @@ mod tests {
             plain.len()
         );
         assert_eq!(compressed, pack_with(sizing, &riders), "deterministic");
+    }
+
+    #[test]
+    fn riders_are_compressed_about_once_the_first_bus_included() {
+        // Random hex compresses to about half as sent: a first bus packed to the raw limit on
+        // a guess would be over the budget, compressed, and compressed again smaller.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let riders: Vec<String> = (0..40_000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                serde_json::json!({"id": format!("t:{i}"), "data": {"hex": format!("{state:016x}{:016x}", state.rotate_left(29))}}).to_string()
+            })
+            .collect();
+        let budget = 256 * 1024;
+        let sizing = BusSizing {
+            budget,
+            raw_limit: 4 * budget,
+            compress: true,
+        };
+        let mut packer = Packer::new(header(), "origin", sizing);
+        let mut buses = Vec::new();
+        for rider in &riders {
+            packer.push(rider, &mut buses);
+        }
+        packer.finish(&mut buses);
+        let raw: usize = riders.iter().map(String::len).sum();
+        assert!(raw > 6 * budget, "{raw} bytes of riders");
+        assert!(
+            packer.compressed_bytes * 10 <= raw * 12,
+            "{} bytes compressed for {raw} bytes of riders",
+            packer.compressed_bytes
+        );
+        assert!(buses.iter().all(|bus| bus.body.len() <= budget));
+        let expected: Vec<String> = (0..riders.len()).map(|i| format!("t:{i}")).collect();
+        assert_eq!(ids_in(&buses), expected);
     }
 
     /// The riders of each bus and each body's length, packed under a header created at

@@ -86,30 +86,29 @@ impl Aboard {
         self.sizes.clear();
     }
 
-    /// Lets every rider off but the last, which then starts a bus of its own.
-    pub(crate) fn keep_last(&mut self) {
-        let Some(seat) = self.riders.last().copied() else {
-            return;
-        };
-        let values = self.values_of(&seat);
-        let (start, end) = match seat.block {
-            None => (seat.from, seat.to),
-            Some(_) => (self.bounds[seat.from], self.bounds[seat.to - 1]),
-        };
-        self.text.truncate(end);
-        self.text.drain(..start);
+    /// Lets the riders before `first` off; the rest start the next bus, in order.
+    pub(crate) fn keep_from(&mut self, first: usize) {
+        let kept = self.riders.split_off(first.min(self.riders.len()));
+        let text = std::mem::take(&mut self.text);
+        let bounds = std::mem::take(&mut self.bounds);
         self.riders.clear();
         self.sizes.clear();
-        match seat.block {
-            None => {
-                self.bounds.clear();
-                self.seat(None, 0, 0, self.text.len(), 0);
-            }
-            Some(block) => {
-                self.bounds.truncate(seat.to);
-                self.bounds.drain(..seat.from);
-                self.bounds.iter_mut().for_each(|bound| *bound -= start);
-                self.seat(Some(block), seat.n, 0, self.bounds.len(), values);
+        for seat in kept {
+            match seat.block {
+                None => {
+                    let from = self.text.len();
+                    self.text.extend_from_slice(&text[seat.from..seat.to]);
+                    self.seat(None, 0, from, self.text.len(), 0);
+                }
+                Some(block) => {
+                    let (start, end) = (bounds[seat.from], bounds[seat.to - 1]);
+                    let (from, base) = (self.bounds.len(), self.text.len());
+                    self.text.extend_from_slice(&text[start..end]);
+                    let rebased = bounds[seat.from..seat.to].iter().map(|b| b - start + base);
+                    self.bounds.extend(rebased);
+                    let values = self.values_of(&seat);
+                    self.seat(Some(block), seat.n, from, self.bounds.len(), values);
+                }
             }
         }
     }

@@ -128,13 +128,16 @@ impl Fields {
                 self.shape.names.len()
             ));
         }
-        let body = std::str::from_utf8(values.text()).map_err(|err| err.to_string())?;
-        let values = values
-            .spans()
-            .map(|span| Span::of(span).map(Text::Carried))
-            .collect::<Option<_>>()
-            .ok_or("the values' text is over 4 GiB")?;
-        Ok(Shaped::new(self.shape.clone(), body.into(), values))
+        let mut carried = Vec::with_capacity(values.len());
+        for span in values.spans() {
+            let span = Span::of(span).ok_or("the values' text is over 4 GiB")?;
+            carried.push(Text::Carried(span));
+        }
+        Ok(Shaped::new(
+            self.shape.clone(),
+            values.text().into(),
+            carried,
+        ))
     }
 }
 
