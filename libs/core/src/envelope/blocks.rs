@@ -189,25 +189,44 @@ impl Aboard {
             previous = Some(seat.n);
         }
         out.extend_from_slice(b"],[");
-        // One pass over the riders, each field's values into a list of its own: a pass per
-        // field would read every rider's text once per field.
+        self.write_columns(seats, out);
+        out.extend_from_slice(b"]]");
+    }
+
+    /// Writes the field lists of `seats`, `[a1,a2],[b1,b2]`, each value copied once straight
+    /// to its place: each list's length is known from the bounds, and the room for them is
+    /// filled with commas first, so only brackets and values are written over it.
+    fn write_columns(&self, seats: &[Seat], out: &mut Vec<u8>) {
         let fields = seats.first().map_or(0, |seat| self.values_of(seat));
-        let mut columns = vec![Vec::new(); fields];
+        // Each list takes its values, a comma or bracket before each, and a closing bracket.
+        let mut lengths = vec![1; fields];
         for seat in seats {
             let bounds = &self.bounds[seat.from..seat.to];
-            for (column, ends) in columns.iter_mut().zip(bounds.windows(2)) {
-                column.push(if column.is_empty() { b'[' } else { b',' });
-                column.extend_from_slice(&self.text[ends[0]..ends[1]]);
+            for (length, ends) in lengths.iter_mut().zip(bounds.windows(2)) {
+                *length += ends[1] - ends[0] + 1;
             }
         }
-        for (field, column) in columns.iter().enumerate() {
-            if field > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(column);
-            out.push(b']');
+        let start = out.len();
+        let mut cursors = Vec::with_capacity(fields);
+        let mut at = start;
+        for length in &lengths {
+            cursors.push(at);
+            at += length + 1;
         }
-        out.extend_from_slice(b"]]");
+        out.resize(at.saturating_sub(1).max(start), b',');
+        for (cursor, length) in cursors.iter().zip(&lengths) {
+            out[*cursor] = b'[';
+            out[cursor + length - 1] = b']';
+        }
+        for seat in seats {
+            let bounds = &self.bounds[seat.from..seat.to];
+            for (cursor, ends) in cursors.iter_mut().zip(bounds.windows(2)) {
+                let value = &self.text[ends[0]..ends[1]];
+                *cursor += 1;
+                out[*cursor..*cursor + value.len()].copy_from_slice(value);
+                *cursor += value.len();
+            }
+        }
     }
 
     /// Seats a rider: a whole one's JSON at `text[from..to]`, or a compact one's `values`

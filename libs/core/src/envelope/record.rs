@@ -321,9 +321,35 @@ impl Shaped {
         text: &mut Vec<u8>,
         ends: &mut Vec<usize>,
     ) -> serde_json::Result<()> {
+        // Carried values side by side in the body (as a reader writes a record's) are copied
+        // in one piece: `run` is the part of the body not copied yet.
+        let mut run: Option<Range<usize>> = None;
         for value in &self.values {
-            self.write_value(value, text)?;
-            ends.push(text.len());
+            match value {
+                Text::Carried(span) => {
+                    let range = span.range();
+                    let joined = match run.take() {
+                        Some(run) if run.end == range.start => run.start..range.end,
+                        Some(run) => {
+                            text.extend_from_slice(self.body[run].as_bytes());
+                            range
+                        }
+                        None => range,
+                    };
+                    ends.push(text.len() + joined.len());
+                    run = Some(joined);
+                }
+                Text::Value(value) => {
+                    if let Some(run) = run.take() {
+                        text.extend_from_slice(self.body[run].as_bytes());
+                    }
+                    serde_json::to_writer(&mut *text, value)?;
+                    ends.push(text.len());
+                }
+            }
+        }
+        if let Some(run) = run {
+            text.extend_from_slice(self.body[run].as_bytes());
         }
         Ok(())
     }
