@@ -115,8 +115,21 @@ fn expand_stream(frame: &[u8]) -> Result<String, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `len` pseudo-random bytes (xorshift), the same on every run: what zstd cannot shrink.
+    pub(crate) fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 56) as u8
+            })
+            .collect()
+    }
 
     fn similar_json(bytes: usize) -> String {
         let mut body = String::from("[");
@@ -148,17 +161,8 @@ mod tests {
             None
         );
         // Base64 of random bytes: zstd saves nothing on it.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let noise: Vec<u8> = (0..200_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 56) as u8
-            })
-            .collect();
         assert_eq!(
-            compress_if_cheaper(STANDARD.encode(noise).as_bytes(), 0),
+            compress_if_cheaper(STANDARD.encode(noise(200_000)).as_bytes(), 0),
             None
         );
     }

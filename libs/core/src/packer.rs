@@ -355,13 +355,13 @@ mod tests {
     fn riders_are_compressed_about_once_the_first_bus_included() {
         // Random hex compresses to about half as sent: a first bus packed to the raw limit on
         // a guess would be over the budget, compressed, and compressed again smaller.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let riders: Vec<String> = (0..40_000)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                serde_json::json!({"id": format!("t:{i}"), "data": {"hex": format!("{state:016x}{:016x}", state.rotate_left(29))}}).to_string()
+        let noise = crate::compression::tests::noise(40_000 * 16);
+        let riders: Vec<String> = noise
+            .chunks(16)
+            .enumerate()
+            .map(|(i, bytes)| {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                serde_json::json!({"id": format!("t:{i}"), "data": {"hex": hex}}).to_string()
             })
             .collect();
         let budget = 256 * 1024;

@@ -213,7 +213,9 @@ impl Aboard {
             cursors.push(at);
             at += length + 1;
         }
-        out.resize(at.saturating_sub(1).max(start), b',');
+        // The lists and a comma between each two.
+        let end = start + lengths.iter().sum::<usize>() + fields.saturating_sub(1);
+        out.resize(end, b',');
         for (cursor, length) in cursors.iter().zip(&lengths) {
             out[*cursor] = b'[';
             out[cursor + length - 1] = b']';

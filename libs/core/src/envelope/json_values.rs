@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::fmt::Write;
 use std::ops::Range;
 
 /// The values of one record as JSON text, in order; cleared and reused from record to record.
@@ -12,8 +13,6 @@ pub struct JsonValues {
     /// A `String`, so a record takes it as text without checking its UTF-8 again.
     text: String,
     ends: Vec<usize>,
-    /// Where serde_json writes a value, which `text` then takes.
-    scratch: Vec<u8>,
 }
 
 impl JsonValues {
@@ -47,7 +46,7 @@ impl JsonValues {
             self.text.push('"');
             return self.end();
         }
-        self.push_serialized(text);
+        self.push_value(&Value::from(text));
     }
 
     /// Adds `null`.
@@ -78,7 +77,9 @@ impl JsonValues {
 
     /// Adds any value.
     pub fn push_value(&mut self, value: &Value) {
-        self.push_serialized(value);
+        // `Value`'s `Display` is serde_json's compact JSON, written straight into the text.
+        write!(self.text, "{value}").expect("a Value serializes (its keys are strings)");
+        self.end();
     }
 
     /// The text of all the values, one after another.
@@ -95,16 +96,6 @@ impl JsonValues {
     }
 
     fn push_json(&mut self, json: &str) {
-        self.text.push_str(json);
-        self.end();
-    }
-
-    fn push_serialized(&mut self, value: &(impl serde::Serialize + ?Sized)) {
-        self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, value).expect(
-            "a str or Value serializes (its keys are strings), and a Vec takes every write",
-        );
-        let json = std::str::from_utf8(&self.scratch).expect("serde_json writes UTF-8");
         self.text.push_str(json);
         self.end();
     }
