@@ -55,6 +55,9 @@ struct PeerReport {
     peer_records_per_sec: f64,
     /// The stop's rate over the peer's.
     ratio: f64,
+    /// The wire codec's rate alone (see `bus bench`) over the peer's: the most the stop's
+    /// ratio could be while its buses are compressed. `None` when none was.
+    codec_ratio: Option<f64>,
     peer: peer::PeerResult,
 }
 
@@ -101,6 +104,9 @@ fn main() -> Result<()> {
         passengers_per_sec: mine.passengers_per_sec,
         peer_records_per_sec,
         ratio: mine.passengers_per_sec / peer_records_per_sec,
+        codec_ratio: mine
+            .codec_passengers_per_sec
+            .map(|codec| codec / peer_records_per_sec),
         peer,
     };
     if args.json {
@@ -115,6 +121,12 @@ fn main() -> Result<()> {
             result.ratio,
             result.passengers_per_sec
         );
+        if let Some(codec) = result.codec_ratio {
+            println!(
+                "peer: zstd alone (expanding {stop}'s buses and compressing what it sends) runs {codec:.0}x the peer's records/s, the most {stop} could reach while its buses are compressed",
+                stop = result.stop
+            );
+        }
     }
     Ok(())
 }

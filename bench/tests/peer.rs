@@ -45,4 +45,9 @@ fn the_peer_runs_the_transform_records_one_per_message() {
     assert_eq!(report["peer"]["records"], 3000, "{report}");
     assert_eq!(report["peer"]["failures"], 0, "{report}");
     assert!(report["ratio"].as_f64().expect("ratio") > 0.0, "{report}");
+    // 3000 records make one bus of several 64 KiB chunks, sent compressed.
+    assert!(
+        report["codec_ratio"].as_f64().expect("codec ratio") > 0.0,
+        "{report}"
+    );
 }

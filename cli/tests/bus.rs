@@ -474,6 +474,16 @@ fn bench_counts_add_up_across_the_route() {
             ["serde_json", "simd-json"].contains(&parser),
             "{stop}: {parser}"
         );
+        // 2500 records a file make buses of several 64 KiB chunks: each stop expands or
+        // compresses some (extract sends them, transform reads and sends, load reads).
+        let codec = by_stop(stop)["codec_passengers_per_sec"].as_f64();
+        assert!(codec.is_some_and(|n| n > 0.0), "{stop}: {codec:?}");
+        // The same ceiling time with the codec's added to it.
+        let ratio = |key: &str| by_stop(stop)[key].as_f64().expect("ratio");
+        assert!(
+            ratio("ceiling_with_codec_ratio") > ratio("ceiling_ratio"),
+            "{stop}"
+        );
     }
     // Extract reads the two tickets in two invocations (BatchSize 1).
     assert_eq!(by_stop("extract")["invocations"], 2);
@@ -494,6 +504,15 @@ fn bench_counts_add_up_across_the_route() {
         .expect("units");
     assert!(units > 0 && units.is_multiple_of(6), "{units}");
     assert!(cost["ledger"].as_f64().expect("dollars") > 0.0);
+}
+
+#[test]
+fn bench_times_no_codec_when_buses_go_uncompressed() {
+    let report = bench_report(&["--parameter", "BusCompression=off"]);
+    for stop in report["stops"].as_array().expect("stops") {
+        assert!(stop["codec_passengers_per_sec"].is_null(), "{stop}");
+        assert!(stop["ceiling_with_codec_ratio"].is_null(), "{stop}");
+    }
 }
 
 #[test]

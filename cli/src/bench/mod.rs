@@ -1,10 +1,11 @@
 //! `bus bench`: each stop of the route, in process, on generated data: throughput against the
-//! serde_json round-trip ceiling of the same bytes, SQS calls and billed requests per 10,000
-//! records, and what a million records would cost on AWS.
+//! serde_json round-trip ceiling of the same bytes and against the wire codec alone, SQS calls
+//! and billed requests per 10,000 records, and what a million records would cost on AWS.
 //!
 //! Stops run one after another: a first pass keeps each stop's buses to feed the next stop,
 //! then each stop is timed on those same SQS events with a sink that only counts.
 
+mod codec;
 pub mod cost;
 pub mod prepare;
 pub mod sinks;
@@ -68,6 +69,13 @@ pub struct StopBench {
     pub ceiling_parser: &'static str,
     /// `mb_per_sec` over the ceiling's, on the bus bytes.
     pub ceiling_ratio: f64,
+    /// Passengers per second of the wire codec alone (expanding the compressed buses the stop
+    /// reads, compressing those it sends): what the stop could reach if it did nothing else.
+    /// `None` when it read and sent no compressed bus.
+    pub codec_passengers_per_sec: Option<f64>,
+    /// `ceiling_ratio` against the ceiling plus the codec: a JSON stop that reads and sends the
+    /// same compressed buses. `None` with no codec.
+    pub ceiling_with_codec_ratio: Option<f64>,
     /// SQS API calls (receive, delete, send) per 10,000 generated records.
     pub sqs_calls_per_10k: f64,
     /// SQS billed requests (64 KiB chunks) per 10,000 generated records.
@@ -123,6 +131,9 @@ pub enum BenchError {
     /// A compressed bus body did not expand.
     #[error("ceiling: {0}")]
     Expand(#[from] busline_core::error::DecodeError),
+    /// The codec pass could not repeat a stop's compression.
+    #[error("codec: {0}")]
+    Codec(String),
     /// A stop failed where the benchmark expects success.
     #[error("stop {stop}: {message}")]
     Stop {
@@ -206,6 +217,8 @@ async fn bench_depot(
         ceiling_mb_per_sec: 0.0,
         ceiling_parser: "-",
         ceiling_ratio: 0.0,
+        codec_passengers_per_sec: None,
+        ceiling_with_codec_ratio: None,
         sqs_calls_per_10k: per_10k(sent.calls, options),
         sqs_billed_per_10k: per_10k(sent.billed, options),
     })
@@ -255,6 +268,7 @@ async fn bench_stage(
         inputs.clone()
     };
     let ceiling = ceiling(&bodies, rounds)?;
+    let codec = codec::codec_time(&stage.bodies(), &prepared.output_of(index), rounds)?;
     let bus_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
     let input_bytes: u64 = inputs.iter().map(|b| b.len() as u64).sum();
     let object_bytes = if stage.reads_objects {
@@ -293,6 +307,8 @@ async fn bench_stage(
         ceiling_mb_per_sec,
         ceiling_parser: ceiling.parser,
         ceiling_ratio: bus_bytes as f64 / 1e6 / secs / ceiling_mb_per_sec,
+        codec_passengers_per_sec: codec.map(|time| stage.passengers as f64 / time.as_secs_f64()),
+        ceiling_with_codec_ratio: codec.map(|time| (ceiling.time + time).as_secs_f64() / secs),
         sqs_calls_per_10k: per_10k(calls, options),
         sqs_billed_per_10k: per_10k(billed, options),
     })

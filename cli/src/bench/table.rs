@@ -1,6 +1,6 @@
 //! The table `bus bench` prints.
 
-use super::BenchReport;
+use super::{BenchReport, StopBench};
 use std::fmt::Write;
 
 /// One line per stop, then usage and cost per million records with the prices used.
@@ -49,16 +49,24 @@ pub(super) fn render(report: &BenchReport) -> String {
             stop.sqs_billed_per_10k,
         );
     }
-    let parsers: Vec<&str> = report
-        .stops
-        .iter()
-        .skip(1)
-        .map(|s| s.ceiling_parser)
-        .collect();
     let _ = writeln!(
         out,
         "ceiling: the faster of serde_json and simd-json parsing and serializing the same envelope JSON, per stop: {}",
-        parsers.join(", ")
+        per_stop(report, |s| s.ceiling_parser.to_owned())
+    );
+    let _ = writeln!(
+        out,
+        "codec: zstd alone (expanding the buses a stop reads, compressing those it sends), passengers/s per stop: {}",
+        per_stop(report, |s| s
+            .codec_passengers_per_sec
+            .map_or("-".into(), |n| format!("{n:.0}")))
+    );
+    let _ = writeln!(
+        out,
+        "ratio to the ceiling plus the codec (a JSON stop reading and sending the same compressed buses), per stop: {}",
+        per_stop(report, |s| s
+            .ceiling_with_codec_ratio
+            .map_or("-".into(), |r| format!("{:.0}%", r * 100.0)))
     );
     let usage = &report.usage;
     let cost = &report.cost_per_million;
@@ -97,4 +105,10 @@ pub(super) fn render(report: &BenchReport) -> String {
         "handler time is in process: a deployed stop adds its SQS and S3 round trips to its duration"
     );
     out
+}
+
+/// `show` of each stop after the depot, in riding order, joined by commas.
+fn per_stop(report: &BenchReport, show: impl Fn(&StopBench) -> String) -> String {
+    let shown: Vec<String> = report.stops.iter().skip(1).map(show).collect();
+    shown.join(", ")
 }
