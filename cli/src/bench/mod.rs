@@ -261,14 +261,15 @@ async fn bench_stage(
     }
     // The ceiling runs on the buses' envelope JSON (compressed bodies expanded): what the stop
     // reads, or for a source reader (whose input is CSV) what it writes.
-    let inputs = expanded(&stage.bodies())?;
+    let (received, forwarded) = (stage.bodies(), prepared.output_of(index));
+    let inputs = expanded(&received)?;
     let bodies = if stage.reads_objects {
-        expanded(&prepared.output_of(index))?
+        expanded(&forwarded)?
     } else {
         inputs.clone()
     };
     let ceiling = ceiling(&bodies, rounds)?;
-    let codec = codec::codec_time(&stage.bodies(), &prepared.output_of(index), rounds)?;
+    let codec = codec::codec_time(&received, &forwarded, rounds)?;
     let bus_bytes: u64 = bodies.iter().map(|b| b.len() as u64).sum();
     let input_bytes: u64 = inputs.iter().map(|b| b.len() as u64).sum();
     let object_bytes = if stage.reads_objects {

@@ -55,6 +55,15 @@ pub fn compress_if_cheaper(body: &[u8], head: usize) -> Option<String> {
     Some(compressed)
 }
 
+/// The length of the header a compressed body carries in a frame of its own (see
+/// [`compress_if_cheaper`]): what its first zstd frame records it expands to. `None` for a
+/// body that is not compressed, or whose first frame records no size.
+pub fn head_len(body: &str) -> Option<usize> {
+    let encoded = body.strip_prefix(COMPRESSED_PREFIX)?;
+    let frames = STANDARD.decode(encoded.trim_end()).ok()?;
+    usize::try_from(zstd::zstd_safe::get_frame_content_size(&frames).ok()??).ok()
+}
+
 /// About what `json` would take as a compressed body: a sample's measure of the ratio.
 pub fn compressed_len(json: &[u8]) -> Option<usize> {
     Some(sent_len(zstd::bulk::compress(json, LEVEL).ok()?.len()))
@@ -152,6 +161,8 @@ pub(crate) mod tests {
         assert!(billed_chunks(compressed.len()) < billed_chunks(body.len()));
         assert_eq!(expand(&compressed).expect("expands"), body);
         assert_eq!(expand(&body).expect("as is"), body);
+        assert_eq!(head_len(&compressed), Some(40));
+        assert_eq!(head_len(&body), None);
     }
 
     #[test]

@@ -198,21 +198,19 @@ impl Packer {
         loop {
             let (json, head) = self.json(&bus, first, count);
             let raw = json.len();
+            // compress_if_cheaper gives up on a body of one chunk before it calls zstd.
+            let tried = self.sizing.compress && billed_chunks(raw) > 1;
             #[cfg(test)]
-            if self.sizing.compress && billed_chunks(raw) > 1 {
+            if tried {
                 self.compressed_bytes += raw;
             }
-            let compressed = self
-                .sizing
-                .compress
-                .then(|| compress_if_cheaper(&json, head))
-                .flatten();
+            let compressed = tried.then(|| compress_if_cheaper(&json, head)).flatten();
             let body = compressed.unwrap_or_else(|| {
                 String::from_utf8(json)
                     .expect("a bus is written from str slices and serde_json's output: UTF-8")
             });
             if body.len() <= self.sizing.budget || count == 1 {
-                if self.sizing.compress && billed_chunks(raw) > 1 {
+                if tried {
                     self.learn(body.len(), raw);
                 }
                 self.seq += 1;

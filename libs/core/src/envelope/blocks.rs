@@ -86,30 +86,42 @@ impl Aboard {
         self.sizes.clear();
     }
 
-    /// Lets the riders before `first` off; the rest start the next bus, in order.
+    /// Lets the riders before `first` off; the rest start the next bus, in order, their text
+    /// and bounds moved to the front of the buffers they are in (which keep their room).
     pub(crate) fn keep_from(&mut self, first: usize) {
         let kept = self.riders.split_off(first.min(self.riders.len()));
-        let text = std::mem::take(&mut self.text);
-        let bounds = std::mem::take(&mut self.bounds);
+        // The kept riders' text begins with the first one's; their bounds with the first
+        // compact one's (a whole rider has none).
+        let text_start = kept
+            .first()
+            .map_or(self.text.len(), |seat| match seat.block {
+                None => seat.from,
+                Some(_) => self.bounds[seat.from],
+            });
+        let bounds_start = kept
+            .iter()
+            .find(|seat| seat.block.is_some())
+            .map_or(self.bounds.len(), |seat| seat.from);
+        self.text.drain(..text_start);
+        self.bounds.drain(..bounds_start);
+        self.bounds
+            .iter_mut()
+            .for_each(|bound| *bound -= text_start);
         self.riders.clear();
         self.sizes.clear();
         for seat in kept {
-            match seat.block {
-                None => {
-                    let from = self.text.len();
-                    self.text.extend_from_slice(&text[seat.from..seat.to]);
-                    self.seat(None, 0, from, self.text.len(), 0);
-                }
-                Some(block) => {
-                    let (start, end) = (bounds[seat.from], bounds[seat.to - 1]);
-                    let (from, base) = (self.bounds.len(), self.text.len());
-                    self.text.extend_from_slice(&text[start..end]);
-                    let rebased = bounds[seat.from..seat.to].iter().map(|b| b - start + base);
-                    self.bounds.extend(rebased);
-                    let values = self.values_of(&seat);
-                    self.seat(Some(block), seat.n, from, self.bounds.len(), values);
-                }
-            }
+            let values = self.values_of(&seat);
+            let start = match seat.block {
+                None => text_start,
+                Some(_) => bounds_start,
+            };
+            self.seat(
+                seat.block,
+                seat.n,
+                seat.from - start,
+                seat.to - start,
+                values,
+            );
         }
     }
 
